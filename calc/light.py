@@ -1,0 +1,304 @@
+"""Light stage: a :class:`~calc.heavy.Base` plus slider parameters -> managers, customers, totals.
+
+DOMAIN.md sections 1, 4 (manager balances), 5, 6 and 7. Never reads account rows: it works on
+customers (one row each) and assignments (one row per customer-manager pair) with numpy, so a
+slider move on the sample bank costs about a millisecond.
+
+Rules chosen where DOMAIN.md is silent (also in docs/RULES.md):
+
+- Ranking compares pay rounded to 0.000001 yuan, so float noise never splits a tie.
+- Blank coefficients of a customer whose blank roles all weigh 0 get 0 (all unattributed).
+- Computed KPI codes always use the computed value; an uploaded value with the same code is ignored.
+- ``npl_ratio`` is attributed NPL balance / attributed loan balance, 0 without loans.
+- The points method shares nothing when no manager has positive points; the pool then stays
+  undistributed and the totals show it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from calc.heavy import CUSTOMER_MEASURES, Base
+from calc.scenario import PAY_LINES, ROLES, Scenario
+from calc.segments import customer_segments
+
+__all__ = ["Result", "coefficients", "manager_measures", "score_kpis", "grade_of", "rank_desc", "evaluate",
+           "COMPUTED_KPIS", "GRADE_ORDER"]
+
+GRADE_ORDER = ("senior", "advanced", "manager", "assistant", "unrated")
+COMPUTED_KPIS = ("deposit_avg", "deposit_increase", "loan_avg", "loan_increase", "asset_contribution",
+                 "liability_contribution", "intermediate_contribution", "risk_contribution", "total_contribution",
+                 "new_customers", "cross_sell", "npl_ratio", "customers")
+_M = {m: i for i, m in enumerate(CUSTOMER_MEASURES)}
+
+
+@dataclass(frozen=True)
+class Result:
+    """One scenario's results.
+
+    Attributes
+    ----------
+    managers : DataFrame
+        One row per manager: ids, ``asset`` ... ``risk``, ``total`` (attributed contribution,
+        yuan), ``deposit_avg``, ``deposit_increase``, ``loan_avg`` (yuan), ``pay_raw``, ``pay``,
+        ``points_pay`` (yuan), ``score`` (points), per-perspective scores, ``grade``, ``rank``,
+        ``branch_rank``, ``customers`` (sum of coefficients).
+    customers : DataFrame
+        One row per customer: contribution per line, ``coef_sum``, ``attributed``,
+        ``unattributed`` (yuan), ``tier``, ``relationship_level``, ``ltv``, ``ltv_net`` ...
+    kpi : DataFrame
+        Long: ``manager_id``, ``kpi``, ``perspective``, ``kind``, ``weight``, ``actual``,
+        ``target``, ``target_source`` (``targets`` or ``mean``), ``points``.
+    assignments : DataFrame
+        Assignments with ``coefficient_used`` and ``coefficient_source`` (given / derived).
+    totals : dict
+        ``contribution``, ``attributed``, ``unattributed``, ``pay``, ``points_pay``, ``pool``,
+        ``pool_undistributed`` and per-line ``contribution_<line>`` / ``unattributed_<line>``.
+    whale : dict
+        Pareto figures: ``top20_share``, ``bottom30_share``, ``n``.
+    """
+
+    managers: pd.DataFrame
+    customers: pd.DataFrame
+    kpi: pd.DataFrame
+    assignments: pd.DataFrame
+    totals: dict
+    whale: dict
+
+
+def coefficients(base: Base, role_weight: dict, stock_factor: float, overrides: dict | None = None):
+    """Coefficient used for every assignment row (DOMAIN 5).
+
+    Parameters
+    ----------
+    base : Base
+    role_weight : dict
+        ``primary``, ``secondary``, ``support`` weights (>= 0).
+    stock_factor : float
+        Multiplies derived coefficients of customers that are not new (0..1).
+    overrides : dict, optional
+        ``{(customer_id, manager_id): coefficient}``: given coefficients set in the app; they
+        replace the uploaded value (given or blank) for that pair.
+
+    Returns
+    -------
+    tuple of (ndarray, ndarray)
+        Coefficients (float, one per assignment row) and a bool array, True where given.
+    """
+    asg = base.assignments
+    given = asg["coefficient"].to_numpy(dtype=float).copy()
+    if overrides:
+        keys = list(zip(asg["customer_id"], asg["manager_id"]))
+        for i, k in enumerate(keys):
+            if k in overrides:
+                given[i] = float(overrides[k])
+    is_given = ~np.isnan(given)
+    cust = asg["cust_idx"].to_numpy()
+    n_cust = len(base.customers)
+    weights = np.array([float(role_weight[r]) for r in ROLES])
+    role_idx = pd.Categorical(asg["role"], categories=ROLES).codes
+    w = np.where(is_given, 0.0, weights[role_idx])
+    given_sum = np.bincount(cust, weights=np.where(is_given, given, 0.0), minlength=n_cust)
+    blank_w = np.bincount(cust, weights=w, minlength=n_cust)
+    left = np.clip(1.0 - given_sum, 0.0, None)[cust]
+    denom = blank_w[cust]
+    share = np.divide(w, denom, out=np.zeros_like(w), where=denom > 0)
+    is_new = base.customers["is_new"].to_numpy(dtype=bool)[cust]
+    derived = left * share * np.where(is_new, 1.0, stock_factor)
+    return np.where(is_given, given, derived), is_given
+
+
+def manager_measures(base: Base, coef: np.ndarray) -> pd.DataFrame:
+    """Attributed contribution and balances per manager: ``sum over customers of c * X``.
+
+    Returns
+    -------
+    DataFrame
+        One row per manager (same order as ``base.managers``) with every computed KPI and the
+        four line contributions, in yuan (counts for ``new_customers``, ``cross_sell``).
+    """
+    n_mgr = len(base.managers)
+    mgr = base.assignments["mgr_idx"].to_numpy()
+    cust = base.assignments["cust_idx"].to_numpy()
+    X = base.measure_matrix()[cust] if len(cust) else np.zeros((0, len(CUSTOMER_MEASURES)))
+
+    def attributed(measure: str) -> np.ndarray:
+        return np.bincount(mgr, weights=coef * X[:, _M[measure]], minlength=n_mgr) if len(mgr) else np.zeros(n_mgr)
+
+    out = base.managers.copy()
+    for line in PAY_LINES:
+        out[line] = attributed(line)
+    out["total"] = out[list(PAY_LINES)].sum(axis=1)
+    c_sum = np.bincount(mgr, weights=coef, minlength=n_mgr) if len(mgr) else np.zeros(n_mgr)
+    out["deposit_avg"] = attributed("liability_avg")
+    out["deposit_increase"] = attributed("liability_increase")
+    out["loan_avg"] = attributed("asset_avg")
+    out["loan_increase"] = attributed("asset_increase")
+    npl = attributed("npl_balance")
+    prods = attributed("products")
+    out["asset_contribution"] = out["asset"]
+    out["liability_contribution"] = out["liability"]
+    out["intermediate_contribution"] = out["intermediate"]
+    out["risk_contribution"] = out["risk"]
+    out["total_contribution"] = out["total"]
+    out["new_customers"] = attributed("new")
+    out["cross_sell"] = np.divide(prods, c_sum, out=np.zeros(n_mgr), where=c_sum > 0)
+    loans = out["loan_avg"].to_numpy()
+    out["npl_ratio"] = np.divide(npl, loans, out=np.zeros(n_mgr), where=loans > 0)
+    out["customers"] = c_sum
+    return out
+
+
+def score_kpis(measures: pd.DataFrame, base: Base, kpis) -> pd.DataFrame:
+    """Points per manager and KPI (DOMAIN 6).
+
+    Parameters
+    ----------
+    measures : DataFrame
+        From :func:`manager_measures` (one row per manager).
+    base : Base
+        For uploaded KPI values and targets.
+    kpis : sequence of KpiDef
+
+    Returns
+    -------
+    DataFrame
+        Long table, one row per (manager, KPI): ``actual``, ``target``, ``target_source``,
+        ``points``.
+    """
+    ids = measures["manager_id"]
+    frames = []
+    for k in kpis:
+        if k.code in COMPUTED_KPIS:
+            actual = measures[k.code].to_numpy(dtype=float)
+        elif k.code in base.kpis.columns:
+            actual = ids.map(base.kpis[k.code]).to_numpy(dtype=float)
+            actual = np.nan_to_num(actual, nan=0.0)
+        else:
+            actual = np.zeros(len(ids))
+        if k.code in base.targets.columns:
+            given = ids.map(base.targets[k.code]).to_numpy(dtype=float)
+        else:
+            given = np.full(len(ids), np.nan)
+        mean = float(actual.mean()) if len(actual) else 0.0
+        target = np.where(np.isnan(given), mean, given)
+        source = np.where(np.isnan(given), "mean", "targets")
+        w, cap = float(k.weight), float(k.cap)
+        if k.kind == "deduction":
+            points = -w * actual
+        elif k.kind == "ratio":
+            ratio = np.divide(actual, target, out=np.zeros_like(actual), where=target > 0)
+            points = np.where(target > 0, w * np.clip(ratio, 0.0, cap), np.where(actual >= target, w, 0.0))
+        else:  # inverse
+            ratio = np.divide(target, actual, out=np.full_like(actual, cap), where=actual > 0)
+            scored = np.where(actual <= 0, w * cap, w * np.clip(ratio, 0.0, cap))
+            points = np.where(target > 0, scored, np.where(actual <= target, w, 0.0))
+        frames.append(pd.DataFrame({
+            "manager_id": ids.to_numpy(), "kpi": k.code, "perspective": k.perspective, "kind": k.kind,
+            "weight": w, "cap": cap, "actual": actual, "target": target, "target_source": source, "points": points,
+        }))
+    if not frames:
+        return pd.DataFrame(columns=["manager_id", "kpi", "perspective", "kind", "weight", "cap", "actual",
+                                     "target", "target_source", "points"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def grade_of(score: np.ndarray, grades: dict) -> np.ndarray:
+    """Grade name per score: ``senior`` >= grades['senior'], ..., else ``unrated``."""
+    score = np.asarray(score, dtype=float)
+    out = np.full(score.shape, "unrated", dtype=object)
+    for g in reversed(GRADE_ORDER[:-1]):  # lowest bound first, higher grades overwrite
+        out[score >= grades[g]] = g
+    return out
+
+
+def rank_desc(values, groups=None) -> np.ndarray:
+    """Rank descending; ties share the lower rank number (1, 2, 2, 4). Compares to 1e-6."""
+    s = pd.Series(np.round(np.asarray(values, dtype=float), 6))
+    if groups is None:
+        return s.rank(method="min", ascending=False).to_numpy(dtype=np.int64)
+    return s.groupby(np.asarray(groups)).rank(method="min", ascending=False).to_numpy(dtype=np.int64)
+
+
+def evaluate(base: Base, scenario: Scenario, overrides: dict | None = None) -> Result:
+    """Run the light stage for one scenario.
+
+    Parameters
+    ----------
+    base : Base
+        From :func:`calc.heavy.build_base` with the same account-level parameters.
+    scenario : Scenario
+    overrides : dict, optional
+        Per-pair given coefficients, see :func:`coefficients`.
+
+    Returns
+    -------
+    Result
+
+    Raises
+    ------
+    ValueError
+        When ``base`` was built with other account-level parameters than ``scenario``'s.
+    """
+    if base.account_key != scenario.account_key():
+        raise ValueError("the heavy stage was computed with other account-level parameters "
+                         "(days, day basis, tax, costs, capital); rebuild it for this scenario")
+    coef, is_given = coefficients(base, scenario.role_weight, scenario.stock_factor, overrides)
+    m = manager_measures(base, coef)
+
+    f = scenario.pay_factor
+    m["pay_raw"] = sum(f[line] * m[line] for line in PAY_LINES)
+    m["pay"] = m["pay_raw"].clip(lower=0.0) if scenario.floor_at_zero else m["pay_raw"]
+    positive = m["pay_raw"].clip(lower=0.0)
+    denom = float(positive.sum())
+    m["points"] = m["pay_raw"]
+    m["points_pay"] = scenario.pool * positive / denom if denom > 0 else 0.0
+
+    kpi = score_kpis(m, base, scenario.kpi)
+    n = len(m)
+    score = np.zeros(n)
+    for persp in ("financial", "customer", "internal", "learning"):
+        part = kpi[kpi["perspective"] == persp]
+        col = np.zeros(n)
+        if len(part):
+            per = part.groupby("manager_id", sort=False)["points"].sum()
+            col = m["manager_id"].map(per).fillna(0.0).to_numpy(dtype=float)
+        m[f"score_{persp}"] = col
+        score += col
+    m["score"] = score
+    m["grade"] = grade_of(score, scenario.grades)
+    rank_on = m["points_pay"] if scenario.pay_method == "points" else m["pay"]
+    m["rank"] = rank_desc(rank_on)
+    m["branch_rank"] = rank_desc(rank_on, m["branch"])
+
+    cust = base.customers.copy()
+    c_sum = np.bincount(base.assignments["cust_idx"].to_numpy(), weights=coef, minlength=len(cust)) \
+        if len(coef) else np.zeros(len(cust))
+    cust["coef_sum"] = c_sum
+    cust["attributed"] = c_sum * cust["total"]
+    cust["unattributed"] = (1.0 - c_sum) * cust["total"]
+    cust["managers"] = np.bincount(base.assignments["cust_idx"].to_numpy(), minlength=len(cust)) \
+        if len(coef) else 0
+    cust, whale = customer_segments(cust, scenario, base.days, base.day_basis)
+
+    asg = base.assignments.copy()
+    asg["coefficient_used"] = coef
+    asg["coefficient_source"] = np.where(is_given, "given", "derived")
+
+    totals = {
+        "contribution": float(cust["total"].sum()),
+        "attributed": float(m["total"].sum()),
+        "unattributed": float(cust["unattributed"].sum()),
+        "pay": float(m["pay"].sum()),
+        "points_pay": float(m["points_pay"].sum()),
+        "pool": float(scenario.pool),
+        "pool_undistributed": float(scenario.pool) - float(m["points_pay"].sum()),
+    }
+    for line in PAY_LINES:
+        totals[f"contribution_{line}"] = float(cust[line].sum())
+        totals[f"attributed_{line}"] = float(m[line].sum())
+        totals[f"unattributed_{line}"] = float(((1.0 - c_sum) * cust[line]).sum())
+    return Result(managers=m, customers=cust, kpi=kpi, assignments=asg, totals=totals, whale=whale)

@@ -1,0 +1,102 @@
+"""Customer segmentation (DOMAIN.md section 7): value tiers, relationship levels, whale curve, LTV.
+
+Rules chosen where DOMAIN.md is silent:
+
+- The "top 20 %" of ``n`` customers is the ``ceil(0.2 * n)`` customers with the highest total
+  contribution; the "bottom 30 %" the ``ceil(0.3 * n)`` with the lowest (at least one each).
+  Shares are of the total contribution of all customers and are NaN when that total is <= 0.
+- Lifetime value is annualised with the scenario's day basis and period length.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from calc.scenario import Scenario
+
+__all__ = ["TIER_ORDER", "RELATIONSHIP_LEVELS", "tier_of", "relationship_level", "whale_curve", "whale_shares",
+           "customer_segments"]
+
+TIER_ORDER = ("world_class", "blue_chip", "mid_size", "small")
+RELATIONSHIP_LEVELS = {1: "potential", 2: "occasional", 3: "several", 4: "frequent", 5: "dependent"}
+
+
+def tier_of(volume, tiers: dict) -> np.ndarray:
+    """Value tier per customer from business volume in yuan (asset + liability daily average)."""
+    v = np.asarray(volume, dtype=float)
+    out = np.full(v.shape, "small", dtype=object)
+    for t in reversed(TIER_ORDER[:-1]):
+        out[v >= tiers[t]] = t
+    return out
+
+
+def relationship_level(products) -> np.ndarray:
+    """``1 + min(4, products)``: 1 potential ... 5 dependent."""
+    return 1 + np.minimum(4, np.asarray(products, dtype=np.int64))
+
+
+def whale_curve(total) -> pd.DataFrame:
+    """Cumulative profit curve: customers sorted by contribution, best first.
+
+    Returns
+    -------
+    DataFrame
+        ``customer_share`` (0..1, x axis) and ``profit_share`` (cumulative contribution over
+        the total, y axis; it rises above 1 before the loss-makers bring it down to 1).
+    """
+    v = np.sort(np.asarray(total, dtype=float))[::-1]
+    n = len(v)
+    whole = v.sum()
+    cum = np.cumsum(v) / whole if whole != 0 else np.zeros(n)
+    x = np.arange(1, n + 1) / n if n else np.zeros(0)
+    return pd.DataFrame({"customer_share": np.concatenate([[0.0], x]), "profit_share": np.concatenate([[0.0], cum])})
+
+
+def whale_shares(total) -> dict:
+    """Share of total contribution made by the top 20 % and by the bottom 30 % of customers."""
+    v = np.sort(np.asarray(total, dtype=float))[::-1]
+    n = len(v)
+    if n == 0:
+        return {"n": 0, "top20_n": 0, "bottom30_n": 0, "top20_share": math.nan, "bottom30_share": math.nan}
+    top_n = max(1, math.ceil(0.2 * n - 1e-9))
+    bottom_n = max(1, math.ceil(0.3 * n - 1e-9))
+    whole = float(v.sum())
+    ok = whole > 0
+    return {
+        "n": n,
+        "top20_n": top_n,
+        "bottom30_n": bottom_n,
+        "top20_share": float(v[:top_n].sum()) / whole if ok else math.nan,
+        "bottom30_share": float(v[n - bottom_n:].sum()) / whole if ok else math.nan,
+        "loss_makers": int((v < 0).sum()),
+    }
+
+
+def customer_segments(customers: pd.DataFrame, scenario: Scenario, days: int, day_basis: int):
+    """Add tier, relationship level and lifetime value to a customer frame.
+
+    Parameters
+    ----------
+    customers : DataFrame
+        Needs ``volume`` (yuan), ``products`` (count) and ``total`` (contribution for the
+        period, yuan).
+    scenario : Scenario
+        ``tiers``, ``loyalty_years``, ``acquisition_cost``.
+    days, day_basis : int
+        Period length and day basis of the contribution (annualisation factor day_basis/days).
+
+    Returns
+    -------
+    tuple of (DataFrame, dict)
+        A new frame with ``tier``, ``relationship_level``, ``ltv``, ``ltv_net`` (yuan) and the
+        whale figures of :func:`whale_shares`.
+    """
+    out = customers.copy()
+    out["tier"] = tier_of(out["volume"], scenario.tiers)
+    out["relationship_level"] = relationship_level(out["products"])
+    out["ltv"] = out["total"] * (day_basis / days) * scenario.loyalty_years
+    out["ltv_net"] = out["ltv"] - scenario.acquisition_cost
+    return out, whale_shares(out["total"])

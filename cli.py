@@ -1,0 +1,125 @@
+"""Jixiao headless commands.
+
+Usage
+-----
+python cli.py evaluate INPUT [--scenario FILE.toml] [--json OUT.json] [--xlsx OUT.xlsx] [--report OUT.xlsx]
+
+INPUT is a workbook (.xlsx, .xls, .ods; the content decides) or a folder of CSV files. Exit
+codes: 0 done, 1 the input or scenario is invalid (the row-level report is printed), 2 bad
+command line, 3 an internal error (no traceback unless ``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+
+
+def _load_scenario(path: str | None):
+    from calc.scenario import Scenario
+
+    if not path:
+        return Scenario()
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"scenario file {path} does not exist")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"scenario file {path} is not UTF-8 text") from None
+    return Scenario.from_toml(text)
+
+
+def _summary(result, limit: int = 15) -> str:
+    m = result.managers.sort_values(["rank", "manager_id"], kind="stable")
+    lines = [f"{'rank':>4}  {'manager':<10} {'name':<10} {'branch':<12} {'contribution':>14} {'pay':>12} {'score':>7}  grade"]
+    for _, r in m.head(limit).iterrows():
+        lines.append(f"{r['rank']:>4}  {r['manager_id']:<10} {r['name']:<10} {r['branch']:<12} {r['total']:>14,.2f} "
+                     f"{r['pay']:>12,.2f} {r['score']:>7.2f}  {r['grade']}")
+    if len(m) > limit:
+        lines.append(f"... {len(m) - limit} more managers (use --json or --xlsx for all)")
+    t = result.totals
+    lines.append(f"contribution {t['contribution']:,.2f} = attributed {t['attributed']:,.2f} + "
+                 f"unattributed {t['unattributed']:,.2f}; pay {t['pay']:,.2f}; points pay {t['points_pay']:,.2f}")
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args) -> int:
+    """Validate INPUT, run both stages, write the JSON / xlsx outputs."""
+    from calc.output import to_json_dict
+    from calc.pipeline import run
+    from data.export import report_workbook, write_workbook
+    from data.ingest import parse_book
+    from data.readers import read_input
+    from data.report import ExtractError
+
+    try:
+        scenario = _load_scenario(args.scenario)
+    except ValueError as e:
+        print(f"scenario error / 方案错误: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        extract, report = parse_book(read_input(args.input))
+    except ExtractError as e:
+        report = e.report
+        extract = None
+    if args.report:
+        write_workbook({"report": report.to_frame()}, args.report)
+    if extract is None or not report.ok:
+        print(f"{args.input}: the extract is invalid / 数据校验未通过", file=sys.stderr)
+        print(report.text(), file=sys.stderr)
+        return EXIT_INVALID
+    if report.warnings:
+        print(report.text(limit=args.max_warnings), file=sys.stderr)
+    _, result = run(extract.frames, scenario)
+    doc = to_json_dict(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+    if args.xlsx:
+        report_workbook(result, scenario, lang=args.lang, target=args.xlsx)
+    if not args.json or args.verbose:
+        print(_summary(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser (sub-commands)."""
+    parser = argparse.ArgumentParser(prog="cli.py", description="Jixiao client-manager performance (绩效) tools")
+    parser.add_argument("--debug", action="store_true", help="show a traceback on an internal error")
+    sub = parser.add_subparsers(dest="command", required=True)
+    ev = sub.add_parser("evaluate", help="validate an extract and compute pay, scores, grades and ranks")
+    ev.add_argument("input", help="workbook (.xlsx) or folder of CSV files")
+    ev.add_argument("--scenario", help="scenario TOML file (default: DOMAIN defaults)")
+    ev.add_argument("--json", help="write the result document (DOMAIN section 10) here")
+    ev.add_argument("--xlsx", help="write the xlsx report (managers, customers, totals, scenario) here")
+    ev.add_argument("--report", help="write the validation report as xlsx here (also when valid)")
+    ev.add_argument("--lang", choices=("zh", "en"), default="zh", help="language of the xlsx report")
+    ev.add_argument("--max-warnings", type=int, default=50, help="warnings printed at most (default 50)")
+    ev.add_argument("-v", "--verbose", action="store_true", help="print the ranking summary even with --json")
+    ev.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # never a traceback for the user
+        if args.debug:
+            raise
+        print(f"internal error / 内部错误: {type(e).__name__}: {e} (run with --debug for details)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Safety checks run on an uploaded workbook's bytes before any parser sees them.
+
+An xlsx is a zip of XML parts. A hostile one can claim gigabytes of uncompressed XML (a zip
+bomb) or define nested XML entities (billion laughs). These checks read only the zip's central
+directory and the first bytes of each XML part, so they cost milliseconds and bounded memory.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+
+from data.report import ExtractError, Issue, Report
+
+__all__ = ["MAX_UPLOAD_BYTES", "MAX_UNCOMPRESSED_BYTES", "MAX_ENTRIES", "MAX_RATIO", "check_workbook_bytes"]
+
+MAX_UPLOAD_BYTES = 200 * 2**20          # bytes; matches server.maxUploadSize in .streamlit/config.toml
+MAX_UNCOMPRESSED_BYTES = 1 * 2**30      # bytes of XML in all parts together
+MAX_ENTRIES = 10_000                    # zip entries
+MAX_RATIO = 200                         # uncompressed / compressed, per entry larger than 1 MB
+_DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
+
+
+def _refuse(name: str, detail: str) -> ExtractError:
+    report = Report()
+    report.add(Issue("file_unsafe", sheet=name, params={"detail": detail}))
+    return ExtractError(report)
+
+
+def check_workbook_bytes(name: str, data: bytes, kind: str) -> None:
+    """Refuse a workbook that is a zip bomb, declares XML entities or is not a workbook.
+
+    Parameters
+    ----------
+    name : str
+        File name, for the message.
+    data : bytes
+        The whole file.
+    kind : str
+        ``zip`` or ``ole`` as found by :func:`data.readers.sniff_kind`.
+
+    Raises
+    ------
+    ExtractError
+        With a one-issue report saying which limit was broken.
+    """
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise _refuse(name, f"{len(data) / 2**20:.0f} MB, above the {MAX_UPLOAD_BYTES / 2**20:.0f} MB limit")
+    if kind != "zip":
+        return
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        report = Report()
+        report.add(Issue("file_unreadable", sheet=name, params={"expected": "a workbook", "detail": f"damaged zip ({e})"}))
+        raise ExtractError(report) from None
+    if len(infos) > MAX_ENTRIES:
+        raise _refuse(name, f"{len(infos)} parts inside the zip, above {MAX_ENTRIES}")
+    names = {i.filename for i in infos}
+    if "[Content_Types].xml" not in names:
+        report = Report()
+        report.add(Issue("file_type", sheet=name, params={"detail": "a zip file that is not an Office workbook"}))
+        raise ExtractError(report)
+    total = sum(i.file_size for i in infos)
+    if total > MAX_UNCOMPRESSED_BYTES:
+        raise _refuse(name, f"{total / 2**30:.1f} GB uncompressed, above {MAX_UNCOMPRESSED_BYTES / 2**30:.0f} GB")
+    for info in infos:
+        if info.file_size > 2**20 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise _refuse(name, f"part {info.filename} expands {info.file_size / max(info.compress_size, 1):.0f}x, "
+                                f"above {MAX_RATIO}x (zip bomb)")
+        if info.filename.lower().endswith((".xml", ".rels")):
+            with zf.open(info) as part:
+                head = part.read(4096)
+            if _DOCTYPE.search(head):
+                raise _refuse(name, f"part {info.filename} declares a DOCTYPE or XML entities")

@@ -1,0 +1,212 @@
+"""The row-level validation report: every problem found in an extract, in Chinese and English.
+
+Each :class:`Issue` names the sheet, the row as Excel numbers it (header = the row it was found
+on, usually 1; first data row = 2), the column, the offending value and the rule broken. The
+whole report is one :class:`Report`: printable, convertible to a frame for download.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+__all__ = ["Issue", "Report", "ExtractError", "RULES"]
+
+# rule code -> (English template, Chinese template). Templates use str.format fields.
+RULES: dict[str, tuple[str, str]] = {
+    "file_unreadable": ("the file cannot be read as {expected}: {detail}", "文件无法按{expected}读取：{detail}"),
+    "file_type": ("the file is not a supported spreadsheet ({detail}); upload .xlsx or .csv",
+                  "文件不是支持的表格格式（{detail}）；请上传 .xlsx 或 .csv"),
+    "file_too_large": ("the file is too large: {detail}", "文件过大：{detail}"),
+    "file_unsafe": ("the file was refused as unsafe: {detail}", "文件存在安全风险，已拒绝：{detail}"),
+    "encoding": ("the text is neither UTF-8 nor GB18030 ({detail})", "文本编码既不是 UTF-8 也不是 GB18030（{detail}）"),
+    "missing_sheet": ("required sheet '{sheet}' ({sheet_zh}) is missing; sheets found: {found}",
+                      "缺少必需的工作表“{sheet_zh}”（{sheet}）；现有工作表：{found}"),
+    "duplicate_sheet": ("two sheets map to '{sheet}': {found}", "有两个工作表都对应“{sheet_zh}”：{found}"),
+    "unknown_sheet": ("sheet '{found}' is not part of the template and was not read",
+                      "工作表“{found}”不在模板中，未读取"),
+    "missing_column": ("required column '{column}' ({column_zh}) is missing; headers found: {found}",
+                       "缺少必需的列“{column_zh}”（{column}）；现有表头：{found}"),
+    "duplicate_column": ("two headers map to column '{column}': {found}", "有两个表头都对应列“{column_zh}”：{found}"),
+    "unknown_column": ("column '{found}' is not part of the template and was not read",
+                       "列“{found}”不在模板中，未读取"),
+    "empty_sheet": ("the sheet has no data rows", "工作表没有数据行"),
+    "required": ("a value is required", "必填项为空"),
+    "not_number": ("'{value}' is not a number", "“{value}”不是数字"),
+    "not_date": ("'{value}' is not a date (write 2026-09-30)", "“{value}”不是日期（请写作 2026-09-30）"),
+    "negative": ("{value} is negative; balances must be >= 0", "{value} 为负数；余额不能小于 0"),
+    "rate_percent": ("{value} looks like a percent: write {hint} or {value}%",
+                     "{value} 看起来是百分数：请写作 {hint} 或 {value}%"),
+    "rate_range": ("{value} is outside 0..1 (rates are decimal fractions per year)",
+                   "{value} 超出 0..1 范围（利率为年化小数）"),
+    "out_of_range": ("{value} is outside {low}..{high}", "{value} 超出 {low}..{high} 范围"),
+    "coefficient_range": ("coefficient {value} must be > 0 and <= 1", "关联度系数 {value} 必须大于 0 且不超过 1"),
+    "coefficient_sum": ("coefficients given for customer {key} sum to {value}, above 1",
+                        "客户 {key} 已填的关联度系数合计 {value}，超过 1"),
+    "coefficient_zero_left": ("coefficients given for customer {key} already sum to 1: the blank ones get 0",
+                              "客户 {key} 已填系数合计为 1，空白系数将为 0"),
+    "unknown_value": ("'{value}' is not one of: {choices}", "“{value}”不是允许的取值：{choices}"),
+    "duplicate_id": ("{column} '{value}' appears more than once (first on row {first_row})",
+                     "{column_zh}“{value}”重复出现（首次在第 {first_row} 行）"),
+    "duplicate_pair": ("the pair {value} appears more than once (first on row {first_row})",
+                       "组合 {value} 重复出现（首次在第 {first_row} 行）"),
+    "unknown_key": ("{column} '{value}' is not in sheet '{target}'", "{column_zh}“{value}”在“{target_zh}”表中不存在"),
+    "ignored_value": ("{column} {value} is ignored on a {line} account", "{line} 账户的{column_zh} {value} 不参与计算"),
+    "avg_replaced": ("avg_balance {value} replaced by {computed} computed from daily balances",
+                     "日均余额 {value} 已由每日余额计算值 {computed} 替代"),
+    "unknown_kpi": ("KPI '{value}' is neither computed nor uploaded; every manager scores it on 0",
+                    "指标“{value}”既非系统计算也未上传，所有客户经理按 0 计"),
+    "id_number": ("id {value} was stored as a number in Excel; leading zeros, if any, are lost",
+                  "编号 {value} 在 Excel 中为数字格式，前导零（如有）已丢失"),
+    "formula_text": ("text '{value}' starts like a formula; it is kept as plain text",
+                     "文本“{value}”以公式符号开头，已按普通文本处理"),
+}
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found in an upload.
+
+    Attributes
+    ----------
+    rule : str
+        Key into :data:`RULES`.
+    severity : str
+        ``error`` blocks the run; ``warning`` is reported and the run goes on.
+    sheet : str
+        Sheet (or CSV file) name as the user wrote it; ``""`` for whole-file problems.
+    row : int or None
+        Excel row number (1-based, as Excel shows it); ``None`` for sheet-level problems.
+    column : str
+        Column header as the user wrote it; ``""`` when not about one column.
+    value : str
+        The offending value as text.
+    params : dict
+        Extra fields for the message template.
+    """
+
+    rule: str
+    severity: str = "error"
+    sheet: str = ""
+    row: int | None = None
+    column: str = ""
+    value: str = ""
+    params: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def message(self, lang: str = "en") -> str:
+        """The rule broken, in ``en`` or ``zh``."""
+        en, zh = RULES[self.rule]
+        fields = {"value": self.value, "column": self.column, "column_zh": self.column, **self.params}
+        try:
+            return (zh if lang == "zh" else en).format(**fields)
+        except (KeyError, IndexError):  # a template field missing is our bug, never the user's crash
+            return f"{self.rule}: {self.value}"
+
+    def where(self, lang: str = "en") -> str:
+        """``sheet 'accounts', row 7, column 'rate'`` (or the Chinese equivalent)."""
+        parts = []
+        if lang == "zh":
+            if self.sheet:
+                parts.append(f"工作表“{self.sheet}”")
+            if self.row is not None:
+                parts.append(f"第 {self.row} 行")
+            if self.column:
+                parts.append(f"列“{self.column}”")
+            return "，".join(parts)
+        if self.sheet:
+            parts.append(f"sheet '{self.sheet}'")
+        if self.row is not None:
+            parts.append(f"row {self.row}")
+        if self.column:
+            parts.append(f"column '{self.column}'")
+        return ", ".join(parts)
+
+    def line(self, lang: str = "en") -> str:
+        """One printable line: severity, place and message."""
+        sev = {"error": "错误", "warning": "提示"}[self.severity] if lang == "zh" else self.severity.upper()
+        place = self.where(lang)
+        sep = "：" if lang == "zh" else ": "
+        return f"[{sev}] {place}{sep if place else ''}{self.message(lang)}"
+
+
+@dataclass
+class Report:
+    """All issues of one upload, in the order found (sheet order, then row)."""
+
+    issues: list[Issue] = field(default_factory=list)
+
+    def add(self, issue: Issue) -> None:
+        """Append one issue."""
+        self.issues.append(issue)
+
+    def extend(self, issues) -> None:
+        """Append several issues."""
+        self.issues.extend(issues)
+
+    @property
+    def errors(self) -> list[Issue]:
+        """Issues that block the run."""
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        """Issues reported while the run goes on."""
+        return [i for i in self.issues if i.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error."""
+        return not self.errors
+
+    def sorted(self) -> list[Issue]:
+        """Errors first, then by sheet and row."""
+        return sorted(self.issues, key=lambda i: (i.severity != "error", i.sheet, i.row or 0, i.column))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per issue, with both languages, for display and download."""
+        rows = [
+            {
+                "severity": i.severity,
+                "sheet": i.sheet,
+                "row": i.row,
+                "column": i.column,
+                "value": i.value,
+                "rule": i.rule,
+                "message_en": i.message("en"),
+                "message_zh": i.message("zh"),
+            }
+            for i in self.sorted()
+        ]
+        cols = ["severity", "sheet", "row", "column", "value", "rule", "message_en", "message_zh"]
+        frame = pd.DataFrame(rows, columns=cols)
+        frame["row"] = frame["row"].astype("Int64")
+        return frame
+
+    def text(self, lang: str = "both", limit: int | None = None) -> str:
+        """The report as printable lines; ``lang`` is ``en``, ``zh`` or ``both``."""
+        items = self.sorted()
+        shown = items if limit is None else items[:limit]
+        lines = []
+        for i in shown:
+            if lang in ("en", "both"):
+                lines.append(i.line("en"))
+            if lang in ("zh", "both"):
+                lines.append(("    " if lang == "both" else "") + i.line("zh"))
+        if len(shown) < len(items):
+            lines.append(f"... and {len(items) - len(shown)} more / 另有 {len(items) - len(shown)} 条")
+        n_err, n_warn = len(self.errors), len(self.warnings)
+        lines.append(f"{n_err} error(s), {n_warn} warning(s) / {n_err} 个错误，{n_warn} 个提示")
+        return "\n".join(lines)
+
+
+class ExtractError(ValueError):
+    """The extract cannot be used; ``report`` holds every problem found."""
+
+    def __init__(self, report: Report):
+        self.report = report
+        first = report.errors[0] if report.errors else None
+        summary = f"{len(report.errors)} error(s) in the extract"
+        if first is not None:
+            summary += f"; first: {first.line('en')}"
+        super().__init__(summary)
