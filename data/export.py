@@ -171,3 +171,25 @@ def report_workbook(result: Result, scenario: Scenario, lang: str = "zh", target
         names[2]: labelled(totals, lang), names[3]: labelled(pd.DataFrame(params), lang),
     }
     return write_workbook(sheets, target)
+
+
+def statement_workbook(chain: dict, scenario: Scenario, lang: str = "zh") -> bytes:
+    """One manager's pay statement (绩效工资单): summary, lines, customers, accounts, KPIs.
+
+    Parameters
+    ----------
+    chain : dict of str to DataFrame
+        From :func:`calc.explain.manager_chain`.
+    scenario : Scenario
+        Named on the summary sheet.
+    lang : str
+        ``zh`` or ``en`` headers.
+    """
+    zh = lang == "zh"
+    summary = labelled(chain["summary"], lang)
+    summary.insert(0, "方案" if zh else "Scenario", scenario.name)
+    lines = chain["lines"].rename(columns={"line": "条线" if zh else "Line", "contribution": "贡献" if zh else "Contribution",
+                                           "factor": "挂钩系数" if zh else "Factor", "pay": "工资" if zh else "Pay"})
+    names = ("工资单", "条线", "客户", "账户", "指标") if zh else ("statement", "lines", "customers", "accounts", "kpi")
+    return write_workbook({names[0]: summary, names[1]: lines, names[2]: labelled(chain["customers"], lang),
+                           names[3]: chain["accounts"], names[4]: labelled(chain["kpi"], lang)})

@@ -21,7 +21,7 @@ from data.readers import RawBook, RawSheet, read_input
 from data.report import ExtractError, Issue, Report
 from data.schema import COLUMN_LOOKUP, SHEET_LOOKUP, SHEETS, Column, Sheet, enum_choices, enum_value, normalize_label, sheet_by_key
 
-__all__ = ["Extract", "parse_book", "load_extract", "FORMULA_PREFIXES"]
+__all__ = ["Extract", "parse_book", "parse_uploads", "load_extract", "FORMULA_PREFIXES"]
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
 _HEADER_SCAN_ROWS = 20
@@ -215,7 +215,7 @@ class _SheetParser:
                 self.issue("unknown_column", header_idx + 1, h, severity="warning", found=h)
         missing = [c for c in sheet.columns if c.required and c.key not in seen]
         for c in missing:
-            self.issue("missing_column", header_idx + 1, c.zh, column=c.key, column_zh=c.zh, found=found)
+            self.issue("missing_column", header_idx + 1, c.zh, col_key=c.key, column_zh=c.zh, found=found)
         if missing:
             return None
 
@@ -458,6 +458,42 @@ def _empty_frame(sheet: Sheet) -> pd.DataFrame:
         cols[c.key] = pd.Series(dtype=dtypes.get(c.kind, float))
     cols["_error"] = pd.Series(dtype=bool)
     return pd.DataFrame(cols)
+
+
+def parse_uploads(files: list[tuple[str, bytes]]) -> tuple[Extract | None, Report]:
+    """Read and validate uploaded files: one workbook, or one CSV file per sheet.
+
+    Parameters
+    ----------
+    files : list of (str, bytes)
+        File names and contents as uploaded.
+
+    Returns
+    -------
+    tuple of (Extract or None, Report)
+        ``None`` when the files could not be read at all (the report says why).
+    """
+    from data.readers import RawBook, read_bytes
+
+    book = RawBook()
+    report = Report()
+    for name, data in files:
+        try:
+            part = read_bytes(name, data)
+        except ExtractError as e:
+            report.extend(e.report.issues)
+            continue
+        if part.kind == "workbook" and len(files) > 1:
+            report.add(Issue("file_type", sheet=name, params={"detail": "upload one workbook, or CSV files only"}))
+            continue
+        book.sheets.extend(part.sheets)
+        book.notes.extend(part.notes)
+        book.kind = book.kind or part.kind
+    if not report.ok:
+        return None, report
+    extract, parsed = parse_book(book)
+    report.extend(parsed.issues)
+    return extract, report
 
 
 def load_extract(path) -> tuple[Extract, Report]:

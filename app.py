@@ -1,0 +1,31 @@
+"""Overview 总览: the landing page. `make run` serves this file; pages/ holds the other screens."""
+
+import streamlit as st
+
+from ui.frame import frame
+from ui import charts, views
+
+ctx = frame("page_overview")
+r, tot = ctx.result, ctx.result.totals
+
+c = st.columns(5)
+c[0].metric(ctx.t("total_contribution"), f"{tot['contribution']:,.0f}")
+c[1].metric(ctx.t("attributed"), f"{tot['attributed']:,.0f}")
+c[2].metric(ctx.t("unattributed"), f"{tot['unattributed']:,.0f}")
+c[3].metric(ctx.t("total_pay"), f"{tot['pay']:,.0f}",
+            delta=f"{tot['pay'] - ctx.baseline_result.totals['pay']:,.0f}" or None)
+c[4].metric(ctx.t("managers_n"), f"{len(r.managers)}", help=f"{ctx.t('customers_n')}: {len(r.customers)}")
+if views.reconciles(ctx):
+    st.caption(ctx.t("reconciles"))
+
+left, right = st.columns(2)
+left.plotly_chart(charts.waterfall_figure(tot, ctx.lang), key="waterfall")
+right.plotly_chart(charts.pay_pool_figure(tot, ctx.lang), key="paypool")
+left, right = st.columns(2)
+left.plotly_chart(charts.grade_figure(r.managers, ctx.lang), key="grades")
+with right:
+    top, bottom = views.top_bottom(ctx, 5)
+    st.subheader(ctx.t("top_managers"))
+    st.dataframe(top, hide_index=True)
+    st.subheader(ctx.t("bottom_managers"))
+    st.dataframe(bottom, hide_index=True)

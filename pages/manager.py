@@ -1,0 +1,39 @@
+"""Manager 客户经理: one manager's chain, pay <- lines <- customers <- accounts, and the statement."""
+
+import streamlit as st
+
+from calc.explain import manager_chain
+from data.export import statement_workbook
+from ui import charts, state, views
+from ui.frame import frame
+
+ctx = frame("page_manager")
+m = ctx.result.managers.sort_values(["rank", "manager_id"])
+names = dict(zip(m["manager_id"], m["name"] + " · " + m["branch"]))
+manager = st.selectbox(ctx.t("choose_manager"), list(names), key="chain_manager",
+                       format_func=lambda i: f"{i} {names[i]}")
+base = state.base_for(ctx.dataset, ctx.scenario)
+chain = manager_chain(base, ctx.result, ctx.scenario, manager)
+s = chain["summary"].iloc[0]
+
+k = st.columns(5)
+k[0].metric(ctx.t("pay_method_factor"), f"{s['pay']:,.2f}")
+k[1].metric(ctx.t("pay_method_points"), f"{s['points_pay']:,.2f}")
+k[2].metric(ctx.t("score"), f"{s['score']:.2f}")
+k[3].metric(ctx.t("grade"), ctx.t(f"grade_{s['grade']}"))
+k[4].metric(ctx.t("page_rankings"), f"{s['rank']} ({s['branch']} {s['branch_rank']})")
+
+st.subheader(ctx.t("chain"))
+row = m[m["manager_id"] == manager].iloc[0]
+st.plotly_chart(charts.pay_by_line_figure(row, ctx.scenario.pay_factor, ctx.lang), key="pay_by_line")
+st.dataframe(chain["lines"].assign(line=chain["lines"]["line"].map(ctx.t)), hide_index=True, key="chain_lines")
+
+st.subheader(ctx.t("customers_of"))
+if chain["customers"].empty:
+    st.info(ctx.t("no_customers"))
+else:
+    st.dataframe(views.label_columns(chain["customers"], ctx.lang), hide_index=True, key="chain_customers")
+    st.subheader(ctx.t("accounts_of"))
+    st.dataframe(chain["accounts"], hide_index=True, key="chain_accounts")
+st.download_button(ctx.t("statement"), statement_workbook(chain, ctx.scenario, ctx.lang), f"statement_{manager}.xlsx",
+                   key="statement_download")

@@ -1,0 +1,63 @@
+"""Scenarios 方案: save the what-if, load one, compare two, import and export TOML."""
+
+import pandas as pd
+import streamlit as st
+
+from calc.explain import compare
+from calc.scenario import Scenario
+from ui import charts, state, views
+from ui.frame import frame
+
+ctx = frame("page_scenarios")
+saved = state.saved_scenarios()
+
+st.subheader(ctx.t("save_as"))
+with st.form("save_form"):
+    name = st.text_input(ctx.t("scenario_name"), key="scenario_name")
+    if st.form_submit_button(ctx.t("save")) and name.strip():
+        state.save_scenario(ctx.scenario.replace(name=name.strip()))
+        st.success(ctx.t("saved", name=name.strip()))
+
+current_label = ctx.t("current_whatif")
+choices = {current_label: ctx.scenario, ctx.baseline.name + " *": ctx.baseline}
+choices.update({n: Scenario.from_toml(tx) for n, tx in saved.items()})
+if saved:
+    pick = st.selectbox(ctx.t("load"), list(saved), key="scenario_load_pick")
+    if st.button(ctx.t("load"), key="scenario_load"):
+        state.set_baseline(Scenario.from_toml(saved[pick]))
+        from ui.frame import WHATIF_KEYS
+        for k in WHATIF_KEYS:
+            st.session_state.pop(k, None)
+            st.session_state.pop(f"_keep_{k}", None)
+        for k in ("_kpi_table", "_kpi_editor_base", "kpi_editor"):
+            st.session_state.pop(k, None)
+        st.rerun()
+
+st.subheader(ctx.t("compare"))
+names = list(choices)
+a_col, b_col = st.columns(2)
+a = a_col.selectbox(ctx.t("scenario_a"), names, index=1, key="compare_a")
+b = b_col.selectbox(ctx.t("scenario_b"), names, index=0, key="compare_b")
+ra = state.light(ctx.dataset, choices[a], cache=True)
+rb = state.light(ctx.dataset, choices[b], cache=True) if b != current_label else ctx.result
+diff = compare(ra, rb, choices[a], choices[b])
+totals = pd.DataFrame({"A": ra.totals, "B": rb.totals})
+totals["B − A"] = totals["B"] - totals["A"]
+left, right = st.columns([3, 2])
+left.plotly_chart(charts.slope_figure(ra.managers, rb.managers, a, b, ctx.lang), key="slope")
+right.dataframe(totals.loc[["contribution", "attributed", "unattributed", "pay", "points_pay"]], key="compare_totals")
+st.subheader(ctx.t("pay_delta"))
+st.dataframe(diff[["manager_id", "name", "branch", "rank_a", "rank_b", "rank_change", "pay_a", "pay_b", "pay_delta",
+                   "grade_a", "grade_b", "driver", "cause"]], hide_index=True, key="compare_table")
+
+st.subheader(ctx.t("import_toml"))
+up = st.file_uploader(ctx.t("import_toml"), type=["toml"], key="scenario_upload", label_visibility="collapsed")
+if up is not None:
+    try:
+        imported = Scenario.from_toml(up.getvalue().decode("utf-8-sig"))
+        state.save_scenario(imported)
+        st.success(ctx.t("imported", name=imported.name))
+    except (ValueError, UnicodeDecodeError) as e:
+        st.error(ctx.t("scenario_error", err=e))
+st.download_button(ctx.t("export_toml"), ctx.scenario.to_toml(), "scenario.toml", mime="application/toml",
+                   key="scenario_export")

@@ -1,0 +1,63 @@
+"""Scorecard 计分卡: per manager radar against the branch average, KPI detail, editable weights."""
+
+import pandas as pd
+import streamlit as st
+
+from calc.explain import branch_perspective_average, perspective_scores
+from calc.scenario import KPI_KINDS, PERSPECTIVES, PRESETS
+from ui import charts, views
+from ui.frame import frame
+
+ctx = frame("page_scorecard")
+m = ctx.result.managers.sort_values(["rank", "manager_id"])
+ids = m["manager_id"].tolist()
+names = dict(zip(m["manager_id"], m["name"] + " · " + m["branch"]))
+manager = st.selectbox(ctx.t("choose_manager"), ids, key="score_manager", format_func=lambda i: f"{i} {names[i]}")
+row = m[m["manager_id"] == manager].iloc[0]
+
+a, b, c = st.columns(3)
+a.metric(ctx.t("score"), f"{row['score']:.2f}")
+b.metric(ctx.t("grade"), ctx.t(f"grade_{row['grade']}"))
+c.metric(ctx.t("page_rankings"), f"{row['rank']} / {len(m)}")
+left, right = st.columns([1, 1])
+left.plotly_chart(charts.radar_figure(perspective_scores(ctx.result, manager),
+                                      branch_perspective_average(ctx.result, row["branch"]),
+                                      row["name"], ctx.lang), key="radar")
+with right:
+    st.subheader(ctx.t("kpi_table"))
+    k = ctx.result.kpi[ctx.result.kpi["manager_id"] == manager]
+    st.dataframe(views.label_columns(k[["kpi", "perspective", "kind", "weight", "actual", "target", "points"]],
+                                     ctx.lang), hide_index=True, key="kpi_detail")
+
+st.subheader(ctx.t("kpi_weights"))
+ss = st.session_state
+preset = st.radio(ctx.t("kpi_preset"), ["", *PRESETS], horizontal=True, key="kpi_preset",
+                  format_func=lambda p: "—" if not p else ctx.t(f"preset_{p}"))
+if preset and ss.get("_kpi_preset_applied") != preset:
+    ss["_kpi_table"] = [k.__dict__.copy() for k in PRESETS[preset]()]
+    ss["_kpi_preset_applied"] = preset
+    ss.pop("kpi_editor", None)
+    ss.pop("_kpi_editor_base", None)
+    st.rerun()
+current = [k.__dict__.copy() for k in ctx.scenario.kpi]
+if "kpi_editor" not in ss or "_kpi_editor_base" not in ss:
+    ss["_kpi_editor_base"] = current        # the editor edits a fixed table; its output is the what-if
+edited = st.data_editor(
+    pd.DataFrame(ss["_kpi_editor_base"]), key="kpi_editor", num_rows="dynamic", hide_index=True,
+    column_config={
+        "code": st.column_config.TextColumn(required=True),
+        "perspective": st.column_config.SelectboxColumn(options=list(PERSPECTIVES), required=True),
+        "kind": st.column_config.SelectboxColumn(options=list(KPI_KINDS), required=True),
+        "weight": st.column_config.NumberColumn(min_value=0.0, max_value=1000.0, step=1.0, required=True),
+        "cap": st.column_config.NumberColumn(min_value=0.01, max_value=100.0, step=0.1, required=True),
+    })
+rows = [{k: (float(v) if k in ("weight", "cap") else v) for k, v in r.items()}
+        for r in edited.dropna(subset=["code"]).to_dict("records")]
+if rows != current:
+    try:
+        ctx.scenario.replace(kpi=rows)            # validate before the what-if takes it
+        ss["_kpi_table"] = rows
+        st.rerun()
+    except (ValueError, TypeError) as e:
+        st.error(ctx.t("scenario_error", err=e))
+st.caption(f"Σ {ctx.t('score')}: {sum(r['weight'] for r in current if r.get('kind') != 'deduction'):g}")

@@ -1,0 +1,67 @@
+"""Upload 上传: upload an extract, read the row-level report, preview, accept; templates."""
+
+import hashlib
+
+import streamlit as st
+
+from data.export import frame_to_csv_bytes, write_workbook
+from data.ingest import parse_uploads
+from data.quarantine import split_valid
+from ui import state
+from ui.frame import frame
+
+ctx = frame("page_upload")
+ss = st.session_state
+
+c1, c2 = st.columns(2)
+c1.download_button(ctx.t("download_template"), state.TEMPLATE_PATH.read_bytes(), "jixiao_template.xlsx",
+                   key="download_template")
+c2.download_button(ctx.t("download_sample"), state.SAMPLE_PATH.read_bytes(), "sample_bank.xlsx", key="download_sample")
+
+st.subheader(ctx.t("upload_title"))
+st.caption(ctx.t("upload_help"))
+files = st.file_uploader(ctx.t("upload_title"), accept_multiple_files=True, key="extract_upload",
+                         type=["xlsx", "xlsm", "xls", "xlsb", "ods", "csv", "txt"], label_visibility="collapsed")
+if files:
+    payload = [(f.name, f.getvalue()) for f in files]
+    digest = hashlib.sha256(b"".join(hashlib.sha256(d).digest() for _, d in payload)).hexdigest()
+    if ss.get("_upload_digest") != digest:
+        extract, report = parse_uploads(payload)
+        ss["_upload"] = (extract, report, ", ".join(n for n, _ in payload))
+        ss["_upload_digest"] = digest
+    extract, report, label = ss["_upload"]
+
+    st.subheader(ctx.t("report_title"))
+    frame_ = report.to_frame()
+    if report.ok:
+        rows = ", ".join(f"{extract.sheet_names.get(k, k)} {len(v)}" for k, v in extract.frames.items() if len(v))
+        st.success(ctx.t("valid", rows=rows))
+    else:
+        st.error(ctx.t("invalid", n=len(report.errors)))
+    if len(frame_):
+        msg_col = "message_zh" if ctx.lang == "zh" else "message_en"
+        st.dataframe(frame_[["severity", "sheet", "row", "column", "value", msg_col]], hide_index=True,
+                     key="report_table")
+        st.download_button(ctx.t("download_report"), write_workbook({"report": frame_}), "validation_report.xlsx",
+                           key="download_report")
+    if extract is not None:
+        with st.expander(ctx.t("preview")):
+            tabs = st.tabs([extract.sheet_names.get(k, k) for k in extract.frames if len(extract.frames[k])])
+            for tab, (k, v) in zip(tabs, [(k, v) for k, v in extract.frames.items() if len(v)]):
+                tab.dataframe(v.head(100), hide_index=True)
+        partial = False
+        if not report.ok:
+            partial = st.checkbox(ctx.t("accept_valid"), key="accept_valid_rows")
+        if report.ok or partial:
+            if st.button(ctx.t("accept"), key="accept_dataset", type="primary"):
+                valid, quarantine = split_valid(extract, report, "zh" if ctx.lang == "zh" else "en")
+                state.set_active_dataset(state.Dataset(id=digest, label=label, frames=valid,
+                                                       quarantine=quarantine if len(quarantine) else None))
+                st.success(ctx.t("accepted", name=label))
+                st.rerun()
+
+q = ctx.dataset.quarantine
+if q is not None and len(q):
+    st.subheader(ctx.t("quarantine"))
+    st.dataframe(q, hide_index=True, key="quarantine_table")
+    st.download_button(ctx.t("download_quarantine"), frame_to_csv_bytes(q), "quarantine.csv", key="download_quarantine")

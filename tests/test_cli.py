@@ -1,0 +1,150 @@
+"""`cli.py evaluate` as a user runs it: a subprocess, exit codes, stdout/stderr, output files."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from tests.test_ingest import BASE, write_book
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, timeout=120):
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def test_evaluate_writes_the_domain_json_with_hand_computed_numbers(tmp_path):
+    book = write_book(tmp_path / "b.xlsx", BASE)
+    out = tmp_path / "out.json"
+    p = cli("evaluate", book, "--json", out)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    m = {r["manager_id"]: r for r in doc["managers"]}
+    c = {r["customer_id"]: r for r in doc["customers"]}
+    # Account A001, asset, t = 90/360 = 0.25, bal 1,000,000, rate 0.045, ftp 0.025, rw default 1:
+    #   margin 1e6*0.02*0.25 = 5,000; tax 0.0672*1e6*0.045*0.25 = 756; unit 300;
+    #   balance cost 1e6*0.004*0.25 = 1,000; capital 1e6*1*0.105*0.10*0.25 = 2,625
+    #   asset = 5,000 - 756 - 300 - 1,000 - 2,625 = 319; risk = 500 - 2,000 = -1,500
+    # Account A002, liability, bal 2,000,000: 2e6*(0.022-0.003)*0.25 = 9,500; unit 20;
+    #   cost 2e6*0.002*0.25 = 1,000 -> 8,480
+    # Account A003, intermediate: 12,000*(1-0.0672) - 10 = 11,183.6
+    assert c["000123"]["contribution"] == pytest.approx(
+        {"asset": 319, "liability": 8480, "intermediate": 0, "risk": -1500, "total": 7299})
+    assert c["000124"]["contribution"]["total"] == pytest.approx(11183.6)
+    # 000123: blank primary 007 + blank secondary 008 -> 0.7 / 0.3 (new customer, no stock factor)
+    # 000124: given 0.8 to 008 -> 0.2 * 11,183.6 = 2,236.72 unattributed
+    assert c["000123"]["unattributed"] == pytest.approx(0.0, abs=1e-9)
+    assert c["000124"]["unattributed"] == pytest.approx(2236.72)
+    # 007: 0.7 * (319*0.06 + 8480*0.05 - 1500*0.08) = 0.7 * (19.14 + 424 - 120) = 226.198
+    # 008: 0.3 * 323.14 + 0.8 * 11,183.6 * 0.10 = 96.942 + 894.688 = 991.63
+    assert m["007"]["pay"] == pytest.approx(226.198)
+    assert m["008"]["pay"] == pytest.approx(991.63)
+    assert (m["008"]["rank"], m["007"]["rank"]) == (1, 2)
+    assert (m["008"]["branch_rank"], m["007"]["branch_rank"]) == (1, 1)      # different branches
+    # points: pool 1,000,000 shared 226.198 : 991.63
+    assert m["008"]["points_pay"] == pytest.approx(1e6 * 991.63 / 1217.828)
+    assert m["007"]["deposit_avg"] == pytest.approx(0.7 * 2e6)
+    assert m["007"]["deposit_increase"] == pytest.approx(0.7 * (2e6 - 2.5e6))
+    assert m["007"]["loan_avg"] == pytest.approx(0.7 * 1e6)
+    t = doc["totals"]
+    assert t["contribution"] == pytest.approx(7299 + 11183.6)
+    assert t["attributed"] + t["unattributed"] == pytest.approx(t["contribution"])
+    assert t["points_pay"] == pytest.approx(1e6)
+    assert c["000123"]["tier"] == "mid_size" and c["000124"]["tier"] == "small"   # 3,000,000 and 0 volume
+    assert c["000123"]["relationship_level"] == 3 and c["000124"]["relationship_level"] == 2
+
+
+def test_evaluate_with_scenario_file(tmp_path):
+    book = write_book(tmp_path / "b.xlsx", BASE)
+    scen = tmp_path / "s.toml"
+    scen.write_text('name = "only fees"\n[pay_factor]\nasset = 0\nliability = 0\nintermediate = 0.5\nrisk = 0\n',
+                    encoding="utf-8")
+    out = tmp_path / "o.json"
+    assert cli("evaluate", book, "--scenario", scen, "--json", out).returncode == 0
+    m = {r["manager_id"]: r for r in json.loads(out.read_text())["managers"]}
+    assert m["007"]["pay"] == 0.0
+    assert m["008"]["pay"] == pytest.approx(0.8 * 11183.6 * 0.5)            # 4,473.44
+
+
+def test_invalid_extract_names_every_faulty_row_without_traceback(tmp_path):
+    sheets = copy.deepcopy(BASE)
+    sheets["账户"][1][6] = 3.45            # row 2: bare percent
+    sheets["账户"][3][1] = "000999"        # row 4: unknown customer
+    sheets["业绩分配"][2][2] = "经理"       # row 3: unknown role
+    sheets["客户经理"][2][0] = "007"        # row 3: duplicate id
+    p = cli("evaluate", write_book(tmp_path / "bad.xlsx", sheets), "--json", tmp_path / "o.json")
+    assert p.returncode == 1
+    assert "Traceback" not in p.stderr + p.stdout
+    for sheet, row in (("账户", 2), ("账户", 4), ("业绩分配", 3), ("客户经理", 3)):
+        assert f"sheet '{sheet}', row {row}," in p.stderr
+        assert f"工作表“{sheet}”，第 {row} 行" in p.stderr
+    assert "looks like a percent" in p.stderr
+    assert not (tmp_path / "o.json").exists()                                # nothing half-written
+
+
+def test_validation_report_download(tmp_path):
+    sheets = copy.deepcopy(BASE)
+    sheets["账户"][1][4] = -3
+    rep = tmp_path / "report.xlsx"
+    assert cli("evaluate", write_book(tmp_path / "bad.xlsx", sheets), "--report", rep).returncode == 1
+    ws = openpyxl.load_workbook(rep).active
+    header = [c.value for c in ws[1]]
+    row = dict(zip(header, [c.value for c in ws[2]]))
+    assert (row["sheet"], row["row"], row["column"], row["rule"]) == ("账户", 2, "日均余额", "negative")
+
+
+@pytest.mark.parametrize("toml, words", [
+    ("bogus = 1\n", "unknown key 'bogus'"),
+    ("days = 0\n", "days = 0 must be >= 1"),
+    ("[pay_factor]\nfees = 0.1\n", "unknown key 'fees' in [pay_factor]"),
+    ("stock_factor = 1.5\n", "stock_factor = 1.5 must be <= 1"),
+    ("days = \n", "not valid TOML"),
+])
+def test_bad_scenario_is_a_clear_message(tmp_path, toml, words):
+    scen = tmp_path / "s.toml"
+    scen.write_text(toml, encoding="utf-8")
+    p = cli("evaluate", write_book(tmp_path / "b.xlsx", BASE), "--scenario", scen)
+    assert p.returncode == 1 and words in p.stderr and "Traceback" not in p.stderr
+
+
+def test_missing_input_is_a_clear_message(tmp_path):
+    p = cli("evaluate", tmp_path / "nope.xlsx")
+    assert p.returncode == 1 and "no such file" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_xlsx_report_has_chinese_sheets_and_inert_text(tmp_path):
+    sheets = copy.deepcopy(BASE)
+    sheets["客户经理"][1][1] = "=HYPERLINK(\"http://x\",\"点我\")"
+    book = write_book(tmp_path / "b.xlsx", sheets)
+    # openpyxl would store that as a formula; store it as a text cell like a hostile export does
+    wb = openpyxl.load_workbook(book)
+    wb["客户经理"]["B2"].data_type = "s"
+    wb.save(book)
+    out = tmp_path / "r.xlsx"
+    p = cli("evaluate", book, "--xlsx", out)
+    assert p.returncode == 0, p.stderr
+    wb = openpyxl.load_workbook(out)
+    assert wb.sheetnames == ["客户经理", "客户", "合计", "方案"]
+    header = [c.value for c in wb["客户经理"][1]]
+    assert header[:4] == ["排名", "机构内排名", "客户经理编号", "姓名"]
+    cells = [c for ws in wb for row in ws.iter_rows() for c in row]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    names = [c.value for c in wb["客户经理"]["D"]]
+    assert "'=HYPERLINK(\"http://x\",\"点我\")" in names
+
+
+def test_sample_workbook_runs():
+    sample = ROOT / "data" / "sample" / "sample_bank.xlsx"
+    if not sample.exists():
+        pytest.fail("data/sample/sample_bank.xlsx is missing: run `make sample`")
+    p = cli("evaluate", sample)
+    assert p.returncode == 0, p.stderr
+    assert "contribution" in p.stdout and "rank" in p.stdout

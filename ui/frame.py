@@ -1,0 +1,217 @@
+"""The shared frame every page calls first: page config, language, navigation, what-if panel.
+
+Streamlit runs a ``pages/`` file alone when its URL is opened directly, so nothing here may
+rely on ``app.py`` having run. Widget values are mirrored into plain session keys
+(``_keep_<key>``) because Streamlit drops a widget's state when the user switches to a page
+that has not rendered it yet; the mirror restores it, so the panel stays where it was left.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import streamlit as st
+
+from calc.light import Result
+from calc.scenario import Scenario
+from ui import state
+from ui.i18n import t
+
+PAGES = (
+    ("app.py", "page_overview", ":material/dashboard:"),
+    ("pages/rankings.py", "page_rankings", ":material/leaderboard:"),
+    ("pages/customers.py", "page_customers", ":material/groups:"),
+    ("pages/scorecard.py", "page_scorecard", ":material/radar:"),
+    ("pages/manager.py", "page_manager", ":material/person:"),
+    ("pages/scenarios.py", "page_scenarios", ":material/tune:"),
+    ("pages/upload.py", "page_upload", ":material/upload_file:"),
+)
+
+# widget key -> (min, max, step); the default comes from the baseline scenario
+SLIDERS = {
+    "pay_factor_asset": (0.0, 0.5, 0.005),
+    "pay_factor_liability": (0.0, 0.5, 0.005),
+    "pay_factor_intermediate": (0.0, 0.5, 0.005),
+    "pay_factor_risk": (0.0, 0.5, 0.005),
+    "role_weight_primary": (0.0, 1.0, 0.05),
+    "role_weight_secondary": (0.0, 1.0, 0.05),
+    "role_weight_support": (0.0, 1.0, 0.05),
+    "stock_factor": (0.0, 1.0, 0.05),
+}
+WHATIF_KEYS = (*SLIDERS, "pool", "pay_method")
+LANG_KEY = "lang"
+
+
+@dataclass
+class Ctx:
+    """What a page needs: language, dataset, scenarios and their results."""
+
+    lang: str
+    dataset: state.Dataset
+    baseline: Scenario
+    scenario: Scenario
+    result: Result
+    baseline_result: Result
+    light_ms: float
+
+    def t(self, key: str, **fmt) -> str:
+        """A UI string in the chosen language."""
+        return t(key, self.lang, **fmt)
+
+
+def _baseline_values(s: Scenario) -> dict:
+    out = {f"pay_factor_{k}": float(v) for k, v in s.pay_factor.items()}
+    out.update({f"role_weight_{k}": float(v) for k, v in s.role_weight.items()})
+    out.update(stock_factor=float(s.stock_factor), pool=float(s.pool), pay_method=s.pay_method)
+    return out
+
+
+def _keep(key: str) -> None:
+    st.session_state[f"_keep_{key}"] = st.session_state[key]
+
+
+def _restore(key: str, default) -> None:
+    """Put a widget's value back after a page switch (or set its first value)."""
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get(f"_keep_{key}", default)
+    st.session_state[f"_keep_{key}"] = st.session_state[key]
+
+
+def _coerce_param(key: str, raw: str, default):
+    try:
+        if key == "pay_method":
+            return raw if raw in ("factor", "points") else default
+        if key == LANG_KEY:
+            return raw if raw in ("zh", "en") else default
+        value = float(raw)
+        if key in SLIDERS:
+            lo, hi, _ = SLIDERS[key]
+            return min(max(value, lo), hi)
+        return max(value, 0.0)
+    except (TypeError, ValueError):
+        return default
+
+
+def _from_query_params(defaults: dict) -> None:
+    """On a session's first run, start the panel from the link's query parameters."""
+    if st.session_state.get("_qp_read"):
+        return
+    st.session_state["_qp_read"] = True
+    qp = st.query_params
+    for key in (*WHATIF_KEYS, LANG_KEY):
+        if key in qp:
+            default = defaults.get(key, "zh")
+            st.session_state[f"_keep_{key}"] = _coerce_param(key, qp[key], default)
+
+
+def _to_query_params(values: dict, defaults: dict, lang: str) -> None:
+    wanted = {k: f"{v:g}" if isinstance(v, float) else str(v) for k, v in values.items() if v != defaults.get(k)}
+    if lang != "zh":
+        wanted[LANG_KEY] = lang
+    current = {k: st.query_params[k] for k in st.query_params}
+    if current != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def _reset(defaults: dict) -> None:
+    for key, value in defaults.items():
+        st.session_state[key] = value
+        st.session_state[f"_keep_{key}"] = value
+    for key in ("_kpi_table", "_kpi_editor_base", "kpi_editor", "_kpi_preset_applied"):
+        st.session_state.pop(key, None)
+
+
+def language_switch() -> str:
+    """The 中文 / English switch; returns ``zh`` or ``en``."""
+    _restore(LANG_KEY, "zh")
+    st.sidebar.radio("语言 / Language", ("zh", "en"), key=LANG_KEY, horizontal=True,
+                     format_func=lambda v: "中文" if v == "zh" else "English", on_change=_keep, args=(LANG_KEY,))
+    return st.session_state[LANG_KEY]
+
+
+def navigation(lang: str) -> None:
+    """Page links in the chosen language (the automatic sidebar navigation is turned off)."""
+    from streamlit.errors import StreamlitAPIException
+
+    with st.sidebar:
+        for path, key, icon in PAGES:
+            try:
+                st.page_link(path, label=t(key, lang), icon=icon)
+            except StreamlitAPIException:  # a page file run as its own entrypoint (tests): plain link
+                url = "/" if path == "app.py" else "/" + path.split("/")[-1].removesuffix(".py")
+                st.markdown(f"[{t(key, lang)}]({url})")
+
+
+def whatif_panel(baseline: Scenario, lang: str) -> Scenario:
+    """Sliders for the light-stage parameters; returns the what-if scenario they define."""
+    defaults = _baseline_values(baseline)
+    _from_query_params(defaults)
+    for key in WHATIF_KEYS:
+        _restore(key, defaults[key])
+    side = st.sidebar
+    side.subheader(t("whatif", lang))
+    side.caption(f"{t('baseline', lang)}: {baseline.name}")
+    side.markdown(f"**{t('pay_factors', lang)}**")
+    for line in ("asset", "liability", "intermediate", "risk"):
+        key = f"pay_factor_{line}"
+        lo, hi, step = SLIDERS[key]
+        side.slider(t(key, lang), lo, hi, step=step, key=key, format="%.3f", on_change=_keep, args=(key,))
+    side.markdown(f"**{t('role_weights', lang)}**")
+    for role in ("primary", "secondary", "support"):
+        key = f"role_weight_{role}"
+        lo, hi, step = SLIDERS[key]
+        side.slider(t(key, lang), lo, hi, step=step, key=key, format="%.2f", on_change=_keep, args=(key,))
+    lo, hi, step = SLIDERS["stock_factor"]
+    side.slider(t("stock_factor", lang), lo, hi, step=step, key="stock_factor", format="%.2f", on_change=_keep,
+                args=("stock_factor",))
+    side.number_input(t("pool", lang), min_value=0.0, step=10_000.0, key="pool", format="%.0f", on_change=_keep,
+                      args=("pool",))
+    side.radio(t("pay_method", lang), ("factor", "points"), key="pay_method", horizontal=True,
+               format_func=lambda v: t(f"pay_method_{v}", lang), on_change=_keep, args=("pay_method",))
+    side.button(t("reset", lang), key="whatif_reset", on_click=_reset, args=(defaults,))
+
+    values = {k: st.session_state[k] for k in WHATIF_KEYS}
+    changed = sum(1 for k in WHATIF_KEYS if values[k] != defaults[k]) + (1 if "_kpi_table" in st.session_state else 0)
+    if changed:
+        side.caption(t("modified", lang, n=changed))
+    _to_query_params(values, defaults, lang)
+    changes = dict(
+        pay_factor={line: float(values[f"pay_factor_{line}"]) for line in ("asset", "liability", "intermediate", "risk")},
+        role_weight={r: float(values[f"role_weight_{r}"]) for r in ("primary", "secondary", "support")},
+        stock_factor=float(values["stock_factor"]), pool=float(values["pool"]), pay_method=values["pay_method"],
+        name=baseline.name + (" (what-if)" if changed else ""),
+    )
+    if "_kpi_table" in st.session_state:
+        changes["kpi"] = st.session_state["_kpi_table"]
+    return baseline.replace(**changes)
+
+
+def frame(page: str) -> Ctx:
+    """Draw the shared frame and compute the what-if. Every page calls this first.
+
+    Parameters
+    ----------
+    page : str
+        The page's string key (``page_rankings``), for the title.
+
+    Returns
+    -------
+    Ctx
+    """
+    st.set_page_config(page_title=f"{t(page, 'zh')} · 绩效 Jixiao", page_icon=":material/analytics:", layout="wide")
+    lang = language_switch()
+    navigation(lang)
+    st.sidebar.divider()
+    dataset = state.active_dataset()
+    st.sidebar.caption(f"{t('dataset', lang)}: {dataset.label}")
+    baseline = state.baseline_scenario()
+    scenario = whatif_panel(baseline, lang)
+    t0 = time.perf_counter()
+    result = state.light(dataset, scenario)
+    light_ms = (time.perf_counter() - t0) * 1000
+    baseline_result = state.light(dataset, baseline, cache=True)
+    st.sidebar.caption(t("recalc_ms", lang, ms=light_ms))
+    st.title(t(page, lang))
+    return Ctx(lang=lang, dataset=dataset, baseline=baseline, scenario=scenario, result=result,
+               baseline_result=baseline_result, light_ms=light_ms)

@@ -1,0 +1,49 @@
+"""Display helpers shared by pages: choose, label and format columns. No calculation here."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from calc.explain import compare, reconciliation
+from data.export import LABELS
+from ui import state
+from ui.i18n import t
+
+MONEY = st.column_config.NumberColumn(format="%,.2f")
+
+
+def label_columns(frame: pd.DataFrame, lang: str, extra: dict | None = None) -> pd.DataFrame:
+    """Rename columns to the language's labels (known keys only)."""
+    i = 0 if lang == "zh" else 1
+    names = {k: v[i] for k, v in LABELS.items()}
+    names.update({k: t(v, lang) for k, v in (extra or {}).items()})
+    return frame.rename(columns={c: names[c] for c in frame.columns if c in names})
+
+
+def grade_label(series: pd.Series, lang: str) -> pd.Series:
+    """``senior`` -> 资深客户经理 / Senior."""
+    return series.map(lambda g: t(f"grade_{g}", lang))
+
+
+def reconciles(ctx) -> bool:
+    """True when accounts = customers = attributed + unattributed for the current what-if."""
+    return reconciliation(state.base_for(ctx.dataset, ctx.scenario), ctx.result)["ok"]
+
+
+def top_bottom(ctx, n: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The best and worst ``n`` managers by rank, labelled."""
+    m = ctx.result.managers.sort_values(["rank", "manager_id"])
+    cols = ["rank", "manager_id", "name", "branch", "pay", "score", "grade"]
+    shown = m[cols].assign(grade=grade_label(m["grade"], ctx.lang))
+    return label_columns(shown.head(n), ctx.lang), label_columns(shown.tail(n).iloc[::-1], ctx.lang)
+
+
+def movement(ctx) -> pd.DataFrame:
+    """Baseline against what-if, per manager (see :func:`calc.explain.compare`)."""
+    return compare(ctx.baseline_result, ctx.result, ctx.baseline, ctx.scenario)
+
+
+def branch_options(ctx) -> list[str]:
+    """Branches in the current dataset, sorted."""
+    return sorted(ctx.result.managers["branch"].dropna().unique().tolist())
