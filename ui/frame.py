@@ -72,10 +72,16 @@ def _keep(key: str) -> None:
 
 
 def _restore(key: str, default) -> None:
-    """Put a widget's value back after a page switch (or set its first value)."""
-    if key not in st.session_state:
-        st.session_state[key] = st.session_state.get(f"_keep_{key}", default)
-    st.session_state[f"_keep_{key}"] = st.session_state[key]
+    """Give a widget its kept value before it is drawn (first value: ``default``).
+
+    The mirror ``_keep_<key>`` is the truth: ``on_change`` callbacks (run before the script)
+    update it, and it is written back into the widget's key on every run, so a page switch,
+    which gives the widget a new identity, cannot reset it.
+    """
+    mirror = f"_keep_{key}"
+    if mirror not in st.session_state:
+        st.session_state[mirror] = st.session_state.get(key, default)
+    st.session_state[key] = st.session_state[mirror]
 
 
 def _coerce_param(key: str, raw: str, default):

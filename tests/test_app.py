@@ -1,0 +1,158 @@
+"""The Streamlit app through AppTest: pages, the what-if panel, uploads."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from calc.pipeline import run
+from calc.scenario import Scenario
+from data.ingest import load_extract
+from tests.test_ingest import BASE, write_book
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ["app.py"] + sorted(p.replace(str(ROOT) + "/", "") for p in glob.glob(str(ROOT / "pages" / "*.py")))
+SAMPLE = ROOT / "data" / "sample" / "sample_bank.xlsx"
+
+
+def app(page: str = "app.py", lang: str = "zh") -> AppTest:
+    at = AppTest.from_file(str(ROOT / page), default_timeout=60)
+    at.session_state["lang"] = lang
+    return at
+
+
+def page_text(at: AppTest) -> str:
+    parts = [e.value for e in at.markdown] + [e.value for e in at.title] + [e.value for e in at.subheader]
+    parts += [e.label for e in at.metric]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.fixture(scope="module")
+def sample_frames():
+    extract, _ = load_extract(SAMPLE)
+    return extract.frames
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_in_both_languages(page, lang):
+    at = app(page, lang).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    title = at.title[0].value
+    assert title, "each page has a title"
+    is_chinese = any("\u4e00" <= ch <= "\u9fff" for ch in title)
+    assert is_chinese == (lang == "zh"), title
+
+
+def test_panel_has_the_documented_widget_keys():
+    at = app().run()
+    for key in ("pay_factor_asset", "pay_factor_liability", "pay_factor_intermediate", "pay_factor_risk",
+                "role_weight_primary", "role_weight_secondary", "role_weight_support", "stock_factor"):
+        assert at.slider(key=key).value == pytest.approx(
+            {**{f"pay_factor_{k}": v for k, v in Scenario().pay_factor.items()},
+             **{f"role_weight_{k}": v for k, v in Scenario().role_weight.items()}, "stock_factor": 1.0}[key])
+    assert at.number_input(key="pool").value == 1_000_000
+    assert at.radio(key="pay_method").value == "factor"
+
+
+def table_with(at: AppTest, *columns: str):
+    """The first dataframe on the page that has all ``columns`` (AppTest keeps no dataframe keys)."""
+    for d in at.dataframe:
+        value = d.value
+        if all(c in value.columns for c in columns):
+            return value
+    raise AssertionError(f"no table with columns {columns}: {[list(d.value.columns) for d in at.dataframe]}")
+
+
+def _ranking_ids(at: AppTest) -> list[str]:
+    df = at.dataframe[0].value
+    col = "客户经理编号" if "客户经理编号" in df.columns else "Manager ID"
+    return list(df[col])
+
+
+def test_moving_intermediate_factor_reorders_the_ranking_as_calc_predicts(sample_frames):
+    at = app("pages/rankings.py").run()
+    before = _ranking_ids(at)
+    at.slider(key="pay_factor_intermediate").set_value(0.4).run()
+    assert not at.exception
+    after = _ranking_ids(at)
+    _, expected = run(sample_frames, Scenario(pay_factor={**Scenario().pay_factor, "intermediate": 0.4}))
+    want = list(expected.managers.sort_values(["rank", "manager_id"])["manager_id"])
+    assert after == want
+    assert after != before, "the sample bank should reorder when fee income pays 4x more"
+    df = table_with(at, "客户经理编号", "绩效工资", "名次变化")
+    pay = dict(zip(df["客户经理编号"], df["绩效工资"]))
+    exp_pay = dict(zip(expected.managers["manager_id"], expected.managers["pay"]))
+    assert all(abs(pay[k] - exp_pay[k]) < 0.01 for k in exp_pay)
+
+
+def test_reset_returns_to_baseline():
+    at = app("pages/rankings.py").run()
+    at.slider(key="role_weight_primary").set_value(0.3).run()
+    assert at.slider(key="role_weight_primary").value == 0.3
+    at.button(key="whatif_reset").click().run()
+    assert at.slider(key="role_weight_primary").value == 0.7
+
+
+def test_slider_value_survives_a_page_switch():
+    at = app("app.py").run()
+    at.slider(key="stock_factor").set_value(0.6).run()
+    at.switch_page("pages/customers.py").run()
+    assert not at.exception
+    assert at.slider(key="stock_factor").value == 0.6
+    at.switch_page("pages/rankings.py").run()
+    assert at.slider(key="stock_factor").value == 0.6
+
+
+def test_query_parameters_start_the_what_if():
+    at = app("pages/rankings.py")
+    at.query_params["pay_factor_risk"] = "0.2"
+    at.query_params["lang"] = "en"
+    at.session_state.__delitem__("lang") if "lang" in at.session_state else None
+    at.run()
+    assert at.slider(key="pay_factor_risk").value == 0.2
+
+
+def test_invalid_upload_shows_every_report_row(tmp_path):
+    sheets = {k: [list(r) for r in v] for k, v in BASE.items()}
+    sheets["账户"][1][6] = 3.45        # row 2
+    sheets["业绩分配"][3][2] = "老板"   # row 4
+    data = write_book(tmp_path / "bad.xlsx", sheets).read_bytes()
+    at = app("pages/upload.py", "en").run()
+    at.file_uploader(key="extract_upload").set_value(("bad.xlsx", data, "application/octet-stream")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    report = table_with(at, "severity", "message_en")
+    errors = report[report["severity"] == "error"]
+    assert {(s, r) for s, r in zip(errors["sheet"], errors["row"])} == {("账户", 2), ("业绩分配", 4)}
+    assert any("looks like a percent" in m for m in errors["message_en"])
+    assert at.error, "the page says the extract was not accepted"
+
+
+def test_valid_upload_can_be_accepted_and_is_used(tmp_path):
+    data = write_book(tmp_path / "ok.xlsx", BASE).read_bytes()
+    at = app("app.py", "en").run()
+    at.switch_page("pages/upload.py").run()
+    at.file_uploader(key="extract_upload").set_value(("ok.xlsx", data, "application/octet-stream")).run()
+    at.button(key="accept_dataset").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page("pages/rankings.py").run()
+    assert not at.exception
+    assert sorted(_ranking_ids(at)) == ["007", "008"]
+
+
+def test_accept_valid_rows_quarantines_the_rest(tmp_path):
+    sheets = {k: [list(r) for r in v] for k, v in BASE.items()}
+    sheets["客户"][2][2] = None          # customer 000124 row 3: branch missing -> rejected
+    data = write_book(tmp_path / "part.xlsx", sheets).read_bytes()
+    at = app("pages/upload.py", "en").run()
+    at.file_uploader(key="extract_upload").set_value(("part.xlsx", data, "application/octet-stream")).run()
+    at.checkbox(key="accept_valid_rows").check().run()
+    at.button(key="accept_dataset").click().run()
+    assert not at.exception
+    q = table_with(at, "sheet", "row", "reason")
+    # the customer row, its account (row 4) and its assignment (row 4) are all kept in quarantine
+    assert {(s, r) for s, r in zip(q["sheet"], q["row"])} == {("客户", 3), ("账户", 4), ("业绩分配", 4)}
