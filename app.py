@@ -12,8 +12,8 @@ c = st.columns(5)
 c[0].metric(ctx.t("total_contribution"), f"{tot['contribution']:,.0f}")
 c[1].metric(ctx.t("attributed"), f"{tot['attributed']:,.0f}")
 c[2].metric(ctx.t("unattributed"), f"{tot['unattributed']:,.0f}")
-c[3].metric(ctx.t("total_pay"), f"{tot['pay']:,.0f}",
-            delta=f"{tot['pay'] - ctx.baseline_result.totals['pay']:,.0f}" or None)
+pay_delta = tot["pay"] - ctx.baseline_result.totals["pay"]
+c[3].metric(ctx.t("total_pay"), f"{tot['pay']:,.0f}", delta=f"{pay_delta:,.0f}" if abs(pay_delta) >= 0.5 else None)
 c[4].metric(ctx.t("managers_n"), f"{len(r.managers)}", help=f"{ctx.t('customers_n')}: {len(r.customers)}")
 if views.reconciles(ctx):
     st.caption(ctx.t("reconciles"))
@@ -26,6 +26,6 @@ left.plotly_chart(charts.grade_figure(r.managers, ctx.lang), key="grades")
 with right:
     top, bottom = views.top_bottom(ctx, 5)
     st.subheader(ctx.t("top_managers"))
-    st.dataframe(top, hide_index=True)
+    views.show(top, ctx.lang)
     st.subheader(ctx.t("bottom_managers"))
-    st.dataframe(bottom, hide_index=True)
+    views.show(bottom, ctx.lang)

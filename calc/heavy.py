@@ -165,6 +165,14 @@ def _wide(frame: pd.DataFrame, value: str) -> pd.DataFrame:
     return frame.pivot_table(index="manager_id", columns="kpi", values=value, aggfunc="last")
 
 
+def _require_known(sheet: str, column: str, values: pd.Series, unknown) -> None:
+    unknown = np.asarray(unknown, dtype=bool)
+    if unknown.any():
+        sample = ", ".join(map(str, values[unknown].unique()[:5]))
+        raise ValueError(f"{sheet}.{column} refers to ids that are not in the extract ({sample}); "
+                         "validate the extract (data.ingest) before the heavy stage")
+
+
 def build_base(frames: dict[str, pd.DataFrame], scenario: Scenario) -> Base:
     """Run the heavy stage on validated frames.
 
@@ -182,6 +190,8 @@ def build_base(frames: dict[str, pd.DataFrame], scenario: Scenario) -> Base:
     Base
     """
     accounts = frames["accounts"].copy()
+    _require_known("accounts", "customer_id", accounts["customer_id"],
+                   ~accounts["customer_id"].isin(frames["customers"]["customer_id"]))
     daily = frames.get("daily_balances")
     if daily is not None and len(daily):
         avg = daily_average(daily, scenario.days)
@@ -222,8 +232,11 @@ def build_base(frames: dict[str, pd.DataFrame], scenario: Scenario) -> Base:
     asg = frames["assignments"][["customer_id", "manager_id", "role", "coefficient", "_row"]].reset_index(drop=True).copy()
     cust_pos = pd.Series(np.arange(len(customers)), index=customers["customer_id"])
     mgr_pos = pd.Series(np.arange(len(managers)), index=managers["manager_id"])
-    asg["cust_idx"] = asg["customer_id"].map(cust_pos).to_numpy(dtype=np.int64)
-    asg["mgr_idx"] = asg["manager_id"].map(mgr_pos).to_numpy(dtype=np.int64)
+    cust_idx, mgr_idx = asg["customer_id"].map(cust_pos), asg["manager_id"].map(mgr_pos)
+    _require_known("assignments", "customer_id", asg["customer_id"], cust_idx.isna())
+    _require_known("assignments", "manager_id", asg["manager_id"], mgr_idx.isna())
+    asg["cust_idx"] = cust_idx.to_numpy(dtype=np.int64)
+    asg["mgr_idx"] = mgr_idx.to_numpy(dtype=np.int64)
 
     empty = pd.DataFrame(columns=["manager_id", "kpi", "target", "value"])
     return Base(

@@ -8,12 +8,25 @@ from calc.heavy import Base, build_base
 from calc.light import Result, evaluate
 from calc.scenario import Scenario
 
-__all__ = ["run", "valid_frames"]
+__all__ = ["run", "require_valid"]
 
 
-def valid_frames(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Drop rows flagged ``_error`` (used when the user accepts the valid rows only)."""
-    return {k: (v[~v["_error"]].reset_index(drop=True) if "_error" in v else v) for k, v in frames.items()}
+def require_valid(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Return ``frames`` when no row is flagged ``_error``; raise otherwise.
+
+    Rows with errors are never dropped here: dropping one customer must also drop its accounts
+    and assignments, and the user must see them. :func:`data.quarantine.split_valid` does both.
+
+    Raises
+    ------
+    ValueError
+        Naming the sheets that still hold rejected rows.
+    """
+    flagged = [k for k, v in frames.items() if "_error" in v and bool(v["_error"].any())]
+    if flagged:
+        raise ValueError(f"sheets {', '.join(flagged)} hold rows with errors; split them off with "
+                         "data.quarantine.split_valid (accept the valid rows) before calculating")
+    return frames
 
 
 def run(frames: dict[str, pd.DataFrame], scenario: Scenario | None = None) -> tuple[Base, Result]:
@@ -22,7 +35,7 @@ def run(frames: dict[str, pd.DataFrame], scenario: Scenario | None = None) -> tu
     Parameters
     ----------
     frames : dict of str to DataFrame
-        As in ``Extract.frames`` (see :mod:`data.ingest`).
+        As in ``Extract.frames`` (see :mod:`data.ingest`), without rows flagged ``_error``.
     scenario : Scenario, optional
         Defaults to ``Scenario()`` (DOMAIN defaults).
 
@@ -31,5 +44,5 @@ def run(frames: dict[str, pd.DataFrame], scenario: Scenario | None = None) -> tu
     tuple of (Base, Result)
     """
     scenario = scenario or Scenario()
-    base = build_base(valid_frames(frames), scenario)
+    base = build_base(require_valid(frames), scenario)
     return base, evaluate(base, scenario)

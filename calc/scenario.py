@@ -154,6 +154,15 @@ class Scenario:
     _TABLES = {"unit_cost": LINES, "cost_rate": LINES, "role_weight": ROLES, "pay_factor": PAY_LINES,
                "grades": GRADES, "tiers": TIERS}
 
+    def __post_init__(self) -> None:
+        """Merge partial tables with their defaults, accept KPI rows as dicts, then validate."""
+        for f in fields(self):
+            if f.name in self._TABLES and isinstance(getattr(self, f.name), dict):
+                setattr(self, f.name, {**f.default_factory(), **getattr(self, f.name)})
+        if isinstance(self.kpi, list):
+            self.kpi = tuple(KpiDef(**k) if isinstance(k, dict) else k for k in self.kpi)
+        self.validate()
+
     def validate(self) -> "Scenario":
         """Check every field; return ``self`` or raise ValueError naming the key and the rule."""
         if not isinstance(self.name, str) or not self.name.strip():

@@ -26,14 +26,14 @@ k[4].metric(ctx.t("page_rankings"), f"{s['rank']} ({s['branch']} {s['branch_rank
 st.subheader(ctx.t("chain"))
 row = m[m["manager_id"] == manager].iloc[0]
 st.plotly_chart(charts.pay_by_line_figure(row, ctx.scenario.pay_factor, ctx.lang), key="pay_by_line")
-st.dataframe(chain["lines"].assign(line=chain["lines"]["line"].map(ctx.t)), hide_index=True, key="chain_lines")
+views.show(chain["lines"].assign(line=chain["lines"]["line"].map(ctx.t)), ctx.lang, key="chain_lines")
 
 st.subheader(ctx.t("customers_of"))
 if chain["customers"].empty:
     st.info(ctx.t("no_customers"))
 else:
-    st.dataframe(views.label_columns(chain["customers"], ctx.lang), hide_index=True, key="chain_customers")
+    views.show(chain["customers"], ctx.lang, key="chain_customers")
     st.subheader(ctx.t("accounts_of"))
-    st.dataframe(chain["accounts"], hide_index=True, key="chain_accounts")
+    views.show(chain["accounts"], ctx.lang, key="chain_accounts")
 st.download_button(ctx.t("statement"), statement_workbook(chain, ctx.scenario, ctx.lang), f"statement_{manager}.xlsx",
                    key="statement_download")

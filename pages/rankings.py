@@ -19,8 +19,8 @@ if branch:
 m["rank_change"] = m["manager_id"].map(moves["rank_change"])
 m["baseline_rank"] = m["manager_id"].map(moves["rank_a"])
 crossed = m["manager_id"].map(moves["grade_crossed"]).fillna(False).to_numpy()
-cols = ["rank", "branch_rank", "rank_change", "manager_id", "name", "branch", "asset", "liability", "intermediate",
-        "risk", "total", "pay", "points_pay", "score", "grade"]
+cols = ["rank", "branch_rank", "rank_change", "manager_id", "name", "branch", "pay", "points_pay", "score", "grade",
+        "asset", "liability", "intermediate", "risk", "total"]
 table = m[cols].assign(grade=views.grade_label(m["grade"], lang)).reset_index(drop=True)
 shown = views.label_columns(table, lang, {"rank_change": "rank_change"})
 styled = shown.style.apply(lambda row: ["background-color: #FFF3CD" if crossed[row.name] else "" for _ in row],

@@ -47,8 +47,8 @@ left, right = st.columns([3, 2])
 left.plotly_chart(charts.slope_figure(ra.managers, rb.managers, a, b, ctx.lang), key="slope")
 right.dataframe(totals.loc[["contribution", "attributed", "unattributed", "pay", "points_pay"]], key="compare_totals")
 st.subheader(ctx.t("pay_delta"))
-st.dataframe(diff[["manager_id", "name", "branch", "rank_a", "rank_b", "rank_change", "pay_a", "pay_b", "pay_delta",
-                   "grade_a", "grade_b", "driver", "cause"]], hide_index=True, key="compare_table")
+views.show(diff[["manager_id", "name", "branch", "rank_a", "rank_b", "rank_change", "pay_a", "pay_b", "pay_delta",
+                 "grade_a", "grade_b", "driver", "cause"]], ctx.lang, key="compare_table")
 
 st.subheader(ctx.t("import_toml"))
 up = st.file_uploader(ctx.t("import_toml"), type=["toml"], key="scenario_upload", label_visibility="collapsed")

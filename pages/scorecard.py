@@ -26,8 +26,7 @@ left.plotly_chart(charts.radar_figure(perspective_scores(ctx.result, manager),
 with right:
     st.subheader(ctx.t("kpi_table"))
     k = ctx.result.kpi[ctx.result.kpi["manager_id"] == manager]
-    st.dataframe(views.label_columns(k[["kpi", "perspective", "kind", "weight", "actual", "target", "points"]],
-                                     ctx.lang), hide_index=True, key="kpi_detail")
+    views.show(k[["kpi", "perspective", "kind", "weight", "actual", "target", "points"]], ctx.lang, key="kpi_detail")
 
 st.subheader(ctx.t("kpi_weights"))
 ss = st.session_state

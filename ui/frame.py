@@ -152,7 +152,6 @@ def navigation(lang: str) -> None:
 def whatif_panel(baseline: Scenario, lang: str) -> Scenario:
     """Sliders for the light-stage parameters; returns the what-if scenario they define."""
     defaults = _baseline_values(baseline)
-    _from_query_params(defaults)
     for key in WHATIF_KEYS:
         _restore(key, defaults[key])
     side = st.sidebar
@@ -206,12 +205,13 @@ def frame(page: str) -> Ctx:
     Ctx
     """
     st.set_page_config(page_title=f"{t(page, 'zh')} · 绩效 Jixiao", page_icon=":material/analytics:", layout="wide")
+    baseline = state.baseline_scenario()
+    _from_query_params(_baseline_values(baseline))
     lang = language_switch()
     navigation(lang)
     st.sidebar.divider()
     dataset = state.active_dataset()
     st.sidebar.caption(f"{t('dataset', lang)}: {dataset.label}")
-    baseline = state.baseline_scenario()
     scenario = whatif_panel(baseline, lang)
     t0 = time.perf_counter()
     result = state.light(dataset, scenario)

@@ -16,7 +16,7 @@ import streamlit as st
 
 from calc.heavy import Base, build_base
 from calc.light import Result, evaluate
-from calc.pipeline import valid_frames
+from calc.pipeline import require_valid
 from calc.scenario import Scenario
 from data.ingest import load_extract
 
@@ -39,7 +39,7 @@ class Dataset:
     label : str
         What the user sees: file name or period and version.
     frames : dict of str to DataFrame
-        Valid rows only (see :func:`calc.pipeline.valid_frames`).
+        Valid rows only (see :func:`data.quarantine.split_valid`).
     quarantine : DataFrame or None
         Rows rejected when the user accepted the valid rows only.
     """
@@ -59,7 +59,7 @@ def sample_dataset() -> Dataset:
     """The committed sample bank, read and validated once per server."""
     extract, _ = load_extract(SAMPLE_PATH)
     return Dataset(id="sample-" + _sha(SAMPLE_PATH.read_bytes())[:16], label="sample_bank.xlsx",
-                   frames=valid_frames(extract.frames))
+                   frames=require_valid(extract.frames))
 
 
 def active_dataset() -> Dataset:

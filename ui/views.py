@@ -32,11 +32,11 @@ def reconciles(ctx) -> bool:
 
 
 def top_bottom(ctx, n: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The best and worst ``n`` managers by rank, labelled."""
+    """The best and worst ``n`` managers by rank (grades in the page's language)."""
     m = ctx.result.managers.sort_values(["rank", "manager_id"])
     cols = ["rank", "manager_id", "name", "branch", "pay", "score", "grade"]
     shown = m[cols].assign(grade=grade_label(m["grade"], ctx.lang))
-    return label_columns(shown.head(n), ctx.lang), label_columns(shown.tail(n).iloc[::-1], ctx.lang)
+    return shown.head(n), shown.tail(n).iloc[::-1]
 
 
 def movement(ctx) -> pd.DataFrame:
@@ -47,3 +47,11 @@ def movement(ctx) -> pd.DataFrame:
 def branch_options(ctx) -> list[str]:
     """Branches in the current dataset, sorted."""
     return sorted(ctx.result.managers["branch"].dropna().unique().tolist())
+
+
+def show(frame: pd.DataFrame, lang: str, key: str | None = None, extra: dict | None = None, **kwargs) -> None:
+    """``st.dataframe`` with labelled columns and money rounded to fen (0.01 yuan)."""
+    shown = label_columns(frame, lang, extra)
+    floats = shown.select_dtypes("float").columns
+    shown[floats] = shown[floats].round(2)
+    st.dataframe(shown, hide_index=True, key=key, **kwargs)

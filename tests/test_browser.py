@@ -1,0 +1,103 @@
+"""The app in a real browser: `streamlit run` on 127.0.0.1, Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, errors_on, require_browser, screenshot_dir, settle, streamlit_server
+
+pytestmark = pytest.mark.browser
+
+PAGES = ["rankings", "customers", "scorecard", "manager", "scenarios", "upload", ""]   # rankings first: fresh server
+
+
+@pytest.fixture(scope="module")
+def server():
+    require_browser()
+    with streamlit_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def new_page(browser, lang="zh"):
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN" if lang == "zh" else "en-US")
+    return context.new_page()
+
+
+def test_every_page_by_direct_url_on_a_fresh_server(server, browser, tmp_path):
+    shots = screenshot_dir(tmp_path)
+    for i, path in enumerate(PAGES):
+        page = new_page(browser)                      # a new session each time, straight to the URL
+        page.goto(f"{server}/{path}")
+        settle(page)
+        assert not errors_on(page), (path, errors_on(page))
+        nav = page.locator('[data-testid="stPageLink"]')
+        nav.nth(6).wait_for(timeout=15_000)               # the shared frame's seven links
+        assert nav.count() == 7, f"/{path}: the shared frame's navigation is missing"
+        assert page.locator(".st-key-pay_factor_intermediate input[type=range]").count() == 1
+        page.screenshot(path=str(shots / f"{i:02d}_{path or 'overview'}.png"), full_page=False)
+        page.context.close()
+
+
+def test_english_switch(server, browser):
+    page = new_page(browser)
+    page.goto(f"{server}/rankings?lang=en")
+    settle(page)
+    assert page.locator("h1").inner_text().strip() == "Rankings"
+    assert not errors_on(page)
+    page.context.close()
+
+
+def _slider(page, key):
+    return page.locator(f".st-key-{key} input[type=range]")
+
+
+def _first_row_pay(page) -> str:
+    page.locator("table thead th", has_text="绩效工资").first.wait_for(state="attached", timeout=15_000)
+    header = page.locator("table").first.locator("thead th")
+    names = [header.nth(i).inner_text() for i in range(header.count())]
+    col = names.index("绩效工资")
+    return page.locator("table").first.locator(f'[data-testid="glide-cell-{col}-0"]').inner_text()
+
+
+def test_slider_moves_the_table_and_survives_a_page_switch(server, browser, tmp_path):
+    page = new_page(browser)
+    page.goto(f"{server}/rankings")
+    settle(page)
+    before = _first_row_pay(page)
+    slider = _slider(page, "pay_factor_intermediate")
+    assert slider.get_attribute("value") == "0.1"
+    slider.focus()
+    for _ in range(20):                                # up from 0.100 in steps of 0.005
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(30)
+    page.wait_for_function(
+        """() => parseFloat(document.querySelector('.st-key-pay_factor_intermediate input[type=range]').value) > 0.1""")
+    page.wait_for_timeout(500)
+    moved = _slider(page, "pay_factor_intermediate").get_attribute("value")
+    settle(page)
+    page.wait_for_function(f"""(before) => {{
+        const cells = [...document.querySelectorAll('table thead th')].map(h => h.innerText);
+        const col = cells.indexOf('绩效工资');
+        const cell = document.querySelector(`[data-testid="glide-cell-${{col}}-0"]`);
+        return cell && cell.innerText !== before; }}""", arg=before)
+    assert _first_row_pay(page) != before
+    page.screenshot(path=str(screenshot_dir(tmp_path) / "10_rankings_after_move.png"))
+
+    page.locator('[data-testid="stSidebar"]').get_by_role("link", name="客户", exact=True).click()
+    page.wait_for_url("**/customers*")
+    settle(page)
+    assert page.locator("h1").inner_text().strip() == "客户"
+    assert _slider(page, "pay_factor_intermediate").get_attribute("value") == moved
+    assert not errors_on(page)
+    page.context.close()
