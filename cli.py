@@ -3,6 +3,7 @@
 Usage
 -----
 python cli.py evaluate INPUT [--scenario FILE.toml] [--json OUT.json] [--xlsx OUT.xlsx] [--report OUT.xlsx]
+                    [--accept-valid-rows [--quarantine OUT.xlsx]]
 
 INPUT is a workbook (.xlsx, .xls, .ods; the content decides) or a folder of CSV files. Exit
 codes: 0 done, 1 the input or scenario is invalid (the row-level report is printed), 2 bad
@@ -71,13 +72,29 @@ def cmd_evaluate(args) -> int:
         extract = None
     if args.report:
         write_workbook({"report": report.to_frame()}, args.report)
-    if extract is None or not report.ok:
+    if extract is None or (not report.ok and not args.accept_valid_rows):
         print(f"{args.input}: the extract is invalid / 数据校验未通过", file=sys.stderr)
         print(report.text(), file=sys.stderr)
         return EXIT_INVALID
-    if report.warnings:
+    frames = extract.frames
+    if not report.ok:  # --accept-valid-rows: compute on the rest, keep every rejected row
+        from data.export import frame_to_csv_bytes
+        from data.quarantine import split_valid
+
+        frames, quarantine = split_valid(extract, report)
         print(report.text(limit=args.max_warnings), file=sys.stderr)
-    _, result = run(extract.frames, scenario)
+        print(f"{len(quarantine)} row(s) quarantined / {len(quarantine)} 行已隔离", file=sys.stderr)
+        if args.quarantine:
+            if args.quarantine.lower().endswith(".csv"):
+                Path(args.quarantine).write_bytes(frame_to_csv_bytes(quarantine))
+            else:
+                write_workbook({"quarantine": quarantine}, args.quarantine)
+        else:
+            for row in quarantine.itertuples(index=False):
+                print(f"  quarantined: sheet '{row.sheet}', row {row.row}: {row.reason}", file=sys.stderr)
+    elif report.warnings:
+        print(report.text(limit=args.max_warnings), file=sys.stderr)
+    _, result = run(frames, scenario)
     doc = to_json_dict(result)
     if args.json:
         Path(args.json).write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -99,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", help="write the result document (DOMAIN section 10) here")
     ev.add_argument("--xlsx", help="write the xlsx report (managers, customers, totals, scenario) here")
     ev.add_argument("--report", help="write the validation report as xlsx here (also when valid)")
+    ev.add_argument("--accept-valid-rows", action="store_true",
+                    help="compute on the valid rows; rejected rows (and rows that depend on them) are quarantined")
+    ev.add_argument("--quarantine", help="with --accept-valid-rows: write the rejected rows here (.xlsx or .csv)")
     ev.add_argument("--lang", choices=("zh", "en"), default="zh", help="language of the xlsx report")
     ev.add_argument("--max-warnings", type=int, default=50, help="warnings printed at most (default 50)")
     ev.add_argument("-v", "--verbose", action="store_true", help="print the ranking summary even with --json")
@@ -111,6 +131,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from data.guards import check_xml_safety
+
+        check_xml_safety()
         return args.func(args)
     except KeyboardInterrupt:
         return 130

@@ -75,3 +75,24 @@ def check_workbook_bytes(name: str, data: bytes, kind: str) -> None:
                 head = part.read(4096)
             if _DOCTYPE.search(head):
                 raise _refuse(name, f"part {info.filename} declares a DOCTYPE or XML entities")
+
+
+def check_xml_safety() -> None:
+    """Fail at start when the XML defences are missing.
+
+    openpyxl (used for templates and in tests) parses workbook XML with the standard library
+    unless defusedxml is installed; python-calamine does not expand entities, and
+    :func:`check_workbook_bytes` refuses any DOCTYPE before a parser runs.
+
+    Raises
+    ------
+    RuntimeError
+        When defusedxml is not importable or openpyxl does not use it.
+    """
+    try:
+        import defusedxml  # noqa: F401
+        from openpyxl.xml import DEFUSEDXML
+    except ImportError as e:
+        raise RuntimeError(f"defusedxml is required to read workbooks safely: {e}") from None
+    if not DEFUSEDXML:
+        raise RuntimeError("openpyxl is not using defusedxml; reinstall requirements.txt")

@@ -5,7 +5,7 @@ import hashlib
 import streamlit as st
 
 from data.export import frame_to_csv_bytes, write_workbook
-from data.ingest import parse_uploads
+from data.sandbox import parse_isolated
 from data.quarantine import split_valid
 from ui import state
 from ui.frame import frame
@@ -26,7 +26,8 @@ if files:
     payload = [(f.name, f.getvalue()) for f in files]
     digest = hashlib.sha256(b"".join(hashlib.sha256(d).digest() for _, d in payload)).hexdigest()
     if ss.get("_upload_digest") != digest:
-        extract, report = parse_uploads(payload)
+        with st.spinner("…"):
+            extract, report = parse_isolated(payload)
         ss["_upload"] = (extract, report, ", ".join(n for n, _ in payload))
         ss["_upload_digest"] = digest
     extract, report, label = ss["_upload"]

@@ -148,3 +148,21 @@ def test_sample_workbook_runs():
     p = cli("evaluate", sample)
     assert p.returncode == 0, p.stderr
     assert "contribution" in p.stdout and "rank" in p.stdout
+
+
+def test_accept_valid_rows_computes_the_rest_and_keeps_the_rejected(tmp_path):
+    sheets = copy.deepcopy(BASE)
+    sheets["客户"][2][2] = None                    # customer 000124 (row 3): branch missing
+    book = write_book(tmp_path / "part.xlsx", sheets)
+    assert cli("evaluate", book, "--json", tmp_path / "x.json").returncode == 1      # all or nothing by default
+    out, q = tmp_path / "o.json", tmp_path / "q.csv"
+    p = cli("evaluate", book, "--accept-valid-rows", "--quarantine", q, "--json", out)
+    assert p.returncode == 0, p.stderr
+    assert "3 row(s) quarantined" in p.stderr
+    doc = json.loads(out.read_text())
+    assert [c["customer_id"] for c in doc["customers"]] == ["000123"]
+    # without 000124 (and its 0.8 share to 008): 008 keeps only 0.3 of 000123
+    m = {r["manager_id"]: r for r in doc["managers"]}
+    assert m["008"]["pay"] == pytest.approx(0.3 * 323.14)
+    text = q.read_bytes().decode("utf-8-sig")
+    assert "客户,3," in text and "账户,4," in text and "业绩分配,4," in text

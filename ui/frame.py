@@ -192,6 +192,14 @@ def whatif_panel(baseline: Scenario, lang: str) -> Scenario:
     return baseline.replace(**changes)
 
 
+@st.cache_resource(show_spinner=False)
+def _startup_checks() -> bool:
+    from data.guards import check_xml_safety
+
+    check_xml_safety()
+    return True
+
+
 def frame(page: str) -> Ctx:
     """Draw the shared frame and compute the what-if. Every page calls this first.
 
@@ -205,6 +213,7 @@ def frame(page: str) -> Ctx:
     Ctx
     """
     st.set_page_config(page_title=f"{t(page, 'zh')} · 绩效 Jixiao", page_icon=":material/analytics:", layout="wide")
+    _startup_checks()
     baseline = state.baseline_scenario()
     _from_query_params(_baseline_values(baseline))
     lang = language_switch()
