@@ -5,6 +5,10 @@ Usage
 python cli.py evaluate INPUT [--scenario FILE.toml] [--json OUT.json] [--xlsx OUT.xlsx] [--report OUT.xlsx]
                     [--accept-valid-rows [--quarantine OUT.xlsx]]
 
+python cli.py load INPUT --period 2026Q3 [--accept-valid-rows]
+python cli.py publish --period 2026Q3 [--scenario FILE.toml] [--reason TEXT]
+python cli.py verify --period 2026Q3
+
 INPUT is a workbook (.xlsx, .xls, .ods; the content decides) or a folder of CSV files. Exit
 codes: 0 done, 1 the input or scenario is invalid (the row-level report is printed), 2 bad
 command line, 3 an internal error (no traceback unless ``--debug``).
@@ -105,6 +109,88 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _validated(input_path: str, accept_valid_rows: bool):
+    """Read and validate INPUT; return (frames, quarantine or None) or raise SystemExit-like codes."""
+    from data.ingest import parse_book
+    from data.quarantine import split_valid
+    from data.readers import read_input
+    from data.report import ExtractError
+
+    try:
+        extract, report = parse_book(read_input(input_path))
+    except ExtractError as e:
+        print(f"{input_path}: the extract is invalid / 数据校验未通过", file=sys.stderr)
+        print(e.report.text(), file=sys.stderr)
+        return None
+    if not report.ok and not accept_valid_rows:
+        print(f"{input_path}: the extract is invalid / 数据校验未通过", file=sys.stderr)
+        print(report.text(), file=sys.stderr)
+        return None
+    if report.issues:
+        print(report.text(limit=50), file=sys.stderr)
+    if report.ok:
+        return extract.frames, None
+    frames, quarantine = split_valid(extract, report)
+    print(f"{len(quarantine)} row(s) quarantined / {len(quarantine)} 行已隔离", file=sys.stderr)
+    return frames, quarantine
+
+
+def cmd_load(args) -> int:
+    """Store INPUT as the period's next dataset version (a byte-identical file is a no-op)."""
+    from data.store import Store, sha256_path
+
+    got = _validated(args.input, args.accept_valid_rows)
+    if got is None:
+        return EXIT_INVALID
+    frames, quarantine = got
+    try:
+        store = Store.open()
+        info = store.save_dataset(args.period, Path(args.input).name, sha256_path(args.input), frames, args.user,
+                                  quarantine)
+    except ValueError as e:
+        print(f"load refused / 未能入库: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    rows = ", ".join(f"{k} {v}" for k, v in info.row_counts.items() if v)
+    if info.created:
+        print(f"stored {info.label}: {rows}" + (f"; {info.rejected_rows} rejected rows quarantined"
+                                                 if info.rejected_rows else ""))
+    else:
+        print(f"unchanged: the same file is already stored as {info.label}")
+    return 0
+
+
+def cmd_publish(args) -> int:
+    """Freeze the period's results under a scenario (re-publishing needs --reason)."""
+    from data.store import Store
+
+    try:
+        scenario = _load_scenario(args.scenario)
+        store = Store.open()
+        pub = store.publish(args.period, scenario, args.reason or "", args.user)
+    except ValueError as e:
+        print(f"publish refused / 未能发布: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"published {pub['period']} v{pub['version']} (result sha256 {pub['result_hash'][:16]}…)")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    """Recompute the period's newest publication and compare it with the frozen result."""
+    from data.store import Store
+
+    store = Store.open()
+    pubs = store.publications(args.period)
+    if pubs.empty:
+        print(f"period {args.period} has no publication / 该期间尚未发布", file=sys.stderr)
+        return EXIT_INVALID
+    row = pubs.iloc[0]
+    check = store.verify(int(row["id"]))
+    state = "reproduces exactly" if check["same"] else "DIFFERS from the frozen result"
+    note = " (the calculation code changed since publication)" if check["code_changed"] else ""
+    print(f"{args.period} v{row['version']}: {state}{note}")
+    return 0 if check["same"] else EXIT_INVALID
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (sub-commands)."""
     parser = argparse.ArgumentParser(prog="cli.py", description="Jixiao client-manager performance (绩效) tools")
@@ -123,6 +209,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-warnings", type=int, default=50, help="warnings printed at most (default 50)")
     ev.add_argument("-v", "--verbose", action="store_true", help="print the ranking summary even with --json")
     ev.set_defaults(func=cmd_evaluate)
+
+    ld = sub.add_parser("load", help="store an extract as a period's new dataset version")
+    ld.add_argument("input", help="workbook (.xlsx) or folder of CSV files")
+    ld.add_argument("--period", required=True, help="period label, e.g. 2026Q3 (also 2026M09, 2026H2, 2026Y)")
+    ld.add_argument("--user", default="cli", help="recorded as the uploader (default: cli)")
+    ld.add_argument("--accept-valid-rows", action="store_true", help="store the valid rows, quarantine the rest")
+    ld.set_defaults(func=cmd_load)
+
+    pb = sub.add_parser("publish", help="freeze a period's results (the official scenario)")
+    pb.add_argument("--period", required=True)
+    pb.add_argument("--scenario", help="scenario TOML (default: DOMAIN defaults)")
+    pb.add_argument("--reason", help="why; required when the period was published before")
+    pb.add_argument("--user", default="cli", help="recorded as the publisher (default: cli)")
+    pb.set_defaults(func=cmd_publish)
+
+    vf = sub.add_parser("verify", help="check that a period's published result reproduces exactly")
+    vf.add_argument("--period", required=True)
+    vf.set_defaults(func=cmd_verify)
     return parser
 
 

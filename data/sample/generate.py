@@ -563,3 +563,24 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def previous_period(frames: dict, seed: int = 2025) -> dict:
+    """The sample bank one quarter earlier: same people and accounts, balances and fees moved.
+
+    Daily balances are left out (they belong to the later quarter). Used to seed a second
+    published period so that the History page has a trend to show.
+    """
+    rng = np.random.default_rng(seed)
+    out = {k: v.copy() for k, v in frames.items()}
+    acc = out["accounts"]
+    n = len(acc)
+    acc["avg_balance"] = (acc["avg_balance"] * rng.uniform(0.8, 1.1, n)).round(2)
+    acc["base_avg_balance"] = (acc["base_avg_balance"] * rng.uniform(0.85, 1.1, n)).round(2)
+    acc["fee_income"] = (acc["fee_income"] * rng.uniform(0.6, 1.2, n)).round(2)
+    acc["provision"] = (acc["provision"] * rng.uniform(0.5, 1.5, n)).round(2)
+    out["daily_balances"] = out["daily_balances"].iloc[0:0].copy()
+    if len(out.get("kpis", ())):
+        k = out["kpis"]
+        k["value"] = np.maximum(0, k["value"] + rng.integers(-1, 2, len(k)))
+    return out

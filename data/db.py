@@ -1,0 +1,321 @@
+"""Database connection and schema: SQLite by default, PostgreSQL given a URL; migrations as code.
+
+The URL comes from the environment variable ``JIXIAO_DATABASE_URL``, then ``database_url`` in
+``.streamlit/secrets.toml``, then the embedded default ``sqlite:///var/jixiao.db`` under the
+project. The same tables and SQL run on both (SQLAlchemy Core, no dialect-specific SQL except the
+append-only triggers of the audit log, written once per dialect).
+
+SQLite is opened with WAL, foreign keys and a busy timeout; every write transaction starts with
+``BEGIN IMMEDIATE`` and writers in one process are serialised by a lock, so concurrent uploads
+and publishes wait their turn instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import tomllib
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import (Boolean, Column, Date, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table,
+                        Text, UniqueConstraint, create_engine, event, select, text)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from data.schema import SHEETS
+
+__all__ = ["ROOT", "database_url", "get_engine", "metadata", "T", "migrate", "write_tx", "run_write", "read_tx",
+           "DATASET_TABLES"]
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_URL = f"sqlite:///{ROOT / 'var' / 'jixiao.db'}"
+
+metadata = MetaData()
+_TYPES = {"id": String(64), "text": String(200), "enum": String(20), "bool": Boolean, "date": Date,
+          "money": Float, "rate": Float, "number": Float}
+
+
+def _dataset_table(sheet) -> Table:
+    cols = [Column("dataset_id", Integer, ForeignKey("datasets.id", ondelete="RESTRICT"), primary_key=True),
+            Column("excel_row", Integer, primary_key=True)]
+    for c in sheet.columns:
+        cols.append(Column(c.key, _TYPES[c.kind], nullable=not (c.required and not c.allow_blank)))
+    table = Table(f"ds_{sheet.key}", metadata, *cols)
+    if sheet.id_column:
+        Index(f"ix_ds_{sheet.key}_id", table.c.dataset_id, table.c[sheet.id_column])
+    return table
+
+
+datasets = Table(
+    "datasets", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("period", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("file_name", String(500), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("uploader", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("row_counts", Text, nullable=False),          # JSON {sheet: rows stored}
+    Column("rejected_rows", Integer, nullable=False, default=0),
+    UniqueConstraint("period", "version", name="uq_datasets_period_version"),
+    UniqueConstraint("period", "sha256", name="uq_datasets_period_sha"),
+)
+
+DATASET_TABLES: dict[str, Table] = {s.key: _dataset_table(s) for s in SHEETS}
+
+quarantine = Table(
+    "ds_quarantine", metadata,
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("sheet", String(100), nullable=False),
+    Column("excel_row", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("row_values", Text, nullable=False),
+)
+
+scenarios = Table(
+    "scenarios", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("author", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("toml", Text, nullable=False),
+    UniqueConstraint("name", "version", name="uq_scenarios_name_version"),
+)
+
+publications = Table(
+    "publications", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("period", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), nullable=False),
+    Column("scenario_id", Integer, ForeignKey("scenarios.id"), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("published_by", String(100), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("inputs_hash", String(64), nullable=False),    # dataset sha + scenario TOML + code version
+    Column("code_version", String(64), nullable=False),
+    Column("result_hash", String(64), nullable=False),    # sha256 of result_json
+    Column("result_json", Text, nullable=False),          # DOMAIN 10 document, frozen
+    UniqueConstraint("period", "version", name="uq_publications_period_version"),
+)
+
+_LINES = ("asset", "liability", "intermediate", "risk", "total")
+pub_managers = Table(
+    "pub_managers", metadata,
+    Column("publication_id", Integer, ForeignKey("publications.id"), primary_key=True),
+    Column("manager_id", String(64), primary_key=True),
+    Column("name", String(200)), Column("branch", String(200), index=True),
+    *[Column(x, Float, nullable=False) for x in _LINES],
+    *[Column(x, Float, nullable=False) for x in ("deposit_avg", "deposit_increase", "loan_avg", "pay", "points_pay",
+                                                   "score")],
+    Column("grade", String(20), nullable=False),
+    Column("rank", Integer, nullable=False), Column("branch_rank", Integer, nullable=False),
+)
+pub_customers = Table(
+    "pub_customers", metadata,
+    Column("publication_id", Integer, ForeignKey("publications.id"), primary_key=True),
+    Column("customer_id", String(64), primary_key=True),
+    Column("name", String(200)), Column("branch", String(200), index=True),
+    *[Column(x, Float, nullable=False) for x in _LINES],
+    Column("unattributed", Float, nullable=False),
+    Column("tier", String(20), nullable=False), Column("relationship_level", Integer, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(50), nullable=False),
+    Column("target", String(300), nullable=False),
+    Column("before", Text), Column("after", Text),
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("password_hash", String(300)),               # None for single-sign-on-only users
+    Column("role", String(20), nullable=False),
+    Column("branch", String(200)),
+    Column("manager_id", String(64)),
+    Column("oidc_subject", String(300), unique=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("failed_attempts", Integer, nullable=False, default=0),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+migrations = Table(
+    "jixiao_migrations", metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)
+
+
+class T:
+    """Short names for the tables."""
+
+    datasets = datasets
+    quarantine = quarantine
+    scenarios = scenarios
+    publications = publications
+    pub_managers = pub_managers
+    pub_customers = pub_customers
+    audit_log = audit_log
+    users = users
+    migrations = migrations
+    ds = DATASET_TABLES
+
+
+# ---------------------------------------------------------------------------------------------
+# engine
+
+def database_url() -> str:
+    """The configured database URL (environment, then secrets.toml, then the SQLite default)."""
+    url = os.environ.get("JIXIAO_DATABASE_URL")
+    if url:
+        return url
+    secrets = ROOT / ".streamlit" / "secrets.toml"
+    if secrets.is_file():
+        try:
+            data = tomllib.loads(secrets.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f".streamlit/secrets.toml is not valid TOML: {e}") from None
+        if data.get("database_url"):
+            return str(data["database_url"])
+    return DEFAULT_URL
+
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+_write_locks: dict[str, threading.Lock] = {}
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """One engine per URL per process (creating the SQLite file's folder when needed)."""
+    url = url or database_url()
+    with _engines_lock:
+        if url in _engines:
+            return _engines[url]
+        if url.startswith("postgresql://"):
+            url_used = "postgresql+psycopg://" + url[len("postgresql://"):]
+        else:
+            url_used = url
+        if url_used.startswith("sqlite:///") and url_used != "sqlite:///:memory:":
+            Path(url_used[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url_used, connect_args={"timeout": 60, "check_same_thread": False})
+            _sqlite_setup(engine)
+        else:
+            engine = create_engine(url_used, pool_pre_ping=True)
+        _engines[url] = engine
+        _write_locks[url] = threading.Lock()
+        return engine
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None          # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        immediate = conn.get_execution_options().get("jixiao_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def write_tx(engine: Engine):
+    """A write transaction: all or nothing; serialised per process and ``BEGIN IMMEDIATE`` on SQLite.
+
+    Yields a connection inside a transaction; an exception rolls everything back.
+    """
+    key = str(engine.url)
+    with _engines_lock:
+        lock = _write_locks.setdefault(key, threading.Lock())
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:
+        lock.acquire()
+    try:
+        with engine.connect().execution_options(jixiao_write=True) as conn:
+            with conn.begin():
+                yield conn
+    finally:
+        if sqlite:
+            lock.release()
+
+
+def run_write(engine: Engine, fn, retries: int = 5):
+    """Run ``fn(conn)`` in :func:`write_tx`, retrying the whole transaction when the database is busy."""
+    for attempt in range(retries):
+        try:
+            with write_tx(engine) as conn:
+                return fn(conn)
+        except OperationalError as e:
+            busy = any(w in str(e).lower() for w in ("locked", "busy", "could not serialize", "deadlock"))
+            if not busy or attempt == retries - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+@contextmanager
+def read_tx(engine: Engine):
+    """A read-only transaction (a consistent snapshot)."""
+    with engine.connect() as conn:
+        with conn.begin():
+            yield conn
+
+
+# ---------------------------------------------------------------------------------------------
+# migrations: each is (version, description, function(conn, dialect)); applied in order, once
+
+def _m1_initial(conn, dialect: str) -> None:
+    metadata.create_all(conn)
+    if dialect == "sqlite":
+        conn.exec_driver_sql("CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
+                             "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END")
+        conn.exec_driver_sql("CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
+                             "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END")
+    elif dialect == "postgresql":
+        conn.exec_driver_sql(
+            "CREATE OR REPLACE FUNCTION jixiao_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$")
+        conn.exec_driver_sql("DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log")
+        conn.exec_driver_sql("CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+                             "FOR EACH ROW EXECUTE FUNCTION jixiao_append_only()")
+
+
+MIGRATIONS = [(1, "initial schema", _m1_initial)]
+
+
+def migrate(engine: Engine) -> list[int]:
+    """Apply pending migrations; return the versions applied."""
+    import datetime as dt
+
+    applied = []
+    with write_tx(engine) as conn:
+        migrations.create(conn, checkfirst=True)
+        done = {r[0] for r in conn.execute(select(migrations.c.version))}
+        for version, _desc, fn in MIGRATIONS:
+            if version in done:
+                continue
+            fn(conn, engine.dialect.name)
+            conn.execute(migrations.insert().values(version=version, applied_at=dt.datetime.now(dt.timezone.utc)))
+            applied.append(version)
+    return applied
+
+
+def ping(engine: Engine) -> None:
+    """Raise when the database cannot be reached."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
