@@ -8,6 +8,8 @@ python cli.py evaluate INPUT [--scenario FILE.toml] [--json OUT.json] [--xlsx OU
 python cli.py load INPUT --period 2026Q3 [--accept-valid-rows]
 python cli.py publish --period 2026Q3 [--scenario FILE.toml] [--reason TEXT]
 python cli.py verify --period 2026Q3
+python cli.py user add USERNAME --role ROLE [--branch B] [--manager-id M]   (password from stdin)
+python cli.py user list
 
 INPUT is a workbook (.xlsx, .xls, .ods; the content decides) or a folder of CSV files. Exit
 codes: 0 done, 1 the input or scenario is invalid (the row-level report is printed), 2 bad
@@ -191,6 +193,48 @@ def cmd_verify(args) -> int:
     return 0 if check["same"] else EXIT_INVALID
 
 
+def cmd_user_add(args) -> int:
+    """Add an account; the password is read from standard input (never from the command line)."""
+    from data.auth import Users
+    from data.store import Store
+
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        users = Users(Store.open())
+        users.create(args.username, None if args.sso_only else password, args.role, actor=args.actor,
+                     branch=args.branch, manager_id=args.manager_id, oidc_subject=args.oidc_subject)
+    except ValueError as e:
+        print(f"user not added / 未能添加用户: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"added {args.username} ({args.role}{', ' + args.branch if args.branch else ''}"
+          f"{', ' + args.manager_id if args.manager_id else ''})")
+    return 0
+
+
+def cmd_user_list(args) -> int:
+    """List accounts (never their hashes)."""
+    from pandas import isna as pd_isna
+
+    from data.auth import Users
+    from data.store import Store
+
+    table = Users(Store.open()).list()
+    if table.empty:
+        print("no users yet / 尚无用户")
+        return 0
+    text = lambda v: v if isinstance(v, str) else ""  # noqa: E731 - missing values come back as NaN
+    for r in table.itertuples(index=False):
+        state = "active" if r.active else "inactive"
+        lock = f", locked until {r.locked_until}" if not pd_isna(r.locked_until) else ""
+        print(f"{r.username:<20} {r.role:<12} {text(r.branch):<12} {text(r.manager_id):<10} {state}{lock}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (sub-commands)."""
     parser = argparse.ArgumentParser(prog="cli.py", description="Jixiao client-manager performance (绩效) tools")
@@ -227,6 +271,21 @@ def build_parser() -> argparse.ArgumentParser:
     vf = sub.add_parser("verify", help="check that a period's published result reproduces exactly")
     vf.add_argument("--period", required=True)
     vf.set_defaults(func=cmd_verify)
+
+    from data.auth import ROLES
+
+    us = sub.add_parser("user", help="manage accounts").add_subparsers(dest="user_command", required=True)
+    ua = us.add_parser("add", help="add an account (password from stdin)")
+    ua.add_argument("username")
+    ua.add_argument("--role", required=True, choices=ROLES)
+    ua.add_argument("--branch", help="required for branch_head")
+    ua.add_argument("--manager-id", dest="manager_id", help="required for manager")
+    ua.add_argument("--oidc-subject", dest="oidc_subject", help="single sign-on subject mapped to this account")
+    ua.add_argument("--sso-only", action="store_true", help="no password: single sign-on only")
+    ua.add_argument("--actor", default="cli", help="recorded in the audit log (default: cli)")
+    ua.set_defaults(func=cmd_user_add)
+    ul = us.add_parser("list", help="list accounts")
+    ul.set_defaults(func=cmd_user_list)
     return parser
 
 

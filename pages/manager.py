@@ -5,9 +5,16 @@ import streamlit as st
 from calc.explain import manager_chain
 from data.export import statement_workbook
 from ui import charts, state, views
+from ui import published
 from ui.frame import frame
 
 ctx = frame("page_manager")
+
+if not ctx.live:  # branch heads and managers: published results only, filtered in data.access
+    pub = published.pick_publication(ctx)
+    if pub is not None:
+        published.statement(ctx, pub)
+    st.stop()
 m = ctx.result.managers.sort_values(["rank", "manager_id"])
 names = dict(zip(m["manager_id"], m["name"] + " · " + m["branch"]))
 manager = st.selectbox(ctx.t("choose_manager"), list(names), key="chain_manager",

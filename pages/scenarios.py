@@ -15,16 +15,16 @@ st.subheader(ctx.t("save_as"))
 with st.form("save_form"):
     name = st.text_input(ctx.t("scenario_name"), key="scenario_name")
     if st.form_submit_button(ctx.t("save")) and name.strip():
-        state.save_scenario(ctx.scenario.replace(name=name.strip()))
-        st.success(ctx.t("saved", name=name.strip()))
+        _, version = state.save_scenario(ctx.scenario.replace(name=name.strip()), ctx.user)
+        st.success(ctx.t("saved", name=f"{name.strip()} v{version}"))
 
 current_label = ctx.t("current_whatif")
 choices = {current_label: ctx.scenario, ctx.baseline.name + " *": ctx.baseline}
-choices.update({n: Scenario.from_toml(tx) for n, tx in saved.items()})
+choices.update(saved)
 if saved:
     pick = st.selectbox(ctx.t("load"), list(saved), key="scenario_load_pick")
     if st.button(ctx.t("load"), key="scenario_load"):
-        state.set_baseline(Scenario.from_toml(saved[pick]))
+        state.set_baseline(saved[pick])
         from ui.frame import WHATIF_KEYS
         for k in WHATIF_KEYS:
             st.session_state.pop(k, None)
@@ -55,9 +55,26 @@ up = st.file_uploader(ctx.t("import_toml"), type=["toml"], key="scenario_upload"
 if up is not None:
     try:
         imported = Scenario.from_toml(up.getvalue().decode("utf-8-sig"))
-        state.save_scenario(imported)
+        state.save_scenario(imported, ctx.user)
         st.success(ctx.t("imported", name=imported.name))
     except (ValueError, UnicodeDecodeError) as e:
         st.error(ctx.t("scenario_error", err=e))
 st.download_button(ctx.t("export_toml"), ctx.scenario.to_toml(), "scenario.toml", mime="application/toml",
                    key="scenario_export")
+
+if ctx.access.can("publish"):
+    st.subheader(ctx.t("publish_title"))
+    period = ctx.dataset.period
+    pubs = ctx.access.store.publications(period)
+    st.caption(ctx.t("publish_help", period=period, dataset=ctx.dataset.label,
+                     versions=len(pubs)))
+    with st.form("publish_form"):
+        reason = st.text_input(ctx.t("publish_reason"), key="publish_reason")
+        if st.form_submit_button(ctx.t("publish"), type="primary"):
+            try:
+                ctx.access.require("publish")
+                pub = ctx.access.store.publish(period, ctx.scenario, reason, ctx.user, dataset_id=ctx.dataset.db_id)
+            except (ValueError, PermissionError) as e:
+                st.error(ctx.t("error_generic", err=e))
+            else:
+                st.success(ctx.t("published", period=pub["period"], version=pub["version"]))

@@ -6,9 +6,16 @@ import streamlit as st
 from calc.explain import branch_perspective_average, perspective_scores
 from calc.scenario import KPI_KINDS, PERSPECTIVES, PRESETS
 from ui import charts, views
+from ui import published
 from ui.frame import frame
 
 ctx = frame("page_scorecard")
+
+if not ctx.live:  # branch heads and managers: published results only, filtered in data.access
+    pub = published.pick_publication(ctx)
+    if pub is not None:
+        published.scorecard(ctx, pub)
+    st.stop()
 m = ctx.result.managers.sort_values(["rank", "manager_id"])
 ids = m["manager_id"].tolist()
 names = dict(zip(m["manager_id"], m["name"] + " · " + m["branch"]))

@@ -24,7 +24,8 @@ files = st.file_uploader(ctx.t("upload_title"), accept_multiple_files=True, key=
                          type=["xlsx", "xlsm", "xls", "xlsb", "ods", "csv", "txt"], label_visibility="collapsed")
 if files:
     payload = [(f.name, f.getvalue()) for f in files]
-    digest = hashlib.sha256(b"".join(hashlib.sha256(d).digest() for _, d in payload)).hexdigest()
+    digest = (hashlib.sha256(payload[0][1]).hexdigest() if len(payload) == 1 else
+              hashlib.sha256(b"".join(n.encode() + hashlib.sha256(d).digest() for n, d in sorted(payload))).hexdigest())
     if ss.get("_upload_digest") != digest:
         with st.spinner("…"):
             extract, report = parse_isolated(payload)
@@ -54,12 +55,21 @@ if files:
         if not report.ok:
             partial = st.checkbox(ctx.t("accept_valid"), key="accept_valid_rows")
         if report.ok or partial:
+            periods = [d.period for d in state.datasets()]
+            period = st.text_input(ctx.t("period"), value=periods[0] if periods else "2026Q3", key="upload_period")
             if st.button(ctx.t("accept"), key="accept_dataset", type="primary"):
                 valid, quarantine = split_valid(extract, report, "zh" if ctx.lang == "zh" else "en")
-                state.set_active_dataset(state.Dataset(id=digest, label=label, frames=valid,
-                                                       quarantine=quarantine if len(quarantine) else None))
-                st.success(ctx.t("accepted", name=label))
-                st.rerun()
+                try:
+                    info = state.store().save_dataset(period, label, digest, valid, ctx.user,
+                                                      quarantine if len(quarantine) else None)
+                except ValueError as e:
+                    st.error(ctx.t("error_generic", err=e))
+                else:
+                    state.set_active_dataset(info.id)
+                    ss["_upload_notice"] = ctx.t("accepted" if info.created else "unchanged", name=info.label)
+                    st.rerun()
+if ss.get("_upload_notice"):
+    st.success(ss.pop("_upload_notice"))
 
 q = ctx.dataset.quarantine
 if q is not None and len(q):

@@ -11,3 +11,36 @@ _TESTS = Path(__file__).resolve().parent
 for p in (str(_ROOT), str(_TESTS)):
     if p not in sys.path:
         sys.path.insert(0, p)
+
+# Every test session works on its own throwaway store, never on var/jixiao.db. Servers the tests
+# start (streamlit, cli.py subprocesses) inherit this variable.
+import os
+import tempfile
+
+_TMP_STORE = Path(tempfile.mkdtemp(prefix="jixiao-test-store-"))
+os.environ["JIXIAO_DATABASE_URL"] = f"sqlite:///{_TMP_STORE / 'jixiao.db'}"
+
+import pytest  # noqa: E402
+
+TEST_USERS = {   # role -> (username, password, branch, manager_id)
+    "admin": ("admin1", "admin-pass-123", None, None),
+    "analyst": ("ana1", "analyst-pass-123", None, None),
+    "branch_head": ("bh_east", "branch-pass-123", "城东支行", None),
+    "manager": ("mgr1", "manager-pass-123", "城东支行", "RM2447"),
+}
+
+
+@pytest.fixture(scope="session")
+def seeded_store():
+    """The test store, seeded with the sample bank and one user per role."""
+    from data.auth import Users
+    from data.seed import seed
+    from data.store import Store
+
+    store = Store.open()
+    seed(store)
+    users = Users(store)
+    if users.count() == 0:
+        for role, (name, pw, branch, manager_id) in TEST_USERS.items():
+            users.create(name, pw, role, actor="tests", branch=branch, manager_id=manager_id)
+    return store

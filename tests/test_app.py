@@ -18,9 +18,24 @@ PAGES = ["app.py"] + sorted(p.replace(str(ROOT) + "/", "") for p in glob.glob(st
 SAMPLE = ROOT / "data" / "sample" / "sample_bank.xlsx"
 
 
-def app(page: str = "app.py", lang: str = "zh") -> AppTest:
+@pytest.fixture(autouse=True)
+def _store(seeded_store):
+    return seeded_store
+
+
+def app(page: str = "app.py", lang: str = "zh", role: str | None = "admin") -> AppTest:
+    """An AppTest of ``page``, logged in as the test user of ``role`` (None: not logged in)."""
+    import time
+
+    from conftest import TEST_USERS
+    from data.auth import Principal
+
     at = AppTest.from_file(str(ROOT / page), default_timeout=60)
     at.session_state["lang"] = lang
+    if role is not None:
+        name, _, branch, manager_id = TEST_USERS[role]
+        at.session_state["_who"] = Principal(name, role, branch, manager_id)
+        at.session_state["_last_seen"] = time.time()
     return at
 
 
@@ -137,6 +152,7 @@ def test_valid_upload_can_be_accepted_and_is_used(tmp_path):
     at = app("app.py", "en").run()
     at.switch_page("pages/upload.py").run()
     at.file_uploader(key="extract_upload").set_value(("ok.xlsx", data, "application/octet-stream")).run()
+    at.text_input(key="upload_period").set_value("2020Q1").run()
     at.button(key="accept_dataset").click().run()
     assert not at.exception, [e.value for e in at.exception]
     at.switch_page("pages/rankings.py").run()
@@ -151,6 +167,7 @@ def test_accept_valid_rows_quarantines_the_rest(tmp_path):
     at = app("pages/upload.py", "en").run()
     at.file_uploader(key="extract_upload").set_value(("part.xlsx", data, "application/octet-stream")).run()
     at.checkbox(key="accept_valid_rows").check().run()
+    at.text_input(key="upload_period").set_value("2020Q2").run()
     at.button(key="accept_dataset").click().run()
     assert not at.exception
     q = table_with(at, "sheet", "row", "reason")

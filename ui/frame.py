@@ -15,7 +15,10 @@ import streamlit as st
 
 from calc.light import Result
 from calc.scenario import Scenario
+from data.access import Access
+from data.auth import Principal
 from ui import state
+from ui.auth import login_gate, logout_button
 from ui.i18n import t
 
 PAGES = (
@@ -24,8 +27,10 @@ PAGES = (
     ("pages/customers.py", "page_customers", ":material/groups:"),
     ("pages/scorecard.py", "page_scorecard", ":material/radar:"),
     ("pages/manager.py", "page_manager", ":material/person:"),
+    ("pages/history.py", "page_history", ":material/timeline:"),
     ("pages/scenarios.py", "page_scenarios", ":material/tune:"),
     ("pages/upload.py", "page_upload", ":material/upload_file:"),
+    ("pages/admin.py", "page_admin", ":material/admin_panel_settings:"),
 )
 
 # widget key -> (min, max, step); the default comes from the baseline scenario
@@ -45,15 +50,32 @@ LANG_KEY = "lang"
 
 @dataclass
 class Ctx:
-    """What a page needs: language, dataset, scenarios and their results."""
+    """What a page needs: who is asking, language, dataset, scenarios and their results.
+
+    ``live`` is True for roles that use the what-if (admin, analyst): ``result`` is then the
+    what-if's light stage. For branch heads and managers ``live`` is False, ``result`` is
+    None, and pages read published results through ``access`` only.
+    """
 
     lang: str
-    dataset: state.Dataset
-    baseline: Scenario
-    scenario: Scenario
-    result: Result
-    baseline_result: Result
+    who: Principal
+    access: Access
+    dataset: state.Dataset | None
+    baseline: Scenario | None
+    scenario: Scenario | None
+    result: Result | None
+    baseline_result: Result | None
     light_ms: float
+
+    @property
+    def live(self) -> bool:
+        """True when this page computes the what-if for the user."""
+        return self.result is not None
+
+    @property
+    def user(self) -> str:
+        """The user name, for the audit log."""
+        return self.who.username
 
     def t(self, key: str, **fmt) -> str:
         """A UI string in the chosen language."""
@@ -105,7 +127,7 @@ def _from_query_params(defaults: dict) -> None:
         return
     st.session_state["_qp_read"] = True
     qp = st.query_params
-    for key in (*WHATIF_KEYS, LANG_KEY):
+    for key in WHATIF_KEYS:
         if key in qp:
             default = defaults.get(key, "zh")
             st.session_state[f"_keep_{key}"] = _coerce_param(key, qp[key], default)
@@ -136,17 +158,37 @@ def language_switch() -> str:
     return st.session_state[LANG_KEY]
 
 
-def navigation(lang: str) -> None:
-    """Page links in the chosen language (the automatic sidebar navigation is turned off)."""
+def navigation(lang: str, access: Access) -> None:
+    """Links to the pages this role may open, in the chosen language (automatic navigation is off)."""
     from streamlit.errors import StreamlitAPIException
 
     with st.sidebar:
         for path, key, icon in PAGES:
+            if not access.may_open(key):
+                continue
             try:
                 st.page_link(path, label=t(key, lang), icon=icon)
             except StreamlitAPIException:  # a page file run as its own entrypoint (tests): plain link
                 url = "/" if path == "app.py" else "/" + path.split("/")[-1].removesuffix(".py")
                 st.markdown(f"[{t(key, lang)}]({url})")
+
+
+def _pick_dataset() -> None:
+    state.set_active_dataset(st.session_state["dataset_pick"])
+    for key in (*WHATIF_KEYS, "_kpi_table", "_kpi_editor_base", "kpi_editor"):
+        st.session_state.pop(key, None)
+        st.session_state.pop(f"_keep_{key}", None)
+
+
+def dataset_picker(dataset: state.Dataset, lang: str) -> None:
+    """Choose the period and dataset version to work on (newest first)."""
+    infos = state.datasets()
+    ids = [i.id for i in infos]
+    labels = {i.id: i.label for i in infos}
+    if dataset.db_id in ids:
+        st.session_state["dataset_pick"] = dataset.db_id
+    st.sidebar.selectbox(t("dataset", lang), ids, key="dataset_pick", format_func=lambda i: labels.get(i, str(i)),
+                         on_change=_pick_dataset)
 
 
 def whatif_panel(baseline: Scenario, lang: str) -> Scenario:
@@ -201,12 +243,16 @@ def _startup_checks() -> bool:
 
 
 def frame(page: str) -> Ctx:
-    """Draw the shared frame and compute the what-if. Every page calls this first.
+    """Draw the shared frame and compute what the page shows. Every page calls this first.
+
+    Order: page config, start-up checks, language, login gate (stops the script without a
+    session), the role check for this page (stops it when not allowed), navigation, then for
+    admins and analysts the dataset picker and the what-if panel.
 
     Parameters
     ----------
     page : str
-        The page's string key (``page_rankings``), for the title.
+        The page's string key (``page_rankings``): title and permission.
 
     Returns
     -------
@@ -214,13 +260,28 @@ def frame(page: str) -> Ctx:
     """
     st.set_page_config(page_title=f"{t(page, 'zh')} · 绩效 Jixiao", page_icon=":material/analytics:", layout="wide")
     _startup_checks()
-    baseline = state.baseline_scenario()
-    _from_query_params(_baseline_values(baseline))
+    if not st.session_state.get("_qp_lang_read"):
+        st.session_state["_qp_lang_read"] = True
+        if st.query_params.get(LANG_KEY) in ("zh", "en"):
+            st.session_state[f"_keep_{LANG_KEY}"] = st.query_params[LANG_KEY]
     lang = language_switch()
-    navigation(lang)
+    who = login_gate(lang)
+    access = Access(state.store(), who)
+    navigation(lang, access)
+    logout_button(who, lang)
+    if not access.may_open(page):
+        st.title(t(page, lang))
+        st.error(t("not_allowed", lang))
+        st.stop()
     st.sidebar.divider()
+    if not access.can("whatif"):
+        st.title(t(page, lang))
+        return Ctx(lang=lang, who=who, access=access, dataset=None, baseline=None, scenario=None, result=None,
+                   baseline_result=None, light_ms=0.0)
     dataset = state.active_dataset()
-    st.sidebar.caption(f"{t('dataset', lang)}: {dataset.label}")
+    baseline = state.baseline_scenario(dataset)
+    _from_query_params(_baseline_values(baseline))
+    dataset_picker(dataset, lang)
     scenario = whatif_panel(baseline, lang)
     t0 = time.perf_counter()
     result = state.light(dataset, scenario)
@@ -228,5 +289,5 @@ def frame(page: str) -> Ctx:
     baseline_result = state.light(dataset, baseline, cache=True)
     st.sidebar.caption(t("recalc_ms", lang, ms=light_ms))
     st.title(t(page, lang))
-    return Ctx(lang=lang, dataset=dataset, baseline=baseline, scenario=scenario, result=result,
-               baseline_result=baseline_result, light_ms=light_ms)
+    return Ctx(lang=lang, who=who, access=access, dataset=dataset, baseline=baseline, scenario=scenario,
+               result=result, baseline_result=baseline_result, light_ms=light_ms)

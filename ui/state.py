@@ -7,7 +7,6 @@ the light stage (:func:`calc.light.evaluate`) on that cached :class:`~calc.heavy
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,13 +17,13 @@ from calc.heavy import Base, build_base
 from calc.light import Result, evaluate
 from calc.pipeline import require_valid
 from calc.scenario import Scenario
-from data.ingest import load_extract
+from data.store import DatasetInfo, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_PATH = ROOT / "data" / "sample" / "sample_bank.xlsx"
 TEMPLATE_PATH = ROOT / "data" / "sample" / "template.xlsx"
 
-__all__ = ["Dataset", "sample_dataset", "active_dataset", "set_active_dataset", "base_for", "light", "SAMPLE_PATH",
+__all__ = ["Dataset", "store", "datasets", "active_dataset", "set_active_dataset", "base_for", "light", "SAMPLE_PATH",
            "TEMPLATE_PATH", "baseline_scenario", "set_baseline", "saved_scenarios", "save_scenario"]
 
 
@@ -42,34 +41,69 @@ class Dataset:
         Valid rows only (see :func:`data.quarantine.split_valid`).
     quarantine : DataFrame or None
         Rows rejected when the user accepted the valid rows only.
+    period : str
+        Period label (``2026Q3``); empty for a dataset not stored.
+    db_id : int or None
+        Row id in the store.
     """
 
     id: str
     label: str
     frames: dict
     quarantine: pd.DataFrame | None = None
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    period: str = ""
+    db_id: int | None = None
 
 
 @st.cache_resource(show_spinner=False)
-def sample_dataset() -> Dataset:
-    """The committed sample bank, read and validated once per server."""
-    extract, _ = load_extract(SAMPLE_PATH)
-    return Dataset(id="sample-" + _sha(SAMPLE_PATH.read_bytes())[:16], label="sample_bank.xlsx",
-                   frames=require_valid(extract.frames))
+def _store_for(url: str) -> Store:
+    from data.seed import seed
+
+    s = Store.open(url)
+    seed(s)
+    return s
+
+
+def store() -> Store:
+    """The configured store (created, migrated and seeded with the sample bank on first use)."""
+    from data.db import database_url
+
+    return _store_for(database_url())
+
+
+def _stored(dataset_id: int) -> Dataset:
+    return _stored_in(store().engine.url.render_as_string(hide_password=False), dataset_id)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _stored_in(url: str, dataset_id: int) -> Dataset:
+    s = store()
+    info = s.dataset(dataset_id)
+    q = s.load_quarantine(dataset_id)
+    return Dataset(id=f"db-{dataset_id}-{info.sha256[:12]}", label=info.label, frames=require_valid(s.load_frames(dataset_id)),
+                   quarantine=q if len(q) else None, period=info.period, db_id=dataset_id)
+
+
+def datasets() -> list[DatasetInfo]:
+    """Stored dataset versions, newest first."""
+    return store().datasets()
 
 
 def active_dataset() -> Dataset:
-    """The dataset this session works on: the one accepted on the Upload page, else the sample."""
-    return st.session_state.get("_dataset") or sample_dataset()
+    """This session's dataset: the one chosen (or just uploaded), else the newest stored version."""
+    chosen = st.session_state.get("_dataset_id")
+    if chosen is None:
+        latest = store().latest_dataset()
+        if latest is None:
+            raise RuntimeError("the store holds no dataset; upload one or run `make run` to seed the sample")
+        chosen = latest.id
+    return _stored(int(chosen))
 
 
-def set_active_dataset(ds: Dataset) -> None:
-    """Make ``ds`` this session's dataset."""
-    st.session_state["_dataset"] = ds
+def set_active_dataset(dataset_id: int) -> None:
+    """Make the stored dataset ``dataset_id`` this session's dataset (the baseline follows its period)."""
+    st.session_state["_dataset_id"] = int(dataset_id)
+    st.session_state.pop("_baseline_toml", None)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -95,10 +129,22 @@ def light(ds: Dataset, scenario: Scenario, cache: bool = False) -> Result:
     return evaluate(base, scenario)
 
 
-def baseline_scenario() -> Scenario:
-    """The scenario the what-if starts from and compares against (the defaults until one is loaded)."""
+def baseline_scenario(dataset: Dataset | None = None) -> Scenario:
+    """The scenario the what-if starts from: one loaded in this session, else the period's
+    published scenario, else the defaults."""
     toml = st.session_state.get("_baseline_toml")
-    return Scenario.from_toml(toml) if toml else Scenario(name="default")
+    if toml:
+        return Scenario.from_toml(toml)
+    if dataset is not None and dataset.period:
+        pubs = store().publications(dataset.period)
+        if len(pubs):
+            return _scenario_by_id(int(pubs.iloc[0]["scenario_id"]))
+    return Scenario(name="default")
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _scenario_by_id(scenario_id: int) -> Scenario:
+    return store().load_scenario(scenario_id)
 
 
 def set_baseline(scenario: Scenario) -> None:
@@ -106,11 +152,13 @@ def set_baseline(scenario: Scenario) -> None:
     st.session_state["_baseline_toml"] = scenario.to_toml()
 
 
-def saved_scenarios() -> dict[str, str]:
-    """Scenarios saved in this session: name -> TOML text."""
-    return st.session_state.setdefault("_scenarios", {})
+def saved_scenarios() -> dict[str, Scenario]:
+    """Saved scenarios, newest version of each name: label -> Scenario."""
+    table = store().scenarios()
+    latest = table.sort_values("version", ascending=False).drop_duplicates("name")
+    return {f"{r['name']} v{r['version']}": _scenario_by_id(int(r["id"])) for _, r in latest.iterrows()}
 
 
-def save_scenario(scenario: Scenario) -> None:
-    """Save ``scenario`` under its name (replacing one of the same name)."""
-    saved_scenarios()[scenario.name] = scenario.to_toml()
+def save_scenario(scenario: Scenario, author: str) -> tuple[int, int]:
+    """Save ``scenario`` under its name as a new version; returns (id, version)."""
+    return store().save_scenario(scenario, author)

@@ -1,0 +1,125 @@
+"""The one place results are read for a user: every query is filtered by role, branch and manager.
+
+Pages and downloads for branch heads and managers read only through :class:`Access`. Admins and
+analysts see every branch; a branch head sees their branch's published rows; a manager sees
+their own. What is not allowed raises :class:`PermissionError`; it is never just hidden.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from calc.explain import manager_chain
+from calc.pipeline import run
+from data.auth import Principal
+from data.store import Store
+
+__all__ = ["Access", "PAGE_ROLES", "ACTIONS"]
+
+# Which roles may open which page (server side, in the shared frame).
+PAGE_ROLES = {
+    "page_overview": ("admin", "analyst", "branch_head", "manager"),
+    "page_rankings": ("admin", "analyst", "branch_head", "manager"),
+    "page_customers": ("admin", "analyst", "branch_head"),
+    "page_scorecard": ("admin", "analyst", "branch_head", "manager"),
+    "page_manager": ("admin", "analyst", "branch_head", "manager"),
+    "page_history": ("admin", "analyst", "branch_head", "manager"),
+    "page_scenarios": ("admin", "analyst"),
+    "page_upload": ("admin",),
+    "page_admin": ("admin",),
+}
+# Which roles may do which action.
+ACTIONS = {
+    "whatif": ("admin", "analyst"),
+    "upload": ("admin",),
+    "publish": ("admin",),
+    "save_scenario": ("admin", "analyst"),
+    "manage_users": ("admin",),
+    "read_audit": ("admin",),
+}
+
+
+class Access:
+    """Reads for one principal.
+
+    Parameters
+    ----------
+    store : Store
+    who : Principal
+    """
+
+    def __init__(self, store: Store, who: Principal):
+        self.store = store
+        self.who = who
+
+    # ------------------------------------------------------------------ permissions
+    def can(self, action: str) -> bool:
+        """True when the principal's role may do ``action`` (see :data:`ACTIONS`)."""
+        return self.who.role in ACTIONS.get(action, ())
+
+    def require(self, action: str) -> None:
+        """Raise PermissionError unless :meth:`can`."""
+        if not self.can(action):
+            raise PermissionError(f"role {self.who.role} may not {action.replace('_', ' ')}")
+
+    def may_open(self, page: str) -> bool:
+        """True when the principal's role may open ``page``."""
+        return self.who.role in PAGE_ROLES.get(page, ())
+
+    def _scope(self) -> dict:
+        if self.who.sees_everything:
+            return {}
+        if self.who.role == "branch_head":
+            return {"branch": self.who.branch}
+        if self.who.role == "manager":
+            return {"manager_id": self.who.manager_id}
+        raise PermissionError(f"unknown role {self.who.role!r}")
+
+    # ------------------------------------------------------------------ published results
+    def publication(self, period: str | None = None) -> pd.Series | None:
+        """The newest publication of ``period`` (default: the newest period), or None."""
+        pubs = self.store.publications(period)
+        return None if pubs.empty else pubs.iloc[0]
+
+    def managers(self, publication_id: int) -> pd.DataFrame:
+        """Frozen manager rows this principal may see."""
+        return self.store.published_managers(publication_id, **self._scope())
+
+    def customers(self, publication_id: int) -> pd.DataFrame:
+        """Frozen customer rows: every branch, the principal's branch, or (a manager) none."""
+        if self.who.role == "manager":
+            raise PermissionError("a manager sees customers only in their own statement")
+        scope = self._scope()
+        return self.store.published_customers(publication_id, branch=scope.get("branch"))
+
+    def history(self, manager_id: str | None = None) -> pd.DataFrame:
+        """Frozen manager rows across periods, within the principal's scope."""
+        scope = self._scope()
+        if "manager_id" in scope:
+            if manager_id not in (None, scope["manager_id"]):
+                raise PermissionError("a manager sees only their own history")
+            manager_id = scope["manager_id"]
+        return self.store.history(manager_id=manager_id, branch=scope.get("branch"))
+
+    def statement(self, publication_id: int, manager_id: str) -> dict:
+        """One manager's published chain (summary from the frozen rows; detail from the frozen
+        dataset and scenario), if this principal may see that manager.
+
+        Raises
+        ------
+        PermissionError
+            For a manager of another branch (branch head) or anyone else (manager).
+        """
+        rows = self.managers(publication_id)
+        if manager_id not in set(rows["manager_id"]):
+            raise PermissionError(f"manager {manager_id} is outside what {self.who.username} may see")
+        pub = self.store.publications()
+        pub = pub[pub["id"] == publication_id].iloc[0]
+        scenario = self.store.load_scenario(int(pub["scenario_id"]))
+        base, result = run(self.store.load_frames(int(pub["dataset_id"])), scenario)
+        chain = manager_chain(base, result, scenario, manager_id)
+        frozen = rows[rows["manager_id"] == manager_id].iloc[0]
+        for col in ("pay", "points_pay", "score", "grade", "rank", "branch_rank"):
+            chain["summary"].loc[0, col] = frozen[col]
+        chain["scenario"] = scenario
+        return chain

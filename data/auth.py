@@ -1,0 +1,271 @@
+"""Local accounts: argon2 password hashes, lockout, roles, user management, all audited.
+
+Passwords are never stored, logged or audited; only argon2id hashes (salted, via argon2-cffi).
+Five failed attempts lock an account for 15 minutes. Every login, failure, lockout, logout and
+user change is appended to the audit log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import func, select
+
+from data.db import T, read_tx, run_write
+from data.store import Store
+
+__all__ = ["ROLES", "Principal", "AuthError", "Users", "MAX_FAILURES", "LOCK_MINUTES", "IDLE_MINUTES"]
+
+ROLES = ("admin", "analyst", "branch_head", "manager")
+MAX_FAILURES = 5
+LOCK_MINUTES = 15
+IDLE_MINUTES = 30
+MIN_PASSWORD = 10
+_HASHER = PasswordHasher()
+_DUMMY_HASH = _HASHER.hash("timing-equaliser-not-a-password")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: the user a session or a command acts for."""
+
+    username: str
+    role: str
+    branch: str | None = None
+    manager_id: str | None = None
+
+    @property
+    def sees_everything(self) -> bool:
+        """Admins and analysts see every branch."""
+        return self.role in ("admin", "analyst")
+
+
+class AuthError(ValueError):
+    """Login refused; ``reason`` is ``unknown``, ``password``, ``locked`` or ``inactive``."""
+
+    def __init__(self, reason: str, message: str):
+        self.reason = reason
+        super().__init__(message)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _aware(t: dt.datetime | None) -> dt.datetime | None:
+    if t is not None and t.tzinfo is None:      # SQLite returns naive datetimes
+        return t.replace(tzinfo=dt.timezone.utc)
+    return t
+
+
+def check_password_rule(password: str) -> None:
+    """Raise ValueError when the password is too weak to store."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise ValueError(f"the password needs at least {MIN_PASSWORD} characters")
+    if password.strip() != password:
+        raise ValueError("the password must not start or end with spaces")
+
+
+def _check_user_fields(username: str, role: str, branch: str | None, manager_id: str | None) -> None:
+    if not username or not username.strip() or len(username) > 100:
+        raise ValueError("a user name of 1 to 100 characters is required")
+    if role not in ROLES:
+        raise ValueError(f"role {role!r} must be one of {', '.join(ROLES)}")
+    if role == "branch_head" and not branch:
+        raise ValueError("a branch head needs a branch")
+    if role == "manager" and not manager_id:
+        raise ValueError("a manager user needs a manager id")
+
+
+class Users:
+    """User accounts in the store."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.engine = store.engine
+
+    def count(self) -> int:
+        """Number of accounts (active or not)."""
+        with read_tx(self.engine) as conn:
+            return conn.execute(select(func.count()).select_from(T.users)).scalar()
+
+    def create(self, username: str, password: str | None, role: str, actor: str, branch: str | None = None,
+               manager_id: str | None = None, oidc_subject: str | None = None, first_admin: bool = False) -> Principal:
+        """Add an account.
+
+        Parameters
+        ----------
+        username, role : str
+        password : str or None
+            At least 10 characters; None for a single-sign-on-only account.
+        actor : str
+            Who adds it (audited).
+        branch, manager_id : str, optional
+            Required for ``branch_head`` and ``manager``.
+        first_admin : bool
+            Only allowed while the store has no account (the one-time first-admin form).
+
+        Raises
+        ------
+        ValueError
+            Bad fields, a taken user name, or ``first_admin`` when accounts exist.
+        """
+        username = username.strip()
+        _check_user_fields(username, role, branch, manager_id)
+        if password is not None:
+            check_password_rule(password)
+        hashed = _HASHER.hash(password) if password is not None else None
+
+        def write(conn):
+            n = conn.execute(select(func.count()).select_from(T.users)).scalar()
+            if first_admin and n:
+                raise ValueError("the administrator already exists; log in instead")
+            if conn.execute(select(T.users.c.id).where(T.users.c.username == username)).first():
+                raise ValueError(f"user name {username!r} is taken")
+            conn.execute(T.users.insert().values(
+                username=username, password_hash=hashed, role=role, branch=branch or None,
+                manager_id=manager_id or None, oidc_subject=oidc_subject or None, active=True, failed_attempts=0,
+                locked_until=None, created_at=_now()))
+            self.store._audit(conn, actor, "user_add", f"user {username}",
+                              after={"role": role, "branch": branch, "manager_id": manager_id,
+                                     "sso": bool(oidc_subject), "first_admin": first_admin})
+
+        run_write(self.engine, write)
+        return Principal(username, role, branch or None, manager_id or None)
+
+    def authenticate(self, username: str, password: str) -> Principal:
+        """Check a password; count failures, lock after 5, audit every outcome.
+
+        Raises
+        ------
+        AuthError
+            With a message safe to show (it does not say whether the user exists).
+        """
+        username = (username or "").strip()
+        with read_tx(self.engine) as conn:
+            row = conn.execute(select(T.users).where(T.users.c.username == username)).mappings().first()
+        generic = "wrong user name or password"
+        if row is None or not row["password_hash"]:
+            try:
+                _HASHER.verify(_DUMMY_HASH, password or "")   # same cost as a real check
+            except (VerificationError, InvalidHashError):
+                pass
+            self.store.audit(username or "?", "login_failed", f"user {username}", after={"reason": "unknown"})
+            raise AuthError("unknown", generic)
+        now = _now()
+        locked_until = _aware(row["locked_until"])
+        if locked_until and locked_until > now:
+            self.store.audit(username, "login_failed", f"user {username}", after={"reason": "locked"})
+            minutes = max(1, int((locked_until - now).total_seconds() // 60) + 1)
+            raise AuthError("locked", f"the account is locked after {MAX_FAILURES} failed attempts; "
+                                      f"try again in {minutes} min or ask an administrator")
+        if not row["active"]:
+            self.store.audit(username, "login_failed", f"user {username}", after={"reason": "inactive"})
+            raise AuthError("inactive", "the account is deactivated")
+        try:
+            _HASHER.verify(row["password_hash"], password or "")
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            failures = (row["failed_attempts"] or 0) + 1
+            lock = failures >= MAX_FAILURES
+
+            def fail(conn):
+                conn.execute(T.users.update().where(T.users.c.id == row["id"]).values(
+                    failed_attempts=0 if lock else failures,
+                    locked_until=now + dt.timedelta(minutes=LOCK_MINUTES) if lock else None))
+                self.store._audit(conn, username, "login_failed", f"user {username}",
+                                  after={"reason": "password", "attempt": failures})
+                if lock:
+                    self.store._audit(conn, username, "lockout", f"user {username}",
+                                      after={"minutes": LOCK_MINUTES})
+
+            run_write(self.engine, fail)
+            if lock:
+                raise AuthError("locked", f"the account is locked after {MAX_FAILURES} failed attempts; "
+                                          f"try again in {LOCK_MINUTES} min or ask an administrator") from None
+            raise AuthError("password", generic) from None
+
+        def ok(conn):
+            conn.execute(T.users.update().where(T.users.c.id == row["id"]).values(failed_attempts=0, locked_until=None))
+            self.store._audit(conn, username, "login", f"user {username}")
+
+        run_write(self.engine, ok)
+        return Principal(row["username"], row["role"], row["branch"], row["manager_id"])
+
+    def principal_for_sso(self, subject: str | None, email: str | None) -> Principal | None:
+        """The active account mapped to a single-sign-on identity (subject, then e-mail), else None."""
+        with read_tx(self.engine) as conn:
+            row = None
+            if subject:
+                row = conn.execute(select(T.users).where(T.users.c.oidc_subject == subject)).mappings().first()
+            if row is None and email:
+                row = conn.execute(select(T.users).where(T.users.c.username == email)).mappings().first()
+        who = email or subject or "?"
+        if row is None or not row["active"]:
+            self.store.audit(who, "login_failed", f"sso {who}", after={"reason": "unknown identity" if row is None
+                                                                       else "inactive"})
+            return None
+        self.store.audit(row["username"], "login", f"user {row['username']}", after={"via": "sso"})
+        return Principal(row["username"], row["role"], row["branch"], row["manager_id"])
+
+    def principal(self, username: str) -> Principal | None:
+        """The current role and branch of an active account (None when gone or deactivated)."""
+        with read_tx(self.engine) as conn:
+            row = conn.execute(select(T.users).where(T.users.c.username == username)).mappings().first()
+        if row is None or not row["active"]:
+            return None
+        return Principal(row["username"], row["role"], row["branch"], row["manager_id"])
+
+    def logout(self, username: str, reason: str = "logout") -> None:
+        """Audit the end of a session (``logout`` or ``idle_timeout``)."""
+        self.store.audit(username, reason, f"user {username}")
+
+    def list(self) -> pd.DataFrame:
+        """Accounts without their hashes."""
+        u = T.users
+        q = select(u.c.username, u.c.role, u.c.branch, u.c.manager_id, u.c.active, u.c.failed_attempts,
+                   u.c.locked_until, u.c.created_at).order_by(u.c.username)
+        with read_tx(self.engine) as conn:
+            return pd.DataFrame(conn.execute(q).mappings().all(),
+                                columns=["username", "role", "branch", "manager_id", "active", "failed_attempts",
+                                         "locked_until", "created_at"])
+
+    def update(self, username: str, actor: str, **changes) -> None:
+        """Change ``role``, ``branch``, ``manager_id``, ``active`` or ``password``; audited.
+
+        ``unlock=True`` clears a lockout.
+        """
+        allowed = {"role", "branch", "manager_id", "active", "password", "unlock"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot change {sorted(unknown)[0]!r}")
+
+        def write(conn):
+            row = conn.execute(select(T.users).where(T.users.c.username == username)).mappings().first()
+            if row is None:
+                raise ValueError(f"no user {username!r}")
+            before = {k: row[k] for k in ("role", "branch", "manager_id", "active")}
+            values = {k: v for k, v in changes.items() if k in ("role", "branch", "manager_id", "active")}
+            merged = {**before, **values}
+            _check_user_fields(username, merged["role"], merged["branch"], merged["manager_id"])
+            if row["role"] == "admin" and (merged["role"] != "admin" or not merged["active"]):
+                admins = conn.execute(select(func.count()).select_from(T.users).where(
+                    (T.users.c.role == "admin") & T.users.c.active)).scalar()
+                if admins <= 1:
+                    raise ValueError("the last active administrator cannot be demoted or deactivated")
+            if "password" in changes:
+                check_password_rule(changes["password"])
+                values["password_hash"] = _HASHER.hash(changes["password"])
+            if changes.get("unlock"):
+                values.update(failed_attempts=0, locked_until=None)
+            if values:
+                conn.execute(T.users.update().where(T.users.c.id == row["id"]).values(**values))
+            after = {k: v for k, v in values.items() if k != "password_hash"}
+            if "password" in changes:
+                after["password"] = "changed"
+            self.store._audit(conn, actor, "user_change", f"user {username}", before=before, after=after)
+
+        run_write(self.engine, write)

@@ -1,0 +1,144 @@
+"""The login gate drawn by the shared frame: first administrator, login form, SSO, idle timeout.
+
+Until a principal is established, the gate draws its form and stops the script, so a page
+opened directly without a session shows the login form and nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from data.auth import IDLE_MINUTES, AuthError, Principal, Users
+from ui import state
+from ui.i18n import t
+
+__all__ = ["login_gate", "logout_button", "sso_configured"]
+
+WHO = "_who"
+LAST_SEEN = "_last_seen"
+
+
+def sso_configured() -> bool:
+    """True when ``[auth]`` is set in secrets.toml (the bank's OIDC provider)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no secrets file at all
+        return False
+
+
+def _end_session(users: Users, reason: str) -> None:
+    who = st.session_state.pop(WHO, None)
+    st.session_state.pop(LAST_SEEN, None)
+    if who is not None:
+        users.logout(who.username, reason)
+
+
+def _first_admin_form(users: Users, lang: str) -> None:
+    st.title(t("first_admin_title", lang))
+    st.info(t("first_admin_help", lang))
+    with st.form("first_admin"):
+        name = st.text_input(t("username", lang), key="first_admin_username")
+        pw = st.text_input(t("password", lang), type="password", key="first_admin_password")
+        pw2 = st.text_input(t("password_again", lang), type="password", key="first_admin_password2")
+        if st.form_submit_button(t("create_admin", lang), key="first_admin_submit"):
+            if pw != pw2:
+                st.error(t("passwords_differ", lang))
+            else:
+                try:
+                    who = users.create(name, pw, "admin", actor=name or "?", first_admin=True)
+                except ValueError as e:
+                    st.error(str(e))
+                else:
+                    st.session_state[WHO] = who
+                    st.session_state[LAST_SEEN] = time.time()
+                    users.store.audit(who.username, "login", f"user {who.username}", after={"via": "first admin"})
+                    st.rerun()
+
+
+def _login_form(users: Users, lang: str) -> None:
+    st.title(t("login_title", lang))
+    if st.session_state.pop("_idle_notice", False):
+        st.warning(t("idle_ended", lang, minutes=IDLE_MINUTES))
+    if sso_configured():
+        if st.button(t("login_sso", lang), key="login_sso"):
+            st.login()
+    with st.form("login"):
+        name = st.text_input(t("username", lang), key="login_username")
+        pw = st.text_input(t("password", lang), type="password", key="login_password")
+        if st.form_submit_button(t("login", lang), key="login_submit"):
+            try:
+                who = users.authenticate(name, pw)
+            except AuthError as e:
+                st.error(t(f"login_{e.reason}", lang) if e.reason == "locked" else t("login_failed", lang))
+            else:
+                st.session_state[WHO] = who
+                st.session_state[LAST_SEEN] = time.time()
+                st.rerun()
+
+
+def _sso_principal(users: Users, lang: str) -> Principal | None:
+    if not sso_configured():
+        return None
+    try:
+        logged_in = bool(st.user.is_logged_in)
+    except Exception:  # noqa: BLE001
+        return None
+    if not logged_in:
+        return None
+    who = users.principal_for_sso(st.user.get("sub"), st.user.get("email"))
+    if who is None:
+        st.title(t("login_title", lang))
+        st.error(t("sso_unknown", lang, who=st.user.get("email") or st.user.get("sub") or "?"))
+        if st.button(t("logout", lang), key="sso_logout"):
+            st.logout()
+        st.stop()
+    return who
+
+
+def login_gate(lang: str) -> Principal:
+    """Return the session's principal, or draw the right form and stop the script."""
+    users = Users(state.store())
+    who: Principal | None = st.session_state.get(WHO)
+    now = time.time()
+    if who is not None and now - st.session_state.get(LAST_SEEN, now) > IDLE_MINUTES * 60:
+        _end_session(users, "idle_timeout")
+        st.session_state["_idle_notice"] = True
+        who = None
+    if who is not None:
+        current = users.principal(who.username)        # role, branch or deactivation take effect at once
+        if current is None:
+            _end_session(users, "logout")
+            who = None
+        else:
+            who = current
+            st.session_state[WHO] = who
+    if who is None:
+        who = _sso_principal(users, lang)
+        if who is not None:
+            st.session_state[WHO] = who
+    if who is None:
+        if users.count() == 0:
+            _first_admin_form(users, lang)
+        else:
+            _login_form(users, lang)
+        st.stop()
+    st.session_state[LAST_SEEN] = now
+    return who
+
+
+def logout_button(who: Principal, lang: str) -> None:
+    """Who is logged in, and the logout button (sidebar)."""
+    st.sidebar.caption(t("logged_in_as", lang, user=who.username, role=t(f"role_{who.role}", lang),
+                         scope=who.branch or who.manager_id or ""))
+    if st.sidebar.button(t("logout", lang), key="logout"):
+        users = Users(state.store())
+        _end_session(users, "logout")
+        if sso_configured():
+            try:
+                if st.user.is_logged_in:
+                    st.logout()
+            except Exception:  # noqa: BLE001
+                pass
+        st.rerun()

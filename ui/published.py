@@ -1,0 +1,122 @@
+"""Published views for branch heads and managers: frozen rows read through :class:`data.access.Access`.
+
+Nothing here computes a what-if; every number comes from a publication, filtered by the
+principal's role, branch and manager in :mod:`data.access`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from data.export import statement_workbook, write_workbook
+from ui import charts, views
+
+__all__ = ["pick_publication", "overview", "rankings", "customers", "statement", "scorecard"]
+
+
+def pick_publication(ctx) -> pd.Series | None:
+    """Choose a published period (newest first); None when nothing is published."""
+    pubs = ctx.access.store.latest_publications()
+    if pubs.empty:
+        st.info(ctx.t("no_publication"))
+        return None
+    pubs = pubs.sort_values("period", ascending=False)
+    periods = list(pubs["period"])
+    period = st.selectbox(ctx.t("period"), periods, key="pub_period")
+    pub = pubs[pubs["period"] == period].iloc[0]
+    scope = ctx.who.branch or ctx.who.manager_id or ctx.t("all_branches_scope")
+    st.caption(ctx.t("published_view", period=pub["period"], version=int(pub["version"]), scope=scope))
+    return pub
+
+
+def _grades(m: pd.DataFrame, lang: str) -> pd.DataFrame:
+    return m.assign(grade=views.grade_label(m["grade"], lang))
+
+
+def overview(ctx, pub) -> None:
+    """Totals, grade distribution and top managers within the principal's scope."""
+    m = ctx.access.managers(int(pub["id"]))
+    c = st.columns(4)
+    c[0].metric(ctx.t("attributed"), f"{m['total'].sum():,.0f}")
+    c[1].metric(ctx.t("total_pay"), f"{m['pay'].sum():,.0f}")
+    c[2].metric(ctx.t("managers_n"), f"{len(m)}")
+    c[3].metric(ctx.t("score"), f"{m['score'].mean():.1f}" if len(m) else "—")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.grade_figure(m, ctx.lang), key="pub_grades")
+    with right:
+        st.subheader(ctx.t("top_managers"))
+        views.show(_grades(m, ctx.lang)[["rank", "branch_rank", "manager_id", "name", "pay", "score", "grade"]].head(5),
+                   ctx.lang)
+
+
+def rankings(ctx, pub) -> None:
+    """The frozen ranking table of the principal's scope, with its download."""
+    m = ctx.access.managers(int(pub["id"]))
+    cols = ["rank", "branch_rank", "manager_id", "name", "branch", "pay", "points_pay", "score", "grade", "asset",
+            "liability", "intermediate", "risk", "total"]
+    table = _grades(m, ctx.lang)[cols]
+    views.show(table, ctx.lang, key="pub_ranking")
+    st.download_button(ctx.t("download_xlsx"), write_workbook({ctx.t("page_rankings"): views.label_columns(table, ctx.lang)}),
+                       f"rankings_{pub['period']}.xlsx", key="pub_rank_download")
+    if len(m):
+        st.plotly_chart(charts.ranking_figure(m, "pay", ctx.lang), key="pub_ranking_chart")
+
+
+def customers(ctx, pub) -> None:
+    """Frozen customer rows of the principal's branch."""
+    c = ctx.access.customers(int(pub["id"]))
+    k = st.columns(3)
+    k[0].metric(ctx.t("customers_n"), f"{len(c):,}")
+    k[1].metric(ctx.t("total_contribution"), f"{c['total'].sum():,.0f}")
+    k[2].metric(ctx.t("unattributed"), f"{c['unattributed'].sum():,.0f}")
+    if len(c):
+        left, right = st.columns(2)
+        left.plotly_chart(charts.tier_figure(c, ctx.lang), key="pub_tiers")
+        right.plotly_chart(charts.relationship_figure(c, ctx.lang), key="pub_rel")
+    views.show(c.drop(columns=["publication_id"]).assign(tier=c["tier"].map(lambda x: ctx.t(f"tier_{x}"))), ctx.lang,
+               key="pub_customers")
+
+
+def _manager_choice(ctx, pub) -> str | None:
+    m = ctx.access.managers(int(pub["id"]))
+    if m.empty:
+        st.info(ctx.t("no_customers"))
+        return None
+    names = dict(zip(m["manager_id"], m["name"] + " · " + m["branch"]))
+    if len(names) == 1:
+        return next(iter(names))
+    return st.selectbox(ctx.t("choose_manager"), list(names), key="pub_manager", format_func=lambda i: f"{i} {names[i]}")
+
+
+def statement(ctx, pub) -> None:
+    """One manager's published statement (the principal's own, or one of their branch)."""
+    manager = _manager_choice(ctx, pub)
+    if manager is None:
+        return
+    chain = ctx.access.statement(int(pub["id"]), manager)
+    s = chain["summary"].iloc[0]
+    k = st.columns(4)
+    k[0].metric(ctx.t("pay_method_factor"), f"{float(s['pay']):,.2f}")
+    k[1].metric(ctx.t("score"), f"{float(s['score']):.2f}")
+    k[2].metric(ctx.t("grade"), ctx.t(f"grade_{s['grade']}"))
+    k[3].metric(ctx.t("page_rankings"), f"{int(s['rank'])} ({s['branch']} {int(s['branch_rank'])})")
+    views.show(chain["lines"].assign(line=chain["lines"]["line"].map(ctx.t)), ctx.lang, key="pub_lines")
+    st.subheader(ctx.t("customers_of"))
+    views.show(chain["customers"], ctx.lang, key="pub_chain_customers")
+    st.subheader(ctx.t("accounts_of"))
+    views.show(chain["accounts"], ctx.lang, key="pub_chain_accounts")
+    st.download_button(ctx.t("statement"), statement_workbook(chain, chain["scenario"], ctx.lang),
+                       f"statement_{manager}_{pub['period']}.xlsx", key="pub_statement_download")
+
+
+def scorecard(ctx, pub) -> None:
+    """One manager's published KPI detail."""
+    manager = _manager_choice(ctx, pub)
+    if manager is None:
+        return
+    chain = ctx.access.statement(int(pub["id"]), manager)
+    s = chain["summary"].iloc[0]
+    st.metric(ctx.t("score"), f"{float(s['score']):.2f}", help=ctx.t(f"grade_{s['grade']}"))
+    views.show(chain["kpi"][["kpi", "perspective", "kind", "weight", "actual", "target", "points"]], ctx.lang,
+               key="pub_kpi")
