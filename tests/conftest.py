@@ -44,3 +44,21 @@ def seeded_store():
         for role, (name, pw, branch, manager_id) in TEST_USERS.items():
             users.create(name, pw, role, actor="tests", branch=branch, manager_id=manager_id)
     return store
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A PostgreSQL cluster for this test session (skipped locally without the binaries)."""
+    from pg import Cluster
+
+    cluster = Cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A fresh, empty database on each backend: SQLite file, then a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("pg_cluster").create_database()

@@ -1,0 +1,270 @@
+"""Who sees what: role filtering where data is read, the login gate on every page, lockout, idle."""
+
+from __future__ import annotations
+
+import glob
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from streamlit.testing.v1 import AppTest
+
+from calc.scenario import Scenario
+from data.access import Access
+from data.auth import LOCK_MINUTES, MAX_FAILURES, AuthError, Principal, Users
+from data.ingest import load_extract
+from data.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ["app.py"] + sorted(str(Path(p).relative_to(ROOT)) for p in glob.glob(str(ROOT / "pages" / "*.py")))
+
+
+# ------------------------------------------------------------------ the read layer, on both backends
+
+@pytest.fixture
+def published_store(store_url):
+    store = Store.open(store_url)
+    frames = load_extract(ROOT / "data" / "sample" / "sample_bank.xlsx")[0].frames
+    store.save_dataset("2026Q3", "sample.xlsx", "sha", frames, "t")
+    pub = store.publish("2026Q3", Scenario(), "", "t")
+    return store, pub["id"]
+
+
+def test_every_row_a_branch_head_or_manager_gets_is_theirs(published_store):
+    store, pub_id = published_store
+    everyone = store.published_managers(pub_id)
+    branches = sorted(everyone["branch"].unique())
+    managers = sorted(everyone["manager_id"].unique())
+
+    principals = st.one_of(
+        st.builds(lambda b: Principal("bh", "branch_head", b), st.sampled_from(branches + ["不存在支行"])),
+        st.builds(lambda m: Principal("m", "manager", "x", m), st.sampled_from(managers + ["RM9999"])),
+    )
+    queries = st.sampled_from(["managers", "customers", "history", "statement"])
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(who=principals, query=queries, target=st.sampled_from(managers))
+    def check(who, query, target):
+        access = Access(store, who)
+        try:
+            if query == "managers":
+                rows = access.managers(pub_id)
+            elif query == "customers":
+                rows = access.customers(pub_id)
+            elif query == "history":
+                rows = access.history()
+            else:
+                chain = access.statement(pub_id, target)
+                rows = chain["summary"]
+        except PermissionError:
+            # refused: a manager asking for customers, or anyone asking for a statement outside their scope
+            assert query in ("customers", "statement")
+            if query == "statement" and who.role == "branch_head":
+                assert everyone.loc[everyone["manager_id"] == target, "branch"].iloc[0] != who.branch
+            if query == "statement" and who.role == "manager":
+                assert target != who.manager_id
+            return
+        if who.role == "branch_head":
+            assert (rows["branch"] == who.branch).all()
+        else:
+            assert (rows["manager_id"] == who.manager_id).all()
+            assert query != "customers"
+
+    check()
+
+
+def test_admin_and_analyst_see_every_branch(published_store):
+    store, pub_id = published_store
+    for role in ("admin", "analyst"):
+        rows = Access(store, Principal("x", role)).managers(pub_id)
+        assert len(rows) == 40 and rows["branch"].nunique() == 4
+
+
+def test_actions_are_checked_by_role(published_store):
+    store, _ = published_store
+    assert Access(store, Principal("a", "admin")).can("publish")
+    for role in ("analyst", "branch_head", "manager"):
+        with pytest.raises(PermissionError):
+            Access(store, Principal("x", role, "b", "m")).require("publish")
+    assert not Access(store, Principal("x", "analyst")).can("upload")
+
+
+# ------------------------------------------------------------------ accounts
+
+def test_passwords_are_salted_hashes_and_lockout_after_five(tmp_path):
+    store = Store.open(f"sqlite:///{tmp_path / 'u.db'}")
+    users = Users(store)
+    users.create("wang", "correct-horse-1", "branch_head", actor="t", branch="城东支行")
+    users.create("li", "correct-horse-1", "analyst", actor="t")
+    with store.engine.connect() as conn:
+        hashes = [r[0] for r in conn.exec_driver_sql("SELECT password_hash FROM users")]
+    assert all(h.startswith("$argon2id$") and "correct-horse-1" not in h for h in hashes)
+    assert hashes[0] != hashes[1]                                  # salted: same password, different hash
+    assert users.authenticate("wang", "correct-horse-1").branch == "城东支行"
+    for _ in range(MAX_FAILURES - 1):
+        with pytest.raises(AuthError) as e:
+            users.authenticate("wang", "wrong")
+        assert e.value.reason == "password"
+    with pytest.raises(AuthError) as e:
+        users.authenticate("wang", "wrong")
+    assert e.value.reason == "locked"
+    with pytest.raises(AuthError) as e:                            # even the right password now
+        users.authenticate("wang", "correct-horse-1")
+    assert e.value.reason == "locked" and f"{LOCK_MINUTES}" in str(e.value) or "min" in str(e.value)
+    users.update("wang", "admin", unlock=True)
+    assert users.authenticate("wang", "correct-horse-1").role == "branch_head"
+    log = store.audit_log()
+    assert {"login", "login_failed", "lockout", "user_add", "user_change"} <= set(log["action"])
+    assert not log["after"].fillna("").str.contains("correct-horse").any()       # never logged
+
+
+def test_user_rules(tmp_path):
+    users = Users(Store.open(f"sqlite:///{tmp_path / 'u.db'}"))
+    with pytest.raises(ValueError, match="at least 10"):
+        users.create("a", "short", "admin", actor="t")
+    with pytest.raises(ValueError, match="needs a branch"):
+        users.create("b", "long-enough-1", "branch_head", actor="t")
+    users.create("boss", "long-enough-1", "admin", actor="t", first_admin=True)
+    with pytest.raises(ValueError, match="already exists"):
+        users.create("boss2", "long-enough-1", "admin", actor="t", first_admin=True)
+    with pytest.raises(ValueError, match="last active administrator"):
+        users.update("boss", "boss", active=False)
+
+
+def test_cli_user_add_reads_the_password_from_stdin(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JIXIAO_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
+    p = subprocess.run([sys.executable, "cli.py", "user", "add", "zhang", "--role", "branch_head", "--branch", "城西支行"],
+                       input="a-long-password-9\n", capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    listed = subprocess.run([sys.executable, "cli.py", "user", "list"], capture_output=True, text=True, env=env,
+                            timeout=60, cwd=ROOT).stdout
+    assert "zhang" in listed and "branch_head" in listed and "城西支行" in listed
+    assert "a-long-password-9" not in listed
+    users = Users(Store.open(env["JIXIAO_DATABASE_URL"]))
+    assert users.authenticate("zhang", "a-long-password-9").branch == "城西支行"
+
+
+# ------------------------------------------------------------------ the app
+
+@pytest.fixture
+def users(seeded_store):
+    return seeded_store
+
+
+def run_page(page, who: str | None = None, lang="zh", **state):
+    from conftest import TEST_USERS
+
+    at = AppTest.from_file(str(ROOT / page), default_timeout=60)
+    at.session_state["lang"] = lang
+    if who:
+        name, _, branch, manager_id = TEST_USERS[who]
+        at.session_state["_who"] = Principal(name, who, branch, manager_id)
+        at.session_state["_last_seen"] = time.time()
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def shows_login_form_only(at) -> bool:
+    keys = {w.key for w in at.text_input}
+    return ({"login_username", "login_password"} <= keys and not at.dataframe and not at.slider
+            and not at.get("plotly_chart") and not at.metric)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_session_shows_the_login_form_and_nothing_else(users, page):
+    at = run_page(page)
+    assert not at.exception, [e.value for e in at.exception]
+    assert shows_login_form_only(at), page
+    assert at.button(key="login_submit") is not None or at.get("form_submit_button")
+
+
+def test_login_through_the_form(users):
+    at = run_page("pages/rankings.py")
+    at.text_input(key="login_username").input("bh_east")
+    at.text_input(key="login_password").input("branch-pass-123")
+    at.button(key="login_submit").click().run()
+    assert not at.exception
+    ranking = at.dataframe[0].value
+    assert set(ranking["所属机构"]) == {"城东支行"}
+
+
+def test_wrong_password_is_refused_without_saying_which_part(users):
+    at = run_page("app.py", lang="en")
+    at.text_input(key="login_username").input("bh_east")
+    at.text_input(key="login_password").input("nope-nope-nope")
+    at.button(key="login_submit").click().run()
+    assert [e.value for e in at.error] == ["Wrong user name or password."]
+    assert shows_login_form_only(at)
+
+
+def test_branch_head_sees_only_their_branch(users):
+    for page in ("pages/rankings.py", "pages/customers.py", "app.py", "pages/history.py"):
+        at = run_page(page, "branch_head")
+        assert not at.exception, (page, [e.value for e in at.exception])
+        for d in at.dataframe:
+            frame = d.value
+            if "所属机构" in frame.columns:
+                assert set(frame["所属机构"]) <= {"城东支行"}, page
+            elif "branch" in frame.columns:
+                assert set(frame["branch"]) <= {"城东支行"}, page
+        assert not at.slider, "no what-if panel for a branch head"
+
+
+def test_branch_head_query_parameters_reach_nothing_else(users):
+    at = AppTest.from_file(str(ROOT / "pages/rankings.py"), default_timeout=60)
+    at.query_params["pay_factor_asset"] = "0.5"
+    at.query_params["branch"] = "城西支行"
+    from conftest import TEST_USERS
+
+    name, _, branch, _ = TEST_USERS["branch_head"]
+    at.session_state["_who"] = Principal(name, "branch_head", branch)
+    at.session_state["_last_seen"] = time.time()
+    at.run()
+    assert set(at.dataframe[0].value["所属机构"]) == {"城东支行"}
+
+
+def test_manager_sees_only_their_own_row_and_statement(users):
+    at = run_page("pages/rankings.py", "manager")
+    assert list(at.dataframe[0].value["客户经理编号"]) == ["RM2447"]
+    at = run_page("pages/manager.py", "manager")
+    assert not at.exception
+    assert not at.selectbox or all(w.key != "pub_manager" for w in at.selectbox)   # nobody else to choose
+
+
+@pytest.mark.parametrize("who, page", [("analyst", "pages/admin.py"), ("manager", "pages/admin.py"),
+                                       ("analyst", "pages/upload.py"), ("branch_head", "pages/scenarios.py"),
+                                       ("manager", "pages/customers.py")])
+def test_roles_refused_on_pages_they_may_not_open(users, who, page):
+    at = run_page(page, who, lang="en")
+    assert [e.value for e in at.error] == ["Your role may not open this page."]
+    assert not at.dataframe and not at.file_uploader and not at.slider
+
+
+def test_idle_session_ends(users, seeded_store):
+    at = run_page("pages/rankings.py", "analyst", _last_seen=time.time() - 31 * 60)
+    assert shows_login_form_only(at)
+    assert "idle_timeout" in set(seeded_store.audit_log(50)["action"])
+
+
+def test_first_visit_on_an_empty_store_creates_the_administrator(tmp_path, monkeypatch):
+    monkeypatch.setenv("JIXIAO_DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
+    at = AppTest.from_file(str(ROOT / "pages/rankings.py"), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert {w.key for w in at.text_input} == {"first_admin_username", "first_admin_password", "first_admin_password2"}
+    assert not at.dataframe
+    at.text_input(key="first_admin_username").input("boss")
+    at.text_input(key="first_admin_password").input("first-admin-pw-1")
+    at.text_input(key="first_admin_password2").input("first-admin-pw-1")
+    at.button(key="first_admin_submit").click().run()
+    assert not at.exception
+    assert at.dataframe, "the administrator lands on the page"
+    again = AppTest.from_file(str(ROOT / "pages/rankings.py"), default_timeout=60).run()
+    assert "first_admin_username" not in {w.key for w in again.text_input}      # one time only
+    assert "login_username" in {w.key for w in again.text_input}

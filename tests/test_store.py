@@ -1,0 +1,201 @@
+"""The store on SQLite and on a real PostgreSQL: versions, all-or-nothing, frozen publications, audit."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, select, text
+
+from calc.scenario import Scenario
+from data.db import T, migrate
+from data.ingest import load_extract
+from data.store import ReconciliationError, Store
+from tests.test_ingest import BASE, write_book
+
+SAMPLE = "data/sample/sample_bank.xlsx"
+
+
+@pytest.fixture(scope="module")
+def sample_frames():
+    return load_extract(SAMPLE)[0].frames
+
+
+@pytest.fixture
+def small_frames(tmp_path):
+    return load_extract(write_book(tmp_path / "b.xlsx", BASE))[0].frames
+
+
+def count(store, table) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar()
+
+
+def test_round_trip_is_exact(store_url, sample_frames):
+    store = Store.open(store_url)
+    info = store.save_dataset("2026Q3", "sample_bank.xlsx", "sha-1", sample_frames, "alice")
+    loaded = store.load_frames(info.id)
+    for key, frame in sample_frames.items():
+        pd.testing.assert_frame_equal(frame.reset_index(drop=True)[loaded[key].columns], loaded[key],
+                                      check_dtype=False)
+    assert info.row_counts["accounts"] == 6000 and info.version == 1
+
+
+def test_identical_bytes_are_a_no_op_and_new_files_are_new_versions(store_url, small_frames, sample_frames):
+    store = Store.open(store_url)
+    v1 = store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
+    again = store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "bob")
+    assert (again.id, again.created) == (v1.id, False)
+    v2 = store.save_dataset("2026Q3", "b.xlsx", "sha-b", sample_frames, "bob")
+    assert (v2.version, v2.created) == (2, True)
+    other = store.save_dataset("2026Q4", "a.xlsx", "sha-a", small_frames, "alice")
+    assert other.version == 1                                  # versions count per period
+    assert list(store.load_frames(v1.id)["managers"]["manager_id"]) == ["007", "008"]   # old one still readable
+    assert [d.version for d in store.datasets("2026Q3")] == [2, 1]
+    uploads = store.audit_log()
+    assert (uploads["action"] == "upload").sum() == 3          # the no-op wrote nothing
+
+
+def test_upload_is_all_or_nothing(store_url, small_frames, monkeypatch):
+    store = Store.open(store_url)
+
+    def broken(*args, **kwargs):
+        raise ReconciliationError("simulated: stored rows differ")
+
+    monkeypatch.setattr(Store, "_reconcile", staticmethod(broken))
+    with pytest.raises(ReconciliationError):
+        store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
+    assert count(store, T.datasets) == 0
+    assert all(count(store, t) == 0 for t in T.ds.values())
+    assert count(store, T.audit_log) == 0
+
+
+def test_reconciliation_catches_a_lost_row(store_url, small_frames, monkeypatch):
+    import data.store as store_module
+
+    store = Store.open(store_url)
+    real = store_module._records
+    monkeypatch.setattr(store_module, "_records", lambda frame, ds, cols: real(frame, ds, cols)[:-1])
+    with pytest.raises(ReconciliationError, match="rows read but"):
+        store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
+    assert count(store, T.datasets) == 0
+
+
+def test_reconciliation_compares_branch_balances(store_url, small_frames, monkeypatch):
+    import data.store as store_module
+
+    store = Store.open(store_url)
+    real = store_module._records
+
+    def skew(frame, ds, cols):
+        rows = real(frame, ds, cols)
+        if "avg_balance" in cols:
+            rows[0]["avg_balance"] += 1.0                      # one yuan off in one branch
+        return rows
+
+    monkeypatch.setattr(store_module, "_records", skew)
+    with pytest.raises(ReconciliationError, match="balances"):
+        store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
+    assert count(store, T.datasets) == 0
+
+
+def test_published_results_never_change(store_url, sample_frames, small_frames):
+    store = Store.open(store_url)
+    store.save_dataset("2026Q3", "sample.xlsx", "sha-s", sample_frames, "alice")
+    official = Scenario(name="official")
+    pub = store.publish("2026Q3", official, "", "alice")
+    doc = store.published_document(pub["id"])
+    rows = store.published_managers(pub["id"])
+    # later: the scenario is edited and a new dataset version arrives
+    store.save_scenario(official.replace(pay_factor={"intermediate": 0.3}), "bob")
+    store.save_dataset("2026Q3", "fix.xlsx", "sha-f", small_frames, "bob")
+    assert store.published_document(pub["id"]) == doc
+    pd.testing.assert_frame_equal(store.published_managers(pub["id"]), rows)
+    assert store.verify(pub["id"])["same"]
+    assert json.loads(doc)["totals"]["points_pay"] == pytest.approx(official.pool)
+    # re-publishing needs a reason and makes a new version on the new dataset
+    with pytest.raises(ValueError, match="needs a reason"):
+        store.publish("2026Q3", official, "  ", "alice")
+    pub2 = store.publish("2026Q3", official, "corrected extract", "alice")
+    assert pub2["version"] == 2 and pub2["dataset_id"] != pub["dataset_id"]
+    assert store.published_document(pub["id"]) == doc
+
+
+def test_audit_log_records_uploads_saves_publishes_and_is_append_only(store_url, small_frames):
+    store = Store.open(store_url)
+    store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
+    store.save_scenario(Scenario(name="what-if", stock_factor=0.8), "bob")
+    store.publish("2026Q3", Scenario(name="official"), "", "carol")
+    log = store.audit_log()
+    assert {(a, act) for a, act in zip(log["actor"], log["action"])} >= {
+        ("alice", "upload"), ("bob", "scenario_save"), ("carol", "scenario_save"), ("carol", "publish")}
+    saved = log[log["action"] == "scenario_save"].iloc[-1]
+    assert "stock_factor = 0.8" in json.loads(saved["after"])["toml"]
+    for statement in ("UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log"):
+        with pytest.raises(Exception, match="append-only"):
+            with store.engine.begin() as conn:
+                conn.execute(text(statement))
+    assert count(store, T.audit_log) == len(log)
+
+
+def test_migrations_apply_once(store_url):
+    store = Store.open(store_url)
+    assert migrate(store.engine) == []
+    with store.engine.connect() as conn:
+        assert conn.execute(select(T.migrations.c.version)).scalars().all() == [1]
+
+
+def test_concurrent_uploads_and_publishes_on_sqlite(tmp_path, small_frames, sample_frames):
+    store = Store.open(f"sqlite:///{tmp_path / 'busy.db'}")
+    errors, done = [], []
+
+    def work(i: int):
+        try:
+            period = f"2026M{i % 12 + 1:02d}"
+            frames = sample_frames if i % 2 else small_frames
+            store.save_dataset(period, f"f{i}.xlsx", f"sha-{i}", frames, f"user{i}")
+            store.save_dataset(period, f"f{i}.xlsx", f"sha-{i}", frames, f"user{i}")     # no-op under load
+            store.publish(period, Scenario(name=f"s{i % 3}"), "", f"user{i}")
+            done.append(i)
+        except Exception as e:  # noqa: BLE001 - collected and reported
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert sorted(done) == list(range(8))
+    assert count(store, T.datasets) == 8 and count(store, T.publications) == 8
+    # nothing half-written: every dataset has exactly its rows
+    for info in store.datasets():
+        frames = store.load_frames(info.id)
+        assert {k: len(v) for k, v in frames.items()} == info.row_counts
+
+
+def test_cli_load_and_publish(tmp_path):
+    import subprocess
+    import sys
+
+    env_url = f"sqlite:///{tmp_path / 'cli.db'}"
+    book = write_book(tmp_path / "b.xlsx", BASE)
+
+    def cli(*args, stdin=""):
+        import os
+
+        return subprocess.run([sys.executable, "cli.py", *map(str, args)], capture_output=True, text=True,
+                              input=stdin, env={**os.environ, "JIXIAO_DATABASE_URL": env_url}, timeout=120)
+
+    p = cli("load", book, "--period", "2026Q3")
+    assert p.returncode == 0 and "stored 2026Q3 v1" in p.stdout
+    assert "unchanged" in cli("load", book, "--period", "2026Q3").stdout
+    assert cli("publish", "--period", "2026Q3").returncode == 0
+    p = cli("publish", "--period", "2026Q3")
+    assert p.returncode == 1 and "needs a reason" in p.stderr and "Traceback" not in p.stderr
+    assert "v2" in cli("publish", "--period", "2026Q3", "--reason", "rates fixed").stdout
+    assert "reproduces exactly" in cli("verify", "--period", "2026Q3").stdout
+    p = cli("publish", "--period", "2027Q1")
+    assert p.returncode == 1 and "no dataset stored for period 2027Q1" in p.stderr
