@@ -8,14 +8,27 @@ from tests.browser import CHROMIUM, CHROMIUM_ARGS, errors_on, require_browser, s
 
 pytestmark = pytest.mark.browser
 
-PAGES = ["rankings", "customers", "scorecard", "manager", "scenarios", "upload", ""]   # rankings first: fresh server
+PAGES = ["rankings", "customers", "scorecard", "manager", "history", "scenarios", "upload", "admin", ""]
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(seeded_store):
+    """A fresh server on the test store (users of every role already exist)."""
     require_browser()
     with streamlit_server() as url:
         yield url
+
+
+def login(page, role: str = "admin") -> None:
+    """Fill the login form as the test user of ``role``."""
+    from conftest import TEST_USERS
+
+    name, password, _, _ = TEST_USERS[role]
+    page.locator(".st-key-login_username input").fill(name)
+    page.locator(".st-key-login_password input").fill(password)
+    page.locator(".st-key-login_submit button").click()
+    page.wait_for_function("() => !document.querySelector('.st-key-login_username')", timeout=30_000)
+    settle(page)
 
 
 @pytest.fixture(scope="module")
@@ -34,25 +47,66 @@ def new_page(browser, lang="zh"):
     return context.new_page()
 
 
-def test_every_page_by_direct_url_on_a_fresh_server(server, browser, tmp_path):
+def test_every_page_url_without_login_shows_the_login_form_only(server, browser, tmp_path):
+    for path in PAGES:                               # /rankings is the fresh server's first request
+        page = new_page(browser)
+        page.goto(f"{server}/{path}")
+        page.locator(".st-key-login_username input").wait_for(timeout=30_000)
+        settle(page)
+        assert page.locator("h1").inner_text().strip() == "登录 · 绩效", path
+        assert page.locator('[data-testid="stDataFrame"], .stPlotlyChart, [data-testid="stMetric"]').count() == 0
+        assert page.locator("input[type=range]").count() == 0, f"/{path}: the what-if panel leaked"
+        if not path:
+            page.screenshot(path=str(screenshot_dir(tmp_path) / "00_login.png"))
+        page.context.close()
+
+
+def test_every_page_by_direct_url_after_login(server, browser, tmp_path):
     shots = screenshot_dir(tmp_path)
     for i, path in enumerate(PAGES):
         page = new_page(browser)                      # a new session each time, straight to the URL
         page.goto(f"{server}/{path}")
-        settle(page)
+        login(page, "admin")
         assert not errors_on(page), (path, errors_on(page))
         nav = page.locator('[data-testid="stPageLink"]')
-        nav.nth(6).wait_for(timeout=15_000)               # the shared frame's seven links
-        assert nav.count() == 7, f"/{path}: the shared frame's navigation is missing"
-        assert page.locator(".st-key-pay_factor_intermediate input[type=range]").count() == 1
-        page.screenshot(path=str(shots / f"{i:02d}_{path or 'overview'}.png"), full_page=False)
+        nav.nth(8).wait_for(timeout=15_000)               # the shared frame's nine links for an admin
+        assert nav.count() == 9, f"/{path}: the shared frame's navigation is missing"
+        page.locator(".st-key-pay_factor_intermediate input[type=range]").wait_for(state="attached", timeout=15_000)
+        settle(page)
+        assert not errors_on(page), (path, errors_on(page))
+        page.screenshot(path=str(shots / f"{i + 1:02d}_{path or 'overview'}.png"), full_page=False)
         page.context.close()
+
+
+def test_branch_head_logs_in_and_sees_one_branch(server, browser, tmp_path):
+    page = new_page(browser)
+    page.goto(f"{server}/rankings")
+    login(page, "branch_head")
+    assert not errors_on(page)
+    assert page.locator("input[type=range]").count() == 0
+    header = page.locator("table").first.locator("thead th")
+    header.first.wait_for(state="attached", timeout=15_000)
+    names = [header.nth(i).inner_text() for i in range(header.count())]
+    col = names.index("所属机构")
+    cells = page.locator("table").first.locator(f'td[aria-colindex="{col + 1}"]')
+    values = {cells.nth(i).inner_text() for i in range(cells.count())}
+    assert values == {"城东支行"}
+    assert page.locator('[data-testid="stPageLink"]').count() == 6       # no scenarios, upload or users pages
+    page.screenshot(path=str(screenshot_dir(tmp_path) / "20_branch_head.png"))
+    page.goto(f"{server}/admin")             # typing another URL reloads: a new session, so the login form again
+    page.locator(".st-key-login_username input").wait_for(timeout=30_000)
+    login(page, "branch_head")
+    assert "无权访问" in page.locator('[data-testid="stAlertContentError"]').first.inner_text()
+    assert page.locator('[data-testid="stDataFrame"]').count() == 0
+    page.context.close()
 
 
 def test_english_switch(server, browser):
     page = new_page(browser)
     page.goto(f"{server}/rankings?lang=en")
-    settle(page)
+    page.locator(".st-key-login_username input").wait_for(timeout=30_000)
+    assert page.locator("h1").inner_text().strip() == "Log in · Jixiao"
+    login(page, "analyst")
     assert page.locator("h1").inner_text().strip() == "Rankings"
     assert not errors_on(page)
     page.context.close()
@@ -73,7 +127,7 @@ def _first_row_pay(page) -> str:
 def test_slider_moves_the_table_and_survives_a_page_switch(server, browser, tmp_path):
     page = new_page(browser)
     page.goto(f"{server}/rankings")
-    settle(page)
+    login(page, "admin")
     before = _first_row_pay(page)
     slider = _slider(page, "pay_factor_intermediate")
     assert slider.get_attribute("value") == "0.1"
