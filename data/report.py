@@ -15,7 +15,7 @@ __all__ = ["Issue", "Report", "ExtractError", "RULES"]
 
 # rule code -> (English template, Chinese template). Templates use str.format fields.
 RULES: dict[str, tuple[str, str]] = {
-    "file_unreadable": ("the file cannot be read as {expected}: {detail}", "文件无法按{expected}读取：{detail}"),
+    "file_unreadable": ("the file cannot be read as {expected}: {detail}", "文件无法作为{expected}读取：{detail}"),
     "file_type": ("the file is not a supported spreadsheet ({detail}); upload .xlsx or .csv",
                   "文件不是支持的表格格式（{detail}）；请上传 .xlsx 或 .csv"),
     "file_too_large": ("the file is too large: {detail}", "文件过大：{detail}"),
@@ -64,6 +64,10 @@ RULES: dict[str, tuple[str, str]] = {
 }
 
 
+_EXPECTED_ZH = {"a workbook": "工作簿", "a spreadsheet": "表格文件", "a folder of CSV files": "CSV 文件夹",
+                "a file or folder": "文件或文件夹"}
+
+
 @dataclass(frozen=True)
 class Issue:
     """One problem found in an upload.
@@ -98,6 +102,8 @@ class Issue:
         """The rule broken, in ``en`` or ``zh``."""
         en, zh = RULES[self.rule]
         fields = {"value": self.value, "column": self.column, "column_zh": self.column, **self.params}
+        if lang == "zh" and "expected" in fields:
+            fields["expected"] = _EXPECTED_ZH.get(fields["expected"], fields["expected"])
         try:
             return (zh if lang == "zh" else en).format(**fields)
         except (KeyError, IndexError):  # a template field missing is our bug, never the user's crash

@@ -47,10 +47,12 @@ if files:
         st.download_button(ctx.t("download_report"), write_workbook({"report": frame_}), "validation_report.xlsx",
                            key="download_report")
     if extract is not None:
-        with st.expander(ctx.t("preview")):
-            tabs = st.tabs([extract.sheet_names.get(k, k) for k in extract.frames if len(extract.frames[k])])
-            for tab, (k, v) in zip(tabs, [(k, v) for k, v in extract.frames.items() if len(v)]):
-                tab.dataframe(v.head(100), hide_index=True)
+        filled = [(k, v) for k, v in extract.frames.items() if len(v)]
+        if filled:
+            with st.expander(ctx.t("preview")):
+                tabs = st.tabs([extract.sheet_names.get(k, k) for k, _ in filled])
+                for tab, (k, v) in zip(tabs, filled):
+                    tab.dataframe(v.head(100), hide_index=True)
         partial = False
         if not report.ok:
             partial = st.checkbox(ctx.t("accept_valid"), key="accept_valid_rows")
