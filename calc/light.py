@@ -1,8 +1,9 @@
 """Light stage: a :class:`~calc.heavy.Base` plus slider parameters -> managers, customers, totals.
 
 DOMAIN.md sections 1, 4 (manager balances), 5, 6 and 7. Never reads account rows: it works on
-customers (one row each) and assignments (one row per customer-manager pair) with numpy, so a
-slider move on the sample bank costs about a millisecond.
+customers (one row each) and assignments (one row per customer-manager pair) with numpy. Measured
+by ``make bench``: ~18 ms per slider move on the sample bank (2,000 customers), against ~33 ms
+for the heavy stage it skips; ~350 ms at 333k customers (1M accounts).
 
 Rules chosen where DOMAIN.md is silent (also in docs/RULES.md):
 

@@ -26,7 +26,14 @@ LOCK_MINUTES = 15
 IDLE_MINUTES = 30
 MIN_PASSWORD = 10
 _HASHER = PasswordHasher()
-_DUMMY_HASH = _HASHER.hash("timing-equaliser-not-a-password")
+_DUMMY: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown users, so they cost as much as real ones (made once)."""
+    if not _DUMMY:
+        _DUMMY.append(_HASHER.hash("timing-equaliser-not-a-password"))
+    return _DUMMY[0]
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,7 @@ class Users:
         generic = "wrong user name or password"
         if row is None or not row["password_hash"]:
             try:
-                _HASHER.verify(_DUMMY_HASH, password or "")   # same cost as a real check
+                _HASHER.verify(_dummy_hash(), password or "")   # same cost as a real check
             except (VerificationError, InvalidHashError):
                 pass
             self.store.audit(username or "?", "login_failed", f"user {username}", after={"reason": "unknown"})

@@ -361,9 +361,9 @@ def _check_foreign_keys(p: _SheetParser, df: pd.DataFrame, frames: dict, names: 
     for col, target in p.sheet.foreign_keys.items():
         if target not in frames or df.empty:
             continue
-        target_ids = set(frames[target][sheet_by_key(target).id_column].dropna())
+        target_ids = pd.Index(frames[target][sheet_by_key(target).id_column].dropna().unique())
         values = df[col]
-        bad = values.notna() & ~values.isin(target_ids)
+        bad = values.notna() & (target_ids.get_indexer(values) < 0)
         for r, v in zip(df.loc[bad, "_row"], values[bad]):
             header = p.headers.get(col, col)
             p.issue("unknown_key", int(r), header, str(v), target=names.get(target, target),

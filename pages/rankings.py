@@ -19,7 +19,8 @@ options = [""] + views.branch_options(ctx)
 branch = st.selectbox(ctx.t("branch_filter"), options, key="rank_branch",
                       format_func=lambda b: b or ctx.t("all_branches"))
 
-moves = views.movement(ctx).set_index("manager_id")
+movers = views.movement(ctx)                     # once per rerun: baseline against what-if
+moves = movers.set_index("manager_id")
 m = ctx.result.managers.sort_values(["rank", "manager_id"]).copy()
 if branch:
     m = m[m["branch"] == branch]
@@ -40,7 +41,6 @@ st.plotly_chart(charts.ranking_figure(m, "points_pay" if ctx.scenario.pay_method
                 key="ranking_chart")
 
 st.subheader(ctx.t("who_moves"))
-movers = views.movement(ctx)
 movers = movers[(movers["rank_change"] != 0) | movers["grade_crossed"]]
 if branch:
     movers = movers[movers["branch"] == branch]

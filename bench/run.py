@@ -1,0 +1,449 @@
+"""``make bench``: timing figures for ingest, the heavy and light stages and Streamlit reruns.
+
+Prints figures and ratios, and writes them to ``bench/RESULTS.md`` (not with ``--quick`` or
+``--no-write``). The 1-minute load average is printed too: other work on the machine slows
+every figure.
+It never asserts a wall-clock time: machines differ; the figures are for reading, and the
+ratios compare them with ``../shared/MEASURED.md`` (measured on this machine kind).
+
+Sections
+--------
+1. Ingest: read + validate (:func:`data.ingest.load_extract`) the committed sample workbook,
+   and a generated 100k-account extract written as xlsx and as a folder of CSV files (timed as
+   its two halves, :func:`data.readers.read_input` and :func:`data.ingest.parse_book`).
+2. Heavy stage (:func:`calc.heavy.build_base`) on the sample (6k accounts), on 100k and on
+   1M accounts (the 1M frames are the typed 100k frames tiled 10x with new ids).
+3. Light stage (:func:`calc.light.evaluate`) per slider move on each of those bases.
+4. Streamlit server-side time per slider move with AppTest (no websocket, no browser), on a
+   throwaway SQLite store seeded with the sample and logged in as an admin; AppTest never runs
+   the post-script GC, so one full ``gc.collect()`` is timed beside it.
+
+Every time is the median of several runs of ``time.perf_counter``. Peak memory is the
+process's resident set size sampled every 2 ms during one extra (untimed) run, so the sampler
+cannot slow the timed runs.
+
+Usage::
+
+    python -m bench.run [--quick] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from calc.heavy import build_base  # noqa: E402
+from calc.light import evaluate  # noqa: E402
+from calc.pipeline import require_valid  # noqa: E402
+from calc.scenario import Scenario  # noqa: E402
+from data.ingest import load_extract, parse_book  # noqa: E402
+from data.readers import read_input  # noqa: E402
+from data.sample.generate import generate, write_workbook  # noqa: E402
+
+SAMPLE = ROOT / "data" / "sample" / "sample_bank.xlsx"
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+# ../shared/MEASURED.md (2 cores, 24 GiB, November 2026)
+MEASURED_HEAVY_1M_S = 0.72          # pandas, accounts -> customer x line -> manager x role x line
+MEASURED_HEAVY_1M_GB = 0.5
+MEASURED_CALAMINE_100K_S = 1.6      # xlsx, 100k rows x 10 columns, python-calamine
+MEASURED_MOVE_MS = 31               # websocket slider move, runner.postScriptGC = false
+MEASURED_MOVE_GC_MS = 123           # the same with the default post-script GC
+LIGHT_BUDGET_MS = 50                # a slider move's light stage on the sample should stay below this
+
+# pay_factor_intermediate values for the slider moves (slider step 0.005, range 0..0.5)
+MOVES = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.05, 0.1)
+ID_COLUMNS = {
+    "managers": ("manager_id",), "customers": ("customer_id",), "accounts": ("account_id", "customer_id"),
+    "assignments": ("customer_id", "manager_id"), "daily_balances": ("account_id",),
+    "targets": ("manager_id",), "kpis": ("manager_id",),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# measuring
+
+def _rss_bytes() -> int:
+    """Current resident set size (Linux /proc; elsewhere the peak so far)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class PeakRSS:
+    """Context manager: peak RSS while the block runs, sampled every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 0.002):
+        self.interval = interval
+        self.before = self.peak = 0
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakRSS":
+        gc.collect()
+        self.before = self.peak = _rss_bytes()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes())
+
+    @property
+    def added(self) -> int:
+        return self.peak - self.before
+
+
+def timed(fn, runs: int, warmup: int = 0):
+    """Median seconds of ``runs`` calls of ``fn`` (after ``warmup`` untimed calls) and the last result."""
+    out = None
+    for _ in range(warmup):
+        out = fn()
+    times = []
+    for _ in range(runs):
+        gc.collect()
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times, out
+
+
+def gb(n: int) -> str:
+    return f"{n / 2**30:.2f} GB"
+
+
+def mb(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB"
+
+
+def load() -> str:
+    """The 1-minute load average: other work on the machine makes every figure slower."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "n/a"
+
+
+def ms(s: float) -> str:
+    return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.2f} s"
+
+
+class Table:
+    """The figures, printed as they come and again as a compact table at the end."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str]] = []
+
+    def add(self, what: str, figure: str, note: str = "") -> None:
+        self.rows.append((what, figure, note))
+        print(f"  {what}: {figure}" + (f"  ({note})" if note else ""), flush=True)
+
+    def text(self) -> str:
+        w = max(len(r[0]) for r in self.rows)
+        return "\n".join(f"{a:<{w}}  {b}" + (f"  ({c})" if c else "") for a, b, c in self.rows)
+
+    def markdown(self) -> str:
+        lines = ["| what | figure | notes |", "|---|---|---|"]
+        lines += [f"| {a} | {b} | {c} |" for a, b, c in self.rows]
+        return "\n".join(lines)
+
+
+def section(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# data
+
+def write_csv_folder(frames: dict[str, pd.DataFrame], folder: Path) -> None:
+    """The generated frames as one CSV per sheet, with the same Chinese names and cells as the xlsx."""
+    from data.sample.generate import _localised  # the same localisation write_workbook uses
+    from data.schema import sheet_by_key
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, frame in frames.items():
+        _localised(key, frame, "zh").to_csv(folder / f"{sheet_by_key(key).zh}.csv", index=False)
+
+
+def tile(frames: dict[str, pd.DataFrame], k: int) -> dict[str, pd.DataFrame]:
+    """``k`` copies of typed frames, copy ``i`` with ``-i`` appended to every id (a bank ``k`` times bigger)."""
+    out = {}
+    for key, frame in frames.items():
+        parts = []
+        for i in range(k):
+            part = frame.copy()
+            if i:
+                for col in ID_COLUMNS.get(key, ()):
+                    part[col] = part[col] + f"-{i}"
+            parts.append(part)
+        df = pd.concat(parts, ignore_index=True)
+        if "_row" in df:
+            df["_row"] = np.arange(2, len(df) + 2, dtype=np.int64)
+        out[key] = df
+    return out
+
+
+def total_rows(frames: dict[str, pd.DataFrame]) -> int:
+    return sum(len(v) for v in frames.values())
+
+
+# --------------------------------------------------------------------------------------------
+# sections
+
+def bench_ingest(tab: Table, tmp: Path, quick: bool) -> dict[str, dict]:
+    section("1. Ingest: read + validate (data.ingest.load_extract)")
+    runs = 3 if quick else 5
+    med, _, (extract, _) = timed(lambda: load_extract(SAMPLE), runs, warmup=1)
+    n = total_rows(extract.frames)
+    tab.add("ingest sample xlsx (6k accounts)", f"{ms(med)}",
+            f"{n:,} rows in 7 sheets, {n / med:,.0f} rows/s")
+    typed = {"sample (6k)": require_valid(extract.frames)}
+
+    t0 = time.perf_counter()
+    gen = generate(2026, 5, 667, 33_333, 100_000, 1_000)     # the sample's proportions x 16.7
+    t_gen = time.perf_counter() - t0
+    xlsx, csv_dir = tmp / "bank_100k.xlsx", tmp / "bank_100k_csv"
+    t0 = time.perf_counter()
+    write_workbook(gen, xlsx)
+    t_write = time.perf_counter() - t0
+    write_csv_folder(gen, csv_dir)
+    n = total_rows(gen)
+    print(f"  (generated 100k accounts in {t_gen:.1f} s, {n:,} rows in all sheets; "
+          f"xlsx {xlsx.stat().st_size / 2**20:.1f} MB written in {t_write:.1f} s; "
+          f"csv {sum(f.stat().st_size for f in csv_dir.iterdir()) / 2**20:.1f} MB)")
+    del gen
+
+    def split(path):
+        t0 = time.perf_counter()
+        book = read_input(path)
+        t1 = time.perf_counter()
+        ext, report = parse_book(book)
+        t2 = time.perf_counter()
+        if not report.ok:
+            raise SystemExit(f"the generated extract {path} does not validate: {report.issues[:3]}")
+        return t1 - t0, t2 - t1, ext
+
+    runs = 2 if quick else 3
+    figures = {}
+    for kind, path in (("xlsx", xlsx), ("csv", csv_dir)):
+        results = [split(path) for _ in range(runs)]
+        read = statistics.median(r[0] for r in results)
+        parse = statistics.median(r[1] for r in results)
+        total = statistics.median(r[0] + r[1] for r in results)
+        figures[kind] = (read, parse, total)
+        ext = results[-1][2]
+        tab.add(f"ingest 100k accounts {kind}", f"{total:.2f} s",
+                f"read {read:.2f} s + validate {parse:.2f} s; {n / total:,.0f} rows/s, {100_000 / total:,.0f} accounts/s")
+    typed["100k"] = require_valid(ext.frames)
+    xr, xp, xt = figures["xlsx"]
+    cr, cp, ct = figures["csv"]
+    tab.add("ingest 100k xlsx / csv", f"ratio {xt / ct:.2f}", f"reading alone {xr / cr:.2f}, validating alone {xp / cp:.2f}")
+    tab.add("read 100k-account xlsx (python-calamine)", f"{xr:.2f} s",
+            f"{n:,} rows in 7 sheets; MEASURED calamine 100k rows x 10 cols {MEASURED_CALAMINE_100K_S} s: "
+            f"ratio {xr / MEASURED_CALAMINE_100K_S:.2f}")
+    return typed
+
+
+def bench_stages(tab: Table, typed: dict[str, dict], quick: bool) -> None:
+    scenario = Scenario()
+    if not quick:
+        t0 = time.perf_counter()
+        typed["1M"] = tile(typed["100k"], 10)
+        print(f"  (1M accounts: the typed 100k frames tiled 10x with new ids in {time.perf_counter() - t0:.1f} s: "
+              + ", ".join(f"{k} {len(v):,}" for k, v in typed["1M"].items()) + ")")
+
+    section("2. Heavy stage (calc.heavy.build_base)")
+    bases, heavy = {}, {}
+    for label, frames in typed.items():
+        runs = {"sample (6k)": 7, "100k": 5, "1M": 3}[label] if not quick else 3
+        with PeakRSS() as mem:
+            bases[label] = build_base(frames, scenario)
+        med, _, _ = timed(lambda f=frames: build_base(f, scenario), runs)
+        heavy[label] = med
+        note = (f"RSS +{mb(mem.added)} during the call (a lower bound: memory freed earlier is reused), "
+                f"process peak {gb(mem.peak)}; "
+                f"{len(frames['accounts']) / med:,.0f} accounts/s")
+        if label == "1M":
+            note += (f"; MEASURED pandas {MEASURED_HEAVY_1M_S} s ({MEASURED_HEAVY_1M_GB} GB): "
+                     f"ratio {med / MEASURED_HEAVY_1M_S:.2f}")
+        tab.add(f"heavy {label} accounts", ms(med), note)
+    if "1M" in heavy:
+        tab.add("heavy scaling 100k -> 1M", f"x{heavy['1M'] / heavy['100k']:.1f} time for x10 accounts")
+
+    section("3. Light stage (calc.light.evaluate) per slider move")
+    scenarios = [scenario.replace(pay_factor={"intermediate": v}) for v in MOVES]
+    for label, base in bases.items():
+        i = iter(range(10**9))
+        runs = {"sample (6k)": 21, "100k": 11, "1M": 5}[label] if not quick else 5
+
+        def move(base=base, i=i):
+            return evaluate(base, scenarios[next(i) % len(scenarios)])
+
+        med, _, _ = timed(move, runs, warmup=1)
+        n_c, n_m = len(base.customers), len(base.managers)
+        note = f"{n_c:,} customers, {n_m:,} managers, {len(base.assignments):,} assignments"
+        if label.startswith("sample") and med * 1000 > LIGHT_BUDGET_MS:
+            note += f"; ABOVE the {LIGHT_BUDGET_MS} ms budget"
+        tab.add(f"light {label} per move", ms(med), note)
+        tab.add(f"heavy / light {label}", f"ratio {heavy[label] / med:.1f}",
+                f"without the two-stage split every move would cost heavy + light = {ms(heavy[label] + med)}")
+    bases.clear()
+    typed.pop("1M", None)
+
+
+def logged_in_store(tmp: Path):
+    """A throwaway SQLite store seeded with the sample bank and one admin; the admin's principal.
+
+    The app reads its data from the store named by ``JIXIAO_DATABASE_URL`` and draws a login
+    gate first; the bench, like tests/test_app.py, logs in by putting the principal in the session.
+    """
+    os.environ["JIXIAO_DATABASE_URL"] = f"sqlite:///{tmp / 'bench.db'}"
+    try:
+        from data.auth import Users
+        from data.seed import seed
+        from data.store import Store
+    except ImportError:      # a version of the app without a store or login
+        return None
+    store = Store.open(os.environ["JIXIAO_DATABASE_URL"])
+    seed(store)
+    users = Users(store)
+    users.create("bench", "bench-pass-123", "admin", actor="bench")
+    return users.principal("bench")
+
+
+def bench_app(tab: Table, tmp: Path) -> None:
+    section("4. Streamlit server side per slider move (AppTest, sample bank)")
+    import logging
+
+    os.chdir(ROOT)   # .streamlit/config.toml is read from the working directory
+    from streamlit import config
+    from streamlit.testing.v1 import AppTest
+
+    gc_on = bool(config.get_option("runner.postScriptGC"))   # parses the config (and resets log levels)
+    # AppTest's setup touches session state outside a script run; streamlit warns, harmlessly
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)
+    print(f"  AppTest runs the page in this process: no websocket, no browser rendering, plus AppTest's own "
+          f"polling and element-tree parsing. MEASURED.md: ~{MEASURED_MOVE_MS} ms per move over the websocket with "
+          f"runner.postScriptGC=false (set in .streamlit/config.toml; here {str(gc_on).lower()}), "
+          f"~{MEASURED_MOVE_GC_MS} ms with the default full GC after every rerun (a 2,000-row table + 2,000-bar "
+          f"chart page). AppTest's script runner never runs that post-script GC, whatever the setting, so its "
+          f"cost is shown separately below as one full gc.collect().")
+
+    def move(at, v: float, key: str = "pay_factor_intermediate") -> float:
+        at.slider(key=key).set_value(v)
+        t0 = time.perf_counter()
+        at.run()
+        took = time.perf_counter() - t0
+        if at.exception:
+            raise SystemExit(f"the page raised: {[e.value for e in at.exception]}")
+        return took
+
+    t0 = time.perf_counter()
+    who = logged_in_store(tmp)
+    if who is not None:
+        print(f"  (throwaway SQLite store seeded with the sample bank and an admin in {time.perf_counter() - t0:.1f} s; "
+              "every rerun also passes the login gate: one user look-up in the store)")
+    for n, page in enumerate(("pages/rankings.py", "app.py")):
+        at = AppTest.from_file(str(ROOT / page), default_timeout=120)
+        at.session_state["lang"] = "zh"
+        if who is not None:
+            at.session_state["_who"] = who
+            at.session_state["_last_seen"] = time.time()
+        t0 = time.perf_counter()
+        at.run()
+        first = time.perf_counter() - t0
+        if at.exception:
+            raise SystemExit(f"{page} raised: {[e.value for e in at.exception]}")
+        med = statistics.median([move(at, v) for v in MOVES])
+        tab.add(f"AppTest {page} per move", ms(med),
+                f"first run {ms(first)}"
+                + (" (cold: imports, opens the store, loads the sample, runs the heavy stage into st.cache_resource)"
+                   if n == 0 else "")
+                + f"; MEASURED websocket ~{MEASURED_MOVE_MS} ms with postScriptGC=false")
+    gc.collect()
+    full = timed(gc.collect, 5)[0]
+    tab.add("one full gc.collect() in this process", ms(full),
+            f"{len(gc.get_objects()):,} tracked objects: what runner.postScriptGC=true would add to every move "
+            f"on a server with this heap; MEASURED ~80 ms")
+
+
+# --------------------------------------------------------------------------------------------
+
+def versions() -> str:
+    import streamlit
+
+    return (f"Python {platform.python_version()}, pandas {pd.__version__}, numpy {np.__version__}, "
+            f"streamlit {streamlit.__version__}")
+
+
+def write_results(tab: Table, elapsed: float, peak: int, loads: str) -> None:
+    text = f"""# Benchmark results (`make bench`)
+
+Written by `python -m bench.run` (bench/run.py); medians of several runs of `time.perf_counter`.
+Compare with `../shared/MEASURED.md`. AppTest times are server side only (no websocket, no browser).
+
+- Date: {dt.date.today().isoformat()}
+- Machine: {os.cpu_count()} cores, {platform.machine()}, {versions()}
+- Whole run: {elapsed:.0f} s, peak RSS {gb(peak)}; 1-minute load average at start / end: {loads}
+
+{tab.markdown()}
+"""
+    RESULTS.write_text(text, encoding="utf-8")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs, no 1M-account stages, no RESULTS.md")
+    parser.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.relative_to(ROOT)}")
+    args = parser.parse_args(argv)
+
+    t_start = time.perf_counter()
+    load_start = load()
+    print(f"Jixiao bench: {dt.date.today().isoformat()}, {os.cpu_count()} cores, {versions()}; load average {load()}")
+    tab = Table()
+    with tempfile.TemporaryDirectory(prefix="jixiao-bench-") as tmp:
+        typed = bench_ingest(tab, Path(tmp), args.quick)
+    bench_stages(tab, typed, args.quick)
+    del typed
+    gc.collect()
+    with tempfile.TemporaryDirectory(prefix="jixiao-bench-store-") as tmp:
+        bench_app(tab, Path(tmp))
+
+    elapsed = time.perf_counter() - t_start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    section(f"Summary ({elapsed:.0f} s, peak RSS {gb(peak)}, load average now {load()}; "
+            "times are figures, not assertions)")
+    print(tab.text())
+    if not args.no_write and not args.quick:
+        write_results(tab, elapsed, peak, f"{load_start} / {load()}")
+        print(f"\nwrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
