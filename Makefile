@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test bench sample clean
+.PHONY: run test bench sample screenshots clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) -m bench.run
+
+screenshots: $(VENV)/.dev   # the README's pictures, taken by the browser tests
+	JIXIAO_SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser.py
 
 sample: $(VENV)/.runtime
 	$(PY) -m data.sample.generate --out data/sample/sample_bank.xlsx --template data/sample/template.xlsx
