@@ -76,6 +76,8 @@ def cmd_evaluate(args) -> int:
     except ExtractError as e:
         report = e.report
         extract = None
+    if extract is not None and extract.notes:
+        print("encoding / 编码: " + "; ".join(extract.notes), file=sys.stderr)
     if args.report:
         write_workbook({"report": report.to_frame()}, args.report)
     if extract is None or (not report.ok and not args.accept_valid_rows):

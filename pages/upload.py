@@ -35,6 +35,8 @@ if files:
 
     st.subheader(ctx.t("report_title"))
     frame_ = report.to_frame()
+    if extract is not None and extract.notes:
+        st.caption(ctx.t("encodings", notes="; ".join(extract.notes)))
     if report.ok:
         rows = ", ".join(f"{extract.sheet_names.get(k, k)} {len(v)}" for k, v in extract.frames.items() if len(v))
         st.success(ctx.t("valid", rows=rows))

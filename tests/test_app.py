@@ -173,3 +173,33 @@ def test_accept_valid_rows_quarantines_the_rest(tmp_path):
     q = table_with(at, "sheet", "row", "reason")
     # the customer row, its account (row 4) and its assignment (row 4) are all kept in quarantine
     assert {(s, r) for s, r in zip(q["sheet"], q["row"])} == {("客户", 3), ("账户", 4), ("业绩分配", 4)}
+
+
+def test_displayed_ranking_equals_cli_evaluate(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    scen = tmp_path / "s.toml"
+    scen.write_text("[pay_factor]\nintermediate = 0.25\n", encoding="utf-8")
+    out = tmp_path / "o.json"
+    p = subprocess.run([sys.executable, str(ROOT / "cli.py"), "evaluate", str(SAMPLE), "--scenario", str(scen),
+                        "--json", str(out)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    cli_rows = json.loads(out.read_text(encoding="utf-8"))["managers"]
+    at = app("pages/rankings.py").run()
+    at.slider(key="pay_factor_intermediate").set_value(0.25).run()
+    df = table_with(at, "客户经理编号", "绩效工资", "排名")
+    assert list(df["客户经理编号"]) == [r["manager_id"] for r in cli_rows]
+    assert list(df["排名"]) == [r["rank"] for r in cli_rows]
+    assert all(abs(a - r["pay"]) < 0.01 for a, r in zip(df["绩效工资"], cli_rows))
+
+
+def test_upload_reports_the_csv_encoding_used(tmp_path):
+    files = []
+    for name, rows in BASE.items():
+        text = "\n".join(",".join("" if v is None else str(v) for v in r) for r in rows)
+        files.append((f"{name}.csv", text.encode("gb18030"), "text/csv"))
+    at = app("pages/upload.py", "en").run()
+    at.file_uploader(key="extract_upload").set_value(files).run()
+    assert any("gb18030" in c.value for c in at.caption)

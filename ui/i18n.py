@@ -152,6 +152,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "quarantine": ("隔离区（被拒绝的行）", "Quarantine (rejected rows)"),
     "download_quarantine": ("下载隔离区", "Download the quarantine"),
     "preview": ("预览", "Preview"),
+    "encodings": ("文本编码：{notes}", "Text encodings: {notes}"),
     "using_sample": ("当前使用示例数据。", "Using the sample bank."),
     "period": ("期间（如 2026Q3）", "Period (e.g. 2026Q3)"),
     # publishing, history, admin
