@@ -193,12 +193,7 @@ def _formula_book(path: Path) -> Path:
     sheets = copy.deepcopy(BASE)
     for (sheet, r, c), text in FORMULA_TEXT.items():
         sheets[sheet][r][c] = text
-    wb = openpyxl.Workbook()
-    wb.remove(wb.active)
-    for name, rows in sheets.items():
-        ws = wb.create_sheet(name)
-        for r in rows:
-            ws.append(r)
+    wb = openpyxl.load_workbook(write_book(path, sheets))
     for (sheet, r, c), text in FORMULA_TEXT.items():
         cell = wb[sheet].cell(row=r + 1, column=c + 1)
         assert cell.value == text
