@@ -7,12 +7,7 @@ from ui.frame import frame
 from ui import charts, views
 
 ctx = frame("page_overview")
-
-if not ctx.live:  # branch heads and managers: published results only, filtered in data.access
-    pub = published.pick_publication(ctx)
-    if pub is not None:
-        published.overview(ctx, pub)
-    st.stop()
+published.serve(ctx, published.overview)   # branch heads and managers: published results only
 r, tot = ctx.result, ctx.result.totals
 
 c = st.columns(5)

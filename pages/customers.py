@@ -10,12 +10,7 @@ from ui import published
 from ui.frame import frame
 
 ctx = frame("page_customers")
-
-if not ctx.live:  # branch heads and managers: published results only, filtered in data.access
-    pub = published.pick_publication(ctx)
-    if pub is not None:
-        published.customers(ctx, pub)
-    st.stop()
+published.serve(ctx, published.customers)   # branch heads and managers: published results only
 c, w = ctx.result.customers, ctx.result.whale
 
 k = st.columns(4)

@@ -9,16 +9,9 @@ from ui import published
 from ui.frame import frame
 
 ctx = frame("page_manager")
-
-if not ctx.live:  # branch heads and managers: published results only, filtered in data.access
-    pub = published.pick_publication(ctx)
-    if pub is not None:
-        published.statement(ctx, pub)
-    st.stop()
-m = ctx.result.managers.sort_values(["rank", "manager_id"])
-names = dict(zip(m["manager_id"], m["name"] + " · " + m["branch"]))
-manager = st.selectbox(ctx.t("choose_manager"), list(names), key="chain_manager",
-                       format_func=lambda i: f"{i} {names[i]}")
+published.serve(ctx, published.statement)   # branch heads and managers: published results only
+m = ctx.result.managers
+manager = views.pick_manager(ctx, "chain_manager")
 base = state.base_for(ctx.dataset, ctx.scenario)
 chain = manager_chain(base, ctx.result, ctx.scenario, manager)
 s = chain["summary"].iloc[0]

@@ -8,12 +8,7 @@ from ui import published
 from ui.frame import frame
 
 ctx = frame("page_rankings")
-
-if not ctx.live:  # branch heads and managers: published results only, filtered in data.access
-    pub = published.pick_publication(ctx)
-    if pub is not None:
-        published.rankings(ctx, pub)
-    st.stop()
+published.serve(ctx, published.rankings)   # branch heads and managers: published results only
 lang = ctx.lang
 options = [""] + views.branch_options(ctx)
 branch = st.selectbox(ctx.t("branch_filter"), options, key="rank_branch",

@@ -10,16 +10,9 @@ from ui import published
 from ui.frame import frame
 
 ctx = frame("page_scorecard")
-
-if not ctx.live:  # branch heads and managers: published results only, filtered in data.access
-    pub = published.pick_publication(ctx)
-    if pub is not None:
-        published.scorecard(ctx, pub)
-    st.stop()
-m = ctx.result.managers.sort_values(["rank", "manager_id"])
-ids = m["manager_id"].tolist()
-names = dict(zip(m["manager_id"], m["name"] + " · " + m["branch"]))
-manager = st.selectbox(ctx.t("choose_manager"), ids, key="score_manager", format_func=lambda i: f"{i} {names[i]}")
+published.serve(ctx, published.scorecard)   # branch heads and managers: published results only
+m = ctx.result.managers
+manager = views.pick_manager(ctx, "score_manager")
 row = m[m["manager_id"] == manager].iloc[0]
 
 a, b, c = st.columns(3)

@@ -12,7 +12,20 @@ import streamlit as st
 from data.export import statement_workbook, write_workbook
 from ui import charts, views
 
-__all__ = ["pick_publication", "overview", "rankings", "customers", "statement", "scorecard"]
+__all__ = ["serve", "pick_publication", "overview", "rankings", "customers", "statement", "scorecard"]
+
+
+def serve(ctx, view) -> None:
+    """For branch heads and managers (no what-if): draw ``view`` of a publication and stop the page.
+
+    Does nothing for admins and analysts, whose page goes on with the live what-if.
+    """
+    if ctx.live:
+        return
+    pub = pick_publication(ctx)
+    if pub is not None:
+        view(ctx, pub)
+    st.stop()
 
 
 def pick_publication(ctx) -> pd.Series | None:

@@ -55,3 +55,10 @@ def show(frame: pd.DataFrame, lang: str, key: str | None = None, extra: dict | N
     floats = shown.select_dtypes("float").columns
     shown[floats] = shown[floats].round(2)
     st.dataframe(shown, hide_index=True, key=key, **kwargs)
+
+
+def pick_manager(ctx, key: str) -> str:
+    """A select box of the what-if's managers (by rank); returns the chosen manager id."""
+    m = ctx.result.managers.sort_values(["rank", "manager_id"])
+    names = dict(zip(m["manager_id"], m["name"] + " · " + m["branch"]))
+    return st.selectbox(ctx.t("choose_manager"), list(names), key=key, format_func=lambda i: f"{i} {names[i]}")
