@@ -57,41 +57,55 @@ def _summary(result, limit: int = 15) -> str:
     return "\n".join(lines)
 
 
+def _validated(input_path: str, accept_valid_rows: bool, report_path: str | None = None, max_warnings: int = 50):
+    """Read and validate INPUT, printing the report; return ``(frames, quarantine or None)`` or None.
+
+    None means the input is unusable (the report was printed). With ``accept_valid_rows``, rows
+    with errors and the rows depending on them are split off into the quarantine.
+    """
+    from data.export import write_workbook
+    from data.ingest import parse_book
+    from data.quarantine import split_valid
+    from data.readers import read_input
+    from data.report import ExtractError
+
+    try:
+        extract, report = parse_book(read_input(input_path))
+    except ExtractError as e:
+        extract, report = None, e.report
+    if extract is not None and extract.notes:
+        print("encoding / 编码: " + "; ".join(extract.notes), file=sys.stderr)
+    if report_path:
+        write_workbook({"report": report.to_frame()}, report_path)
+    if extract is None or (not report.ok and not accept_valid_rows):
+        print(f"{input_path}: the extract is invalid / 数据校验未通过", file=sys.stderr)
+        print(report.text(), file=sys.stderr)
+        return None
+    if report.issues:
+        print(report.text(limit=max_warnings), file=sys.stderr)
+    if report.ok:
+        return extract.frames, None
+    frames, quarantine = split_valid(extract, report)
+    print(f"{len(quarantine)} row(s) quarantined / {len(quarantine)} 行已隔离", file=sys.stderr)
+    return frames, quarantine
+
+
 def cmd_evaluate(args) -> int:
     """Validate INPUT, run both stages, write the JSON / xlsx outputs."""
     from calc.output import to_json_dict
     from calc.pipeline import run
-    from data.export import report_workbook, write_workbook
-    from data.ingest import parse_book
-    from data.readers import read_input
-    from data.report import ExtractError
+    from data.export import frame_to_csv_bytes, report_workbook, write_workbook
 
     try:
         scenario = _load_scenario(args.scenario)
     except ValueError as e:
         print(f"scenario error / 方案错误: {e}", file=sys.stderr)
         return EXIT_INVALID
-    try:
-        extract, report = parse_book(read_input(args.input))
-    except ExtractError as e:
-        report = e.report
-        extract = None
-    if extract is not None and extract.notes:
-        print("encoding / 编码: " + "; ".join(extract.notes), file=sys.stderr)
-    if args.report:
-        write_workbook({"report": report.to_frame()}, args.report)
-    if extract is None or (not report.ok and not args.accept_valid_rows):
-        print(f"{args.input}: the extract is invalid / 数据校验未通过", file=sys.stderr)
-        print(report.text(), file=sys.stderr)
+    got = _validated(args.input, args.accept_valid_rows, args.report, args.max_warnings)
+    if got is None:
         return EXIT_INVALID
-    frames = extract.frames
-    if not report.ok:  # --accept-valid-rows: compute on the rest, keep every rejected row
-        from data.export import frame_to_csv_bytes
-        from data.quarantine import split_valid
-
-        frames, quarantine = split_valid(extract, report)
-        print(report.text(limit=args.max_warnings), file=sys.stderr)
-        print(f"{len(quarantine)} row(s) quarantined / {len(quarantine)} 行已隔离", file=sys.stderr)
+    frames, quarantine = got
+    if quarantine is not None:  # --accept-valid-rows: every rejected row is written or printed
         if args.quarantine:
             if args.quarantine.lower().endswith(".csv"):
                 Path(args.quarantine).write_bytes(frame_to_csv_bytes(quarantine))
@@ -100,8 +114,6 @@ def cmd_evaluate(args) -> int:
         else:
             for row in quarantine.itertuples(index=False):
                 print(f"  quarantined: sheet '{row.sheet}', row {row.row}: {row.reason}", file=sys.stderr)
-    elif report.warnings:
-        print(report.text(limit=args.max_warnings), file=sys.stderr)
     _, result = run(frames, scenario)
     doc = to_json_dict(result)
     if args.json:
@@ -111,32 +123,6 @@ def cmd_evaluate(args) -> int:
     if not args.json or args.verbose:
         print(_summary(result))
     return 0
-
-
-def _validated(input_path: str, accept_valid_rows: bool):
-    """Read and validate INPUT; return (frames, quarantine or None) or raise SystemExit-like codes."""
-    from data.ingest import parse_book
-    from data.quarantine import split_valid
-    from data.readers import read_input
-    from data.report import ExtractError
-
-    try:
-        extract, report = parse_book(read_input(input_path))
-    except ExtractError as e:
-        print(f"{input_path}: the extract is invalid / 数据校验未通过", file=sys.stderr)
-        print(e.report.text(), file=sys.stderr)
-        return None
-    if not report.ok and not accept_valid_rows:
-        print(f"{input_path}: the extract is invalid / 数据校验未通过", file=sys.stderr)
-        print(report.text(), file=sys.stderr)
-        return None
-    if report.issues:
-        print(report.text(limit=50), file=sys.stderr)
-    if report.ok:
-        return extract.frames, None
-    frames, quarantine = split_valid(extract, report)
-    print(f"{len(quarantine)} row(s) quarantined / {len(quarantine)} 行已隔离", file=sys.stderr)
-    return frames, quarantine
 
 
 def cmd_load(args) -> int:

@@ -133,7 +133,7 @@ def reconciliation(base: Base, result: Result, tolerance: float = 0.01) -> dict:
         ``accounts`` (sum of every account's line result and risk), ``customers``,
         ``attributed``, ``unattributed``, and ``ok`` when all agree within ``tolerance`` yuan.
     """
-    accounts = float(base.accounts["contribution"].sum() + base.accounts["risk"].sum())
+    accounts = base.accounts_total          # summed once in the heavy stage, not on every slider move
     t = result.totals
     ok = (abs(accounts - t["contribution"]) <= tolerance
           and abs(t["contribution"] - t["attributed"] - t["unattributed"]) <= tolerance)

@@ -46,6 +46,9 @@ class Base:
         Wide: index ``manager_id``, one column per uploaded KPI code (NaN when not given).
     accounts : DataFrame
         Per-account result terms (see :func:`account_results`), for statements and drill-down only.
+    accounts_total : float
+        Sum of every account's line result and risk result (yuan): the "accounts in" figure the
+        money reconciliation compares with customers and managers.
     account_key : tuple
         ``Scenario.account_key()`` of the parameters used.
     days, day_basis : int
@@ -58,6 +61,7 @@ class Base:
     targets: pd.DataFrame
     kpis: pd.DataFrame
     accounts: pd.DataFrame
+    accounts_total: float
     account_key: tuple
     days: int
     day_basis: int
@@ -246,6 +250,7 @@ def build_base(frames: dict[str, pd.DataFrame], scenario: Scenario) -> Base:
         targets=_wide(frames.get("targets", empty), "target"),
         kpis=_wide(frames.get("kpis", empty), "value"),
         accounts=acc,
+        accounts_total=float(acc["contribution"].sum() + acc["risk"].sum()),
         account_key=scenario.account_key(),
         days=scenario.days,
         day_basis=scenario.day_basis,

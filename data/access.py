@@ -10,7 +10,6 @@ from __future__ import annotations
 import pandas as pd
 
 from calc.explain import manager_chain
-from calc.pipeline import run
 from data.auth import Principal
 from data.store import Store
 
@@ -113,10 +112,7 @@ class Access:
         rows = self.managers(publication_id)
         if manager_id not in set(rows["manager_id"]):
             raise PermissionError(f"manager {manager_id} is outside what {self.who.username} may see")
-        pub = self.store.publications()
-        pub = pub[pub["id"] == publication_id].iloc[0]
-        scenario = self.store.load_scenario(int(pub["scenario_id"]))
-        base, result = run(self.store.load_frames(int(pub["dataset_id"])), scenario)
+        scenario, base, result = self.store.recompute(publication_id)
         chain = manager_chain(base, result, scenario, manager_id)
         frozen = rows[rows["manager_id"] == manager_id].iloc[0]
         for col in ("pay", "points_pay", "score", "grade", "rank", "branch_rank"):

@@ -11,7 +11,7 @@ import io
 import re
 import zipfile
 
-from data.report import ExtractError, Issue, Report
+from data.report import ExtractError
 
 __all__ = ["MAX_UPLOAD_BYTES", "MAX_UNCOMPRESSED_BYTES", "MAX_ENTRIES", "MAX_RATIO", "check_workbook_bytes"]
 
@@ -28,9 +28,7 @@ _ROOT_START = re.compile(rb"<[A-Za-z_]")
 
 
 def _refuse(name: str, detail: str) -> ExtractError:
-    report = Report()
-    report.add(Issue("file_unsafe", sheet=name, params={"detail": detail}))
-    return ExtractError(report)
+    return ExtractError.of("file_unsafe", sheet=name, detail=detail)
 
 
 def check_workbook_bytes(name: str, data: bytes, kind: str) -> None:
@@ -58,16 +56,12 @@ def check_workbook_bytes(name: str, data: bytes, kind: str) -> None:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as e:
-        report = Report()
-        report.add(Issue("file_unreadable", sheet=name, params={"expected": "a workbook", "detail": f"damaged zip ({e})"}))
-        raise ExtractError(report) from None
+        raise ExtractError.of("file_unreadable", sheet=name, expected="a workbook", detail=f"damaged zip ({e})") from None
     if len(infos) > MAX_ENTRIES:
         raise _refuse(name, f"{len(infos)} parts inside the zip, above {MAX_ENTRIES}")
     names = {i.filename for i in infos}
     if "[Content_Types].xml" not in names:
-        report = Report()
-        report.add(Issue("file_type", sheet=name, params={"detail": "a zip file that is not an Office workbook"}))
-        raise ExtractError(report)
+        raise ExtractError.of("file_type", sheet=name, detail="a zip file that is not an Office workbook")
     total = sum(i.file_size for i in infos)
     if total > MAX_UNCOMPRESSED_BYTES:
         raise _refuse(name, f"{total / 2**30:.1f} GB uncompressed, above {MAX_UNCOMPRESSED_BYTES / 2**30:.0f} GB")

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data.report import ExtractError, Issue, Report
+from data.report import ExtractError
 
 __all__ = ["RawSheet", "RawBook", "read_input", "read_bytes", "sniff_kind", "decode_text"]
 
@@ -114,21 +114,15 @@ def _csv_rows(text: str) -> list[list]:
     return [list(r) for r in reader]
 
 
-def _fail(rule: str, sheet: str = "", **params) -> ExtractError:
-    report = Report()
-    report.add(Issue(rule, sheet=sheet, params=params))
-    return ExtractError(report)
-
-
 def read_csv_bytes(name: str, data: bytes) -> RawSheet:
     """Read one CSV file's bytes into a :class:`RawSheet` (all cells text)."""
     kind = sniff_kind(data[:4096])
     if kind == "binary":
-        raise _fail("file_type", sheet=name, detail="binary content, not text")
+        raise ExtractError.of("file_type", sheet=name, detail="binary content, not text")
     try:
         text, enc = decode_text(data)
     except ValueError as e:
-        raise _fail("encoding", sheet=name, detail=str(e)) from None
+        raise ExtractError.of("encoding", sheet=name, detail=str(e)) from None
     stem = Path(name).stem if name else "sheet"
     return RawSheet(name=stem, rows=_csv_rows(text), source=name, encoding=enc)
 
@@ -147,7 +141,7 @@ def _read_workbook(data: bytes, name: str) -> RawBook:
     except ExtractError:
         raise
     except Exception as e:  # calamine raises several error types for broken files
-        raise _fail("file_unreadable", sheet=name, expected="a workbook", detail=str(e)[:200]) from None
+        raise ExtractError.of("file_unreadable", sheet=name, expected="a workbook", detail=str(e)[:200]) from None
 
 
 def read_bytes(name: str, data: bytes) -> RawBook:
@@ -167,14 +161,14 @@ def read_bytes(name: str, data: bytes) -> RawBook:
     """
     kind = sniff_kind(data[:4096])
     if kind == "empty":
-        raise _fail("file_unreadable", sheet=name, expected="a spreadsheet", detail="the file is empty")
+        raise ExtractError.of("file_unreadable", sheet=name, expected="a spreadsheet", detail="the file is empty")
     if kind in ("zip", "ole"):
         from data.guards import check_workbook_bytes
 
         check_workbook_bytes(name, data, kind)
         return _read_workbook(data, name)
     if kind == "binary":
-        raise _fail("file_type", sheet=name, detail="binary content that is neither xlsx, xls nor CSV")
+        raise ExtractError.of("file_type", sheet=name, detail="binary content that is neither xlsx, xls nor CSV")
     book = RawBook(kind="csv")
     sheet = read_csv_bytes(name, data)
     book.sheets.append(sheet)
@@ -199,7 +193,7 @@ def read_input(path: str | os.PathLike) -> RawBook:
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in (".csv", ".txt"))
         if not files:
-            raise _fail("file_unreadable", sheet=str(p), expected="a folder of CSV files",
+            raise ExtractError.of("file_unreadable", sheet=str(p), expected="a folder of CSV files",
                         detail="no .csv file in the folder")
         book = RawBook(kind="csv")
         for f in files:
@@ -209,7 +203,7 @@ def read_input(path: str | os.PathLike) -> RawBook:
             book.notes.append(f"{f.name}: {sheet.encoding}")
         return book
     if not p.exists():
-        raise _fail("file_unreadable", sheet=str(p), expected="a file or folder", detail="no such file or folder")
+        raise ExtractError.of("file_unreadable", sheet=str(p), expected="a file or folder", detail="no such file or folder")
     return read_bytes(p.name, _read_limited(p))
 
 
@@ -218,6 +212,6 @@ def _read_limited(path: Path) -> bytes:
 
     size = path.stat().st_size
     if size > MAX_UPLOAD_BYTES:
-        raise _fail("file_too_large", sheet=path.name,
+        raise ExtractError.of("file_too_large", sheet=path.name,
                     detail=f"{size / 2**20:.0f} MB, the limit is {MAX_UPLOAD_BYTES / 2**20:.0f} MB")
     return path.read_bytes()

@@ -209,6 +209,11 @@ class Report:
 class ExtractError(ValueError):
     """The extract cannot be used; ``report`` holds every problem found."""
 
+    @classmethod
+    def of(cls, rule: str, sheet: str = "", **params) -> "ExtractError":
+        """An error whose report is the single whole-file issue ``rule`` (e.g. an unreadable file)."""
+        return cls(Report([Issue(rule, sheet=sheet, params=params)]))
+
     def __init__(self, report: Report):
         self.report = report
         first = report.errors[0] if report.errors else None

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from data.report import Issue, Report
+from data.report import ExtractError
 
 __all__ = ["parse_isolated", "TIMEOUT_S", "MEMORY_BYTES"]
 
@@ -39,9 +39,7 @@ def _vm_size() -> int:
 
 
 def _refused(rule: str, detail: str, name: str):
-    report = Report()
-    report.add(Issue(rule, sheet=name, params={"detail": detail, "expected": "a spreadsheet"}))
-    return None, report
+    return None, ExtractError.of(rule, sheet=name, detail=detail, expected="a spreadsheet").report
 
 
 def parse_isolated(files: list[tuple[str, bytes]], timeout_s: float = TIMEOUT_S,

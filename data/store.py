@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +99,8 @@ class Store:
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._recomputed: dict[int, tuple] = {}
+        self._recomputed_lock = threading.Lock()
 
     @classmethod
     def open(cls, url: str | None = None) -> "Store":
@@ -436,6 +439,37 @@ class Store:
             return pd.DataFrame(columns=["period", *[c.name for c in T.pub_managers.columns]])
         return pd.concat(frames, ignore_index=True)
 
+    def publication(self, publication_id: int) -> pd.Series:
+        """One publication's row (without the document)."""
+        pubs = self.publications()
+        row = pubs[pubs["id"] == publication_id]
+        if row.empty:
+            raise ValueError(f"no publication with id {publication_id}")
+        return row.iloc[0]
+
+    def recompute(self, publication_id: int) -> tuple:
+        """Both stages on a publication's frozen dataset and scenario versions.
+
+        Publications never change, so the last few results are kept in memory; statements of
+        published periods then cost no recomputation on each rerun.
+
+        Returns
+        -------
+        tuple of (Scenario, Base, Result)
+        """
+        with self._recomputed_lock:
+            hit = self._recomputed.get(publication_id)
+        if hit is not None:
+            return hit
+        row = self.publication(publication_id)
+        scenario = self.load_scenario(int(row["scenario_id"]))
+        base, result = run(self.load_frames(int(row["dataset_id"])), scenario)
+        with self._recomputed_lock:
+            while len(self._recomputed) >= 4:
+                self._recomputed.pop(next(iter(self._recomputed)))
+            self._recomputed[publication_id] = (scenario, base, result)
+        return scenario, base, result
+
     def verify(self, publication_id: int) -> dict:
         """Recompute a publication from its stored dataset and scenario and compare hashes.
 
@@ -444,12 +478,8 @@ class Store:
         dict
             ``stored_hash``, ``recomputed_hash``, ``same`` (bool), ``code_changed`` (bool).
         """
-        pubs = self.publications()
-        row = pubs[pubs["id"] == publication_id]
-        if row.empty:
-            raise ValueError(f"no publication with id {publication_id}")
-        row = row.iloc[0]
-        _, result = run(self.load_frames(int(row["dataset_id"])), self.load_scenario(int(row["scenario_id"])))
+        row = self.publication(publication_id)
+        _, _, result = self.recompute(publication_id)
         text = json.dumps(to_json_dict(result), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
         h = hashlib.sha256(text.encode("utf-8")).hexdigest()
         return {"stored_hash": row["result_hash"], "recomputed_hash": h, "same": h == row["result_hash"],

@@ -57,5 +57,5 @@ st.subheader(ctx.t("audit_log"))
 ctx.access.require("read_audit")
 log = ctx.access.store.audit_log(1000)
 views.show(log, ctx.lang, key="audit_table")
-st.download_button(ctx.t("download_audit"), write_workbook({"audit": log.assign(at=log["at"].astype(str))}),
+st.download_button(ctx.t("download_audit"), lambda log=log: write_workbook({"audit": log.assign(at=log["at"].astype(str))}),
                    "audit_log.xlsx", key="download_audit")

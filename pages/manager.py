@@ -35,5 +35,5 @@ else:
     views.show(chain["customers"], ctx.lang, key="chain_customers")
     st.subheader(ctx.t("accounts_of"))
     views.show(chain["accounts"], ctx.lang, key="chain_accounts")
-st.download_button(ctx.t("statement"), statement_workbook(chain, ctx.scenario, ctx.lang), f"statement_{manager}.xlsx",
+st.download_button(ctx.t("statement"), lambda chain=chain: statement_workbook(chain, ctx.scenario, ctx.lang), f"statement_{manager}.xlsx",
                    key="statement_download")

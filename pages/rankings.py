@@ -30,7 +30,7 @@ styled = shown.style.apply(lambda row: ["background-color: #FFF3CD" if crossed[r
                            axis=1).format(precision=2, thousands=",")
 st.caption(ctx.t("moved_note"))
 st.dataframe(styled, hide_index=True, key="ranking_table", height=min(36 * (len(shown) + 1), 640))
-st.download_button(ctx.t("download_xlsx"), write_workbook({ctx.t("page_rankings"): shown}), "rankings.xlsx",
+st.download_button(ctx.t("download_xlsx"), lambda shown=shown: write_workbook({ctx.t("page_rankings"): shown}), "rankings.xlsx",
                    key="rank_download")
 st.plotly_chart(charts.ranking_figure(m, "points_pay" if ctx.scenario.pay_method == "points" else "pay", lang),
                 key="ranking_chart")

@@ -6,7 +6,7 @@ import streamlit as st
 from calc.explain import compare
 from calc.scenario import Scenario
 from ui import charts, state, views
-from ui.frame import frame
+from ui.frame import clear_whatif, frame
 
 ctx = frame("page_scenarios")
 saved = state.saved_scenarios()
@@ -25,12 +25,7 @@ if saved:
     pick = st.selectbox(ctx.t("load"), list(saved), key="scenario_load_pick")
     if st.button(ctx.t("load"), key="scenario_load"):
         state.set_baseline(saved[pick])
-        from ui.frame import WHATIF_KEYS
-        for k in WHATIF_KEYS:
-            st.session_state.pop(k, None)
-            st.session_state.pop(f"_keep_{k}", None)
-        for k in ("_kpi_table", "_kpi_editor_base", "kpi_editor"):
-            st.session_state.pop(k, None)
+        clear_whatif()
         st.rerun()
 
 st.subheader(ctx.t("compare"))

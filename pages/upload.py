@@ -6,6 +6,7 @@ import streamlit as st
 
 from data.export import frame_to_csv_bytes, write_workbook
 from data.sandbox import parse_isolated
+from data.store import sha256_bytes
 from data.quarantine import split_valid
 from ui import state
 from ui.frame import frame
@@ -24,7 +25,7 @@ files = st.file_uploader(ctx.t("upload_title"), accept_multiple_files=True, key=
                          type=["xlsx", "xlsm", "xls", "xlsb", "ods", "csv", "txt"], label_visibility="collapsed")
 if files:
     payload = [(f.name, f.getvalue()) for f in files]
-    digest = (hashlib.sha256(payload[0][1]).hexdigest() if len(payload) == 1 else
+    digest = (sha256_bytes(payload[0][1]) if len(payload) == 1 else
               hashlib.sha256(b"".join(n.encode() + hashlib.sha256(d).digest() for n, d in sorted(payload))).hexdigest())
     if ss.get("_upload_digest") != digest:
         with st.spinner("…"):

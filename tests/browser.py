@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -98,6 +97,3 @@ def screenshot_dir(tmp_path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
 
-
-def has_chromium() -> bool:
-    return Path(CHROMIUM).exists() and shutil.which(CHROMIUM) is not None

@@ -142,11 +142,15 @@ def _to_query_params(values: dict, defaults: dict, lang: str) -> None:
         st.query_params.from_dict(wanted)
 
 
-def _reset(defaults: dict) -> None:
-    for key, value in defaults.items():
-        st.session_state[key] = value
-        st.session_state[f"_keep_{key}"] = value
-    for key in ("_kpi_table", "_kpi_editor_base", "kpi_editor", "_kpi_preset_applied"):
+KPI_STATE = ("_kpi_table", "_kpi_editor_base", "kpi_editor", "_kpi_preset_applied")
+
+
+def clear_whatif() -> None:
+    """Forget the what-if (sliders and edited KPI table): the panel starts again from the baseline."""
+    for key in WHATIF_KEYS:
+        st.session_state.pop(key, None)
+        st.session_state.pop(f"_keep_{key}", None)
+    for key in KPI_STATE:
         st.session_state.pop(key, None)
 
 
@@ -175,9 +179,7 @@ def navigation(lang: str, access: Access) -> None:
 
 def _pick_dataset() -> None:
     state.set_active_dataset(st.session_state["dataset_pick"])
-    for key in (*WHATIF_KEYS, "_kpi_table", "_kpi_editor_base", "kpi_editor"):
-        st.session_state.pop(key, None)
-        st.session_state.pop(f"_keep_{key}", None)
+    clear_whatif()
 
 
 def dataset_picker(dataset: state.Dataset, lang: str) -> None:
@@ -216,7 +218,7 @@ def whatif_panel(baseline: Scenario, lang: str) -> Scenario:
                       args=("pool",))
     side.radio(t("pay_method", lang), ("factor", "points"), key="pay_method", horizontal=True,
                format_func=lambda v: t(f"pay_method_{v}", lang), on_change=_keep, args=("pay_method",))
-    side.button(t("reset", lang), key="whatif_reset", on_click=_reset, args=(defaults,))
+    side.button(t("reset", lang), key="whatif_reset", on_click=clear_whatif)
 
     values = {k: st.session_state[k] for k in WHATIF_KEYS}
     changed = sum(1 for k in WHATIF_KEYS if values[k] != defaults[k]) + (1 if "_kpi_table" in st.session_state else 0)

@@ -70,7 +70,7 @@ def rankings(ctx, pub) -> None:
             "liability", "intermediate", "risk", "total"]
     table = _grades(m, ctx.lang)[cols]
     views.show(table, ctx.lang, key="pub_ranking")
-    st.download_button(ctx.t("download_xlsx"), write_workbook({ctx.t("page_rankings"): views.label_columns(table, ctx.lang)}),
+    st.download_button(ctx.t("download_xlsx"), lambda table=table: write_workbook({ctx.t("page_rankings"): views.label_columns(table, ctx.lang)}),
                        f"rankings_{pub['period']}.xlsx", key="pub_rank_download")
     if len(m):
         st.plotly_chart(charts.ranking_figure(m, "pay", ctx.lang), key="pub_ranking_chart")
@@ -119,7 +119,7 @@ def statement(ctx, pub) -> None:
     views.show(chain["customers"], ctx.lang, key="pub_chain_customers")
     st.subheader(ctx.t("accounts_of"))
     views.show(chain["accounts"], ctx.lang, key="pub_chain_accounts")
-    st.download_button(ctx.t("statement"), statement_workbook(chain, chain["scenario"], ctx.lang),
+    st.download_button(ctx.t("statement"), lambda chain=chain: statement_workbook(chain, chain["scenario"], ctx.lang),
                        f"statement_{manager}_{pub['period']}.xlsx", key="pub_statement_download")
 
 

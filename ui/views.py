@@ -6,19 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from calc.explain import compare, reconciliation
-from data.export import LABELS
+from data.export import labelled
 from ui import state
 from ui.i18n import t
 
-MONEY = st.column_config.NumberColumn(format="%,.2f")
-
-
 def label_columns(frame: pd.DataFrame, lang: str, extra: dict | None = None) -> pd.DataFrame:
-    """Rename columns to the language's labels (known keys only)."""
-    i = 0 if lang == "zh" else 1
-    names = {k: v[i] for k, v in LABELS.items()}
-    names.update({k: t(v, lang) for k, v in (extra or {}).items()})
-    return frame.rename(columns={c: names[c] for c in frame.columns if c in names})
+    """:func:`data.export.labelled`, plus ``extra`` columns labelled with UI strings (key -> string key)."""
+    extra_names = {k: t(v, lang) for k, v in (extra or {}).items() if k in frame.columns}
+    return labelled(frame.rename(columns=extra_names), lang)
 
 
 def grade_label(series: pd.Series, lang: str) -> pd.Series:
