@@ -126,8 +126,6 @@ def test_slider_value_survives_a_page_switch():
 def test_query_parameters_start_the_what_if():
     at = app("pages/rankings.py")
     at.query_params["pay_factor_risk"] = "0.2"
-    at.query_params["lang"] = "en"
-    at.session_state.__delitem__("lang") if "lang" in at.session_state else None
     at.run()
     assert at.slider(key="pay_factor_risk").value == 0.2
 

@@ -92,6 +92,16 @@ def test_branch_head_logs_in_and_sees_one_branch(server, browser, tmp_path):
     values = {cells.nth(i).inner_text() for i in range(cells.count())}
     assert values == {"城东支行"}
     assert page.locator('[data-testid="stPageLink"]').count() == 6       # no scenarios, upload or users pages
+    with page.expect_download(timeout=30_000) as dl:                     # the workbook is built on click
+        page.locator(".st-key-pub_rank_download button").click()
+    import io
+
+    import openpyxl
+
+    assert dl.value.suggested_filename == "rankings_2026Q3.xlsx"
+    ws = openpyxl.load_workbook(io.BytesIO(dl.value.path().read_bytes())).active
+    header = [c.value for c in ws[1]]
+    assert {r[header.index("所属机构")] for r in ws.iter_rows(min_row=2, values_only=True)} == {"城东支行"}
     page.screenshot(path=str(screenshot_dir(tmp_path) / "20_branch_head.png"))
     page.goto(f"{server}/admin")             # typing another URL reloads: a new session, so the login form again
     page.locator(".st-key-login_username input").wait_for(timeout=30_000)
