@@ -108,7 +108,8 @@ class Users:
         ----------
         username, role : str
         password : str or None
-            At least 10 characters; None for a single-sign-on-only account.
+            At least 10 characters; None for a single-sign-on-only account, which needs an
+            ``oidc_subject`` or an e-mail address as its user name.
         actor : str
             Who adds it (audited).
         branch, manager_id : str, optional
@@ -125,6 +126,9 @@ class Users:
         _check_user_fields(username, role, branch, manager_id)
         if password is not None:
             check_password_rule(password)
+        elif not oidc_subject and "@" not in username:
+            raise ValueError("a password is required, unless the account is for single sign-on only "
+                             "(give its SSO subject, or use the e-mail address as the user name)")
         hashed = _HASHER.hash(password) if password is not None else None
 
         def write(conn):
@@ -133,6 +137,9 @@ class Users:
                 raise ValueError("the administrator already exists; log in instead")
             if conn.execute(select(T.users.c.id).where(T.users.c.username == username)).first():
                 raise ValueError(f"user name {username!r} is taken")
+            if oidc_subject and conn.execute(select(T.users.c.username).where(
+                    T.users.c.oidc_subject == oidc_subject)).first():
+                raise ValueError("the single sign-on subject is already bound to another user")
             conn.execute(T.users.insert().values(
                 username=username, password_hash=hashed, role=role, branch=branch or None,
                 manager_id=manager_id or None, oidc_subject=oidc_subject or None, active=True, failed_attempts=0,
@@ -202,20 +209,63 @@ class Users:
         run_write(self.engine, ok)
         return Principal(row["username"], row["role"], row["branch"], row["manager_id"])
 
-    def principal_for_sso(self, subject: str | None, email: str | None) -> Principal | None:
-        """The active account mapped to a single-sign-on identity (subject, then e-mail), else None."""
-        with read_tx(self.engine) as conn:
-            row = None
-            if subject:
-                row = conn.execute(select(T.users).where(T.users.c.oidc_subject == subject)).mappings().first()
-            if row is None and email:
-                row = conn.execute(select(T.users).where(T.users.c.username == email)).mappings().first()
+    def principal_for_sso(self, claims: dict) -> Principal | None:
+        """The active account a single-sign-on identity maps to, else None (audited either way).
+
+        Parameters
+        ----------
+        claims : dict
+            The ID-token claims Streamlit keeps in ``st.user``: ``sub``, ``email``,
+            ``email_verified``, ``exp`` (seconds since the epoch).
+
+        Notes
+        -----
+        The rule (docs/RULES.md, "Single sign-on"):
+
+        1. An expired ID token (``exp`` in the past) opens no new session.
+        2. An account whose ``oidc_subject`` equals ``sub`` is the match.
+        3. Otherwise an account whose user name equals ``email`` (case-insensitive), unless the
+           provider says ``email_verified`` is false, and only if that account is bound to no
+           other subject; the subject is then bound to it, so a later e-mail change or reuse
+           at the provider cannot move the identity to another account.
+        4. Anything else (unknown, inactive, bound elsewhere) gets no access.
+        """
+        subject = str(claims.get("sub") or "").strip() or None
+        email = str(claims.get("email") or "").strip() or None
         who = email or subject or "?"
-        if row is None or not row["active"]:
-            self.store.audit(who, "login_failed", f"sso {who}", after={"reason": "unknown identity" if row is None
-                                                                       else "inactive"})
+        exp = claims.get("exp")
+        reason = None
+        row = None
+        if isinstance(exp, (int, float)) and exp < _now().timestamp():
+            reason = "expired token"
+        else:
+            with read_tx(self.engine) as conn:
+                if subject:
+                    row = conn.execute(select(T.users).where(T.users.c.oidc_subject == subject)).mappings().first()
+                if row is None and email and claims.get("email_verified") is not False:
+                    row = conn.execute(select(T.users).where(
+                        func.lower(T.users.c.username) == email.lower())).mappings().first()
+                    if row is not None and row["oidc_subject"] and row["oidc_subject"] != subject:
+                        row, reason = None, "account bound to another identity"
+            if row is None:
+                reason = reason or ("unverified e-mail" if claims.get("email_verified") is False
+                                    else "unknown identity")
+            elif not row["active"]:
+                reason = "inactive"
+        if reason:
+            self.store.audit(who, "login_failed", f"sso {who}", after={"reason": reason})
             return None
-        self.store.audit(row["username"], "login", f"user {row['username']}", after={"via": "sso"})
+        bind = subject is not None and row["oidc_subject"] is None
+
+        def ok(conn):
+            if bind:
+                conn.execute(T.users.update().where(T.users.c.id == row["id"]).values(oidc_subject=subject))
+                self.store._audit(conn, row["username"], "user_change", f"user {row['username']}",
+                                  before={"oidc_subject": None}, after={"oidc_subject": subject, "via": "sso"})
+            self.store._audit(conn, row["username"], "login", f"user {row['username']}",
+                              after={"via": "sso", "sub": subject})
+
+        run_write(self.engine, ok)
         return Principal(row["username"], row["role"], row["branch"], row["manager_id"])
 
     def principal(self, username: str) -> Principal | None:
@@ -233,19 +283,19 @@ class Users:
     def list(self) -> pd.DataFrame:
         """Accounts without their hashes."""
         u = T.users
-        q = select(u.c.username, u.c.role, u.c.branch, u.c.manager_id, u.c.active, u.c.failed_attempts,
-                   u.c.locked_until, u.c.created_at).order_by(u.c.username)
+        q = select(u.c.username, u.c.role, u.c.branch, u.c.manager_id, u.c.oidc_subject, u.c.active,
+                   u.c.failed_attempts, u.c.locked_until, u.c.created_at).order_by(u.c.username)
         with read_tx(self.engine) as conn:
             return pd.DataFrame(conn.execute(q).mappings().all(),
-                                columns=["username", "role", "branch", "manager_id", "active", "failed_attempts",
-                                         "locked_until", "created_at"])
+                                columns=["username", "role", "branch", "manager_id", "oidc_subject", "active",
+                                         "failed_attempts", "locked_until", "created_at"])
 
     def update(self, username: str, actor: str, **changes) -> None:
-        """Change ``role``, ``branch``, ``manager_id``, ``active`` or ``password``; audited.
+        """Change ``role``, ``branch``, ``manager_id``, ``active``, ``password`` or ``oidc_subject``; audited.
 
-        ``unlock=True`` clears a lockout.
+        ``unlock=True`` clears a lockout; a blank ``oidc_subject`` unbinds single sign-on.
         """
-        allowed = {"role", "branch", "manager_id", "active", "password", "unlock"}
+        allowed = {"role", "branch", "manager_id", "active", "password", "unlock", "oidc_subject"}
         unknown = set(changes) - allowed
         if unknown:
             raise ValueError(f"cannot change {sorted(unknown)[0]!r}")
@@ -254,8 +304,15 @@ class Users:
             row = conn.execute(select(T.users).where(T.users.c.username == username)).mappings().first()
             if row is None:
                 raise ValueError(f"no user {username!r}")
-            before = {k: row[k] for k in ("role", "branch", "manager_id", "active")}
-            values = {k: v for k, v in changes.items() if k in ("role", "branch", "manager_id", "active")}
+            fields = ("role", "branch", "manager_id", "active", "oidc_subject")
+            before = {k: row[k] for k in fields}
+            values = {k: v for k, v in changes.items() if k in fields}
+            if "oidc_subject" in values:
+                values["oidc_subject"] = (values["oidc_subject"] or "").strip() or None
+                taken = values["oidc_subject"] and conn.execute(select(T.users.c.username).where(
+                    (T.users.c.oidc_subject == values["oidc_subject"]) & (T.users.c.id != row["id"]))).first()
+                if taken:
+                    raise ValueError(f"the single sign-on subject is already bound to {taken[0]!r}")
             merged = {**before, **values}
             _check_user_fields(username, merged["role"], merged["branch"], merged["manager_id"])
             if row["role"] == "admin" and (merged["role"] != "admin" or not merged["active"]):

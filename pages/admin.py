@@ -1,5 +1,6 @@
 """Users 用户管理 (admins only): add users, change roles and branches, unlock, deactivate; audit log."""
 
+import pandas as pd
 import streamlit as st
 
 from data.auth import ROLES, Users
@@ -23,39 +24,63 @@ with left, st.form("add_user", clear_on_submit=True):
     role = st.selectbox(ctx.t("role"), ROLES, key="new_role", format_func=lambda r: ctx.t(f"role_{r}"))
     branch = st.text_input(ctx.t("branch"), key="new_branch")
     manager_id = st.text_input(ctx.t("manager_id"), key="new_manager_id")
+    subject = st.text_input(ctx.t("sso_subject"), key="new_oidc_subject")
+    st.caption(ctx.t("sso_only_hint"))
     if st.form_submit_button(ctx.t("add_user"), key="add_user_submit"):
         try:
-            users.create(name, pw, role, actor=ctx.user, branch=branch or None, manager_id=manager_id or None)
-            st.success(ctx.t("done"))
+            users.create(name, pw or None, role, actor=ctx.user, branch=branch or None, manager_id=manager_id or None,
+                         oidc_subject=subject.strip() or None)
+            st.session_state["_admin_done"] = True
             st.rerun()
         except ValueError as e:
             st.error(str(e))
-with right, st.form("change_user"):
+EDIT_KEYS = ("edit_role", "edit_branch", "edit_manager_id", "edit_oidc_subject", "edit_active", "edit_unlock",
+             "edit_password")
+
+
+def load_user(row) -> None:
+    """Fill the change form with the chosen user's stored values (before its widgets are drawn)."""
+    text = {k: "" if pd.isna(row[k]) else str(row[k]) for k in ("branch", "manager_id", "oidc_subject")}
+    values = (row["role"], text["branch"], text["manager_id"], text["oidc_subject"], bool(row["active"]), False, "")
+    st.session_state.update(dict(zip(EDIT_KEYS, values)))
+
+
+with right:
     st.markdown(f"**{ctx.t('change_user')}**")
+    # The user is chosen outside the form, so the form always shows that user's stored values:
+    # a choice inside a form would only arrive on submit, with the previous user's role and branch.
     who = st.selectbox(ctx.t("username"), list(table["username"]), key="edit_username")
-    row = table[table["username"] == who].iloc[0] if len(table) else None
-    role = st.selectbox(ctx.t("role"), ROLES, key="edit_role", format_func=lambda r: ctx.t(f"role_{r}"),
-                        index=ROLES.index(row["role"]) if row is not None else 0)
-    branch = st.text_input(ctx.t("branch"), value=(row["branch"] or "") if row is not None else "", key="edit_branch")
-    manager_id = st.text_input(ctx.t("manager_id"), value=(row["manager_id"] or "") if row is not None else "",
-                               key="edit_manager_id")
-    active = st.checkbox(ctx.t("active"), value=bool(row["active"]) if row is not None else True, key="edit_active")
-    unlock = st.checkbox(ctx.t("unlock"), key="edit_unlock")
-    new_pw = st.text_input(ctx.t("new_password"), type="password", key="edit_password")
-    if st.form_submit_button(ctx.t("apply"), key="change_user_submit") and row is not None:
-        changes = dict(role=role, branch=branch or None, manager_id=manager_id or None, active=active, unlock=unlock)
-        if new_pw:
-            changes["password"] = new_pw
-        try:
-            users.update(who, ctx.user, **changes)
-            st.success(ctx.t("done"))
-            st.rerun()
-        except ValueError as e:
-            st.error(str(e))
+    row = table.set_index("username").loc[who] if who is not None else None
+    if row is not None and st.session_state.get("_edit_for") != who:
+        load_user(row)
+        st.session_state["_edit_for"] = who
+    with st.form("change_user"):
+        role = st.selectbox(ctx.t("role"), ROLES, key="edit_role", format_func=lambda r: ctx.t(f"role_{r}"))
+        branch = st.text_input(ctx.t("branch"), key="edit_branch")
+        manager_id = st.text_input(ctx.t("manager_id"), key="edit_manager_id")
+        subject = st.text_input(ctx.t("sso_subject"), key="edit_oidc_subject")
+        active = st.checkbox(ctx.t("active"), key="edit_active")
+        unlock = st.checkbox(ctx.t("unlock"), key="edit_unlock")
+        new_pw = st.text_input(ctx.t("new_password"), type="password", key="edit_password")
+        if st.form_submit_button(ctx.t("apply"), key="change_user_submit") and row is not None:
+            changes = dict(role=role, branch=branch or None, manager_id=manager_id or None, active=active,
+                           unlock=unlock, oidc_subject=subject)
+            if new_pw:
+                changes["password"] = new_pw
+            try:
+                users.update(who, ctx.user, **changes)
+            except ValueError as e:
+                st.error(str(e))
+            else:
+                st.session_state["_edit_for"] = None          # reload the stored values, clear the password
+                st.session_state["_admin_done"] = True
+                st.rerun()
+if st.session_state.pop("_admin_done", False):
+    st.success(ctx.t("done"))
 
 st.subheader(ctx.t("audit_log"))
 ctx.access.require("read_audit")
 log = ctx.access.store.audit_log(1000)
-views.show(log, ctx.lang, key="audit_table")
+views.show(log, ctx.lang, key="audit_table", extra={"target": "audit_target"})
 st.download_button(ctx.t("download_audit"), lambda log=log: write_workbook({"audit": log.assign(at=log["at"].astype(str))}),
                    "audit_log.xlsx", key="download_audit")

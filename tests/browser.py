@@ -42,12 +42,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(env: dict | None = None, timeout: float = 60.0):
-    """Start ``streamlit run app.py`` on 127.0.0.1 and a free port; yield its base URL."""
-    port = free_port()
+def streamlit_server(env: dict | None = None, timeout: float = 60.0, port: int | None = None,
+                     secrets: Path | None = None):
+    """Start ``streamlit run app.py`` on 127.0.0.1 (a free port unless given); yield its base URL.
+
+    ``secrets`` replaces the secrets files (``--secrets.files``), e.g. one with an ``[auth]`` section.
+    """
+    port = port or free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
            "--browser.gatherUsageStats", "false"]
+    if secrets is not None:
+        cmd += ["--secrets.files", str(secrets)]
     log = open(ROOT / "var" / f"streamlit-{port}.log", "w") if (ROOT / "var").is_dir() else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -97,3 +103,36 @@ def screenshot_dir(tmp_path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
 
+
+
+@contextmanager
+def oidc_provider():
+    """A mock OpenID Connect provider (PyPI ``oidc-provider-mock``) on 127.0.0.1; yield its base URL.
+
+    Any client id and secret are accepted; the authorisation page asks for a subject (``sub``),
+    whose claims can be set beforehand with :func:`set_oidc_claims`.
+    """
+    import threading
+
+    import oidc_provider_mock
+    import werkzeug.serving
+
+    app = oidc_provider_mock.app(require_nonce=True)
+    server = werkzeug.serving.make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+
+
+def set_oidc_claims(provider: str, sub: str, claims: dict) -> None:
+    """Set the claims the mock provider issues for ``sub`` (e-mail, e-mail verified, name)."""
+    import json
+
+    req = urllib.request.Request(f"{provider}/users/{sub}", data=json.dumps(claims).encode(), method="PUT",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 204, r.status

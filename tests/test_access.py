@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import time
 from pathlib import Path
 
@@ -131,6 +132,60 @@ def test_user_rules(tmp_path):
         users.create("boss2", "long-enough-1", "admin", actor="t", first_admin=True)
     with pytest.raises(ValueError, match="last active administrator"):
         users.update("boss", "boss", active=False)
+
+
+def _claims(sub, email=None, verified=None, exp_in=3600):
+    c = {"sub": sub, "exp": time.time() + exp_in, "is_logged_in": True}
+    if email:
+        c["email"] = email
+    if verified is not None:
+        c["email_verified"] = verified
+    return c
+
+
+def test_sso_identity_maps_to_an_account_or_to_nothing(tmp_path):
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
+    users = Users(store)
+    users.create("wang", None, "branch_head", actor="t", branch="城东支行", oidc_subject="sub-wang")
+    users.create("li@bank.example", None, "manager", actor="t", branch="城西支行", manager_id="RM1")
+    users.create("zhao", "long-enough-1", "analyst", actor="t", oidc_subject="sub-zhao")
+
+    assert users.principal_for_sso(_claims("sub-wang", "someone@else")) == Principal("wang", "branch_head", "城东支行")
+    assert users.principal_for_sso(_claims("nobody", "nobody@bank.example")) is None          # unknown: no access
+    assert users.principal_for_sso(_claims("sub-wang", exp_in=-60)) is None                   # expired ID token
+    # e-mail match (any case) binds the provider's subject to the account ...
+    assert users.principal_for_sso(_claims("sub-li", "LI@bank.example", verified=True)).manager_id == "RM1"
+    assert users.list().set_index("username").loc["li@bank.example", "oidc_subject"] == "sub-li"
+    # ... so another identity that later carries the same e-mail gets nothing
+    assert users.principal_for_sso(_claims("sub-intruder", "li@bank.example", verified=True)) is None
+    assert users.principal_for_sso(_claims("sub-li")).username == "li@bank.example"           # no e-mail needed now
+    # an e-mail the provider says is unverified maps to nothing
+    users.create("qian@bank.example", None, "analyst", actor="t")
+    assert users.principal_for_sso(_claims("sub-qian", "qian@bank.example", verified=False)) is None
+    users.update("wang", "admin", active=False)
+    assert users.principal_for_sso(_claims("sub-wang")) is None                              # deactivated
+    with pytest.raises(AuthError):                                       # an SSO-only account has no password
+        users.authenticate("wang", "")
+    log = store.audit_log()
+    reasons = [json.loads(a or "{}").get("reason") for a in log.loc[log["action"] == "login_failed", "after"]]
+    assert {"unknown identity", "expired token", "account bound to another identity", "unverified e-mail",
+            "inactive"} <= set(reasons)
+    assert (log.loc[log["action"] == "login", "after"].str.contains('"sso"')).sum() == 3
+
+
+def test_sso_subject_rules(tmp_path):
+    users = Users(Store.open(f"sqlite:///{tmp_path / 's.db'}"))
+    with pytest.raises(ValueError, match="password is required"):
+        users.create("nopass", None, "analyst", actor="t")                # neither a password nor an SSO identity
+    users.create("a", None, "analyst", actor="t", oidc_subject="s1")
+    with pytest.raises(ValueError, match="already bound"):
+        users.create("b", "long-enough-1", "analyst", actor="t", oidc_subject="s1")
+    users.create("b", "long-enough-1", "analyst", actor="t")
+    with pytest.raises(ValueError, match="already bound to 'a'"):
+        users.update("b", "admin", oidc_subject="s1")
+    users.update("a", "admin", oidc_subject="")                          # blank unbinds
+    users.update("b", "admin", oidc_subject=" s1 ")
+    assert users.principal_for_sso(_claims("s1")).username == "b"
 
 
 def test_cli_user_add_reads_the_password_from_stdin(tmp_path):
@@ -268,3 +323,109 @@ def test_first_visit_on_an_empty_store_creates_the_administrator(tmp_path, monke
     again = AppTest.from_file(str(ROOT / "pages/rankings.py"), default_timeout=60).run()
     assert "first_admin_username" not in {w.key for w in again.text_input}      # one time only
     assert "login_username" in {w.key for w in again.text_input}
+
+
+# ------------------------------------------------------------------ single sign-on in the app (AppTest)
+# The full browser flow against a mock OIDC provider is in tests/test_sso.py.
+
+AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "x" * 32, "client_id": "c",
+        "client_secret": "s", "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+
+
+def sso_page(page, claims, **state):
+    at = AppTest.from_file(str(ROOT / page), default_timeout=60)
+    at.secrets["auth"] = AUTH
+    at.user = claims
+    at.session_state["lang"] = "en"
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+@pytest.fixture
+def sso_user(seeded_store):
+    users = Users(seeded_store)
+    if "bh_sso_apptest" not in set(users.list()["username"]):
+        users.create("bh_sso_apptest", None, "branch_head", actor="tests", branch="开发区支行",
+                     oidc_subject="apptest-sub-1")
+    return "apptest-sub-1"
+
+
+def test_sso_identity_opens_its_branch_only(sso_user):
+    at = sso_page("pages/rankings.py", _claims(sso_user))
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["_who"] == Principal("bh_sso_apptest", "branch_head", "开发区支行")
+    shown = at.dataframe[0].value
+    assert set(shown["Branch"]) == {"开发区支行"}
+
+
+def test_sso_unknown_or_expired_identity_gets_no_data(sso_user):
+    for claims, box in ((_claims("not-a-user"), "error"), (_claims(sso_user, exp_in=-5), "warning")):
+        at = sso_page("pages/rankings.py", claims)
+        assert not at.exception
+        assert not at.dataframe and not at.metric and not at.slider and not at.get("plotly_chart")
+        assert "_who" not in at.session_state
+        assert getattr(at, box), box
+    assert "login_sso" in {b.key for b in at.button}                      # expired: sign in again
+
+
+def test_sso_idle_session_ends_the_sso_login_too(sso_user, seeded_store):
+    at = sso_page("pages/rankings.py", _claims(sso_user),
+                  _who=Principal("bh_sso_apptest", "branch_head", "开发区支行"), _last_seen=time.time() - 31 * 60)
+    assert not at.exception
+    assert at.user == {"is_logged_in": False}           # st.logout() ran: the cookie cannot log it straight back in
+    assert not at.dataframe and "_who" not in at.session_state
+    log = seeded_store.audit_log(20)
+    assert ((log["actor"] == "bh_sso_apptest") & (log["action"] == "idle_timeout")).any()
+
+
+def test_admin_page_adds_changes_unlocks_and_deactivates_users(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'admin.db'}"
+    monkeypatch.setenv("JIXIAO_DATABASE_URL", url)
+    users = Users(Store.open(url))
+    users.create("boss", "boss-password-1", "admin", actor="t", first_admin=True)
+    users.create("wang", "wang-password-1", "branch_head", actor="t", branch="城东支行")
+    for _ in range(MAX_FAILURES):
+        with pytest.raises(AuthError):
+            users.authenticate("wang", "wrong")
+
+    def page():
+        at = AppTest.from_file(str(ROOT / "pages/admin.py"), default_timeout=60)
+        at.session_state["lang"] = "en"
+        at.session_state["_who"] = Principal("boss", "admin")
+        at.session_state["_last_seen"] = time.time()
+        return at.run()
+
+    at = page()
+    assert not at.exception, [e.value for e in at.exception]
+    assert {"User name", "SSO subject", "Failed attempts"} <= set(at.dataframe[0].value.columns)
+    # add a single-sign-on-only analyst (no password, a subject)
+    at.text_input(key="new_username").input("li")
+    at.selectbox(key="new_role").set_value("analyst")
+    at.text_input(key="new_oidc_subject").input("sub-li-42")
+    at.button(key="add_user_submit").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert users.principal_for_sso(_claims("sub-li-42")) == Principal("li", "analyst")
+    # move wang to another branch, unlock, then deactivate
+    at = page()
+    at.selectbox(key="edit_username").set_value("wang").run()
+    at.text_input(key="edit_branch").input("城西支行")
+    at.checkbox(key="edit_unlock").check()
+    at.button(key="change_user_submit").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert users.authenticate("wang", "wang-password-1") == Principal("wang", "branch_head", "城西支行")
+    at = page()
+    at.selectbox(key="edit_username").set_value("wang").run()
+    at.checkbox(key="edit_active").uncheck()
+    at.button(key="change_user_submit").click().run()
+    with pytest.raises(AuthError) as e:
+        users.authenticate("wang", "wang-password-1")
+    assert e.value.reason == "inactive"
+    # the last administrator cannot be deactivated: the page says why
+    at = page()
+    at.selectbox(key="edit_username").set_value("boss").run()
+    at.checkbox(key="edit_active").uncheck()
+    at.button(key="change_user_submit").click().run()
+    assert "last active administrator" in at.error[0].value
+    log = Store.open(url).audit_log()
+    assert (log["action"] == "user_change").sum() >= 2 and (log["action"] == "user_add").sum() == 3

@@ -78,23 +78,50 @@ def _login_form(users: Users, lang: str) -> None:
                 st.rerun()
 
 
-def _sso_principal(users: Users, lang: str) -> Principal | None:
+def _sso_claims() -> dict | None:
+    """The identity claims of a single-sign-on login in this browser, or None."""
     if not sso_configured():
         return None
     try:
-        logged_in = bool(st.user.is_logged_in)
-    except Exception:  # noqa: BLE001
+        return st.user.to_dict() if st.user.is_logged_in else None
+    except Exception:  # noqa: BLE001 - Authlib missing or [auth] incomplete: the login form still works
         return None
-    if not logged_in:
+
+
+def _sso_principal(users: Users, lang: str) -> Principal | None:
+    """Map a single-sign-on identity to its account; an unknown identity gets a refusal and nothing else."""
+    claims = _sso_claims()
+    if claims is None:
         return None
-    who = users.principal_for_sso(st.user.get("sub"), st.user.get("email"))
+    key = (claims.get("sub"), claims.get("email"), claims.get("exp"))
+    who = None if st.session_state.get("_sso_refused") == key else users.principal_for_sso(claims)
     if who is None:
+        st.session_state["_sso_refused"] = key          # audited once per identity and session, not per rerun
         st.title(t("login_title", lang))
-        st.error(t("sso_unknown", lang, who=st.user.get("email") or st.user.get("sub") or "?"))
+        exp = claims.get("exp")
+        if isinstance(exp, (int, float)) and exp < time.time():
+            st.warning(t("sso_expired", lang))
+            if st.button(t("login_sso", lang), key="login_sso"):
+                st.login()
+        else:
+            st.error(t("sso_unknown", lang, who=claims.get("email") or claims.get("sub") or "?"))
         if st.button(t("logout", lang), key="sso_logout"):
             st.logout()
         st.stop()
+    st.session_state.pop("_sso_refused", None)
     return who
+
+
+def _sso_logout() -> bool:
+    """End the single-sign-on identity too (its cookie would otherwise log the browser straight back in).
+
+    Returns True when the browser is being sent to the provider's logout (the run must then stop,
+    not rerun, or the redirect is lost).
+    """
+    if _sso_claims() is None:
+        return False
+    st.logout()
+    return True
 
 
 def login_gate(lang: str) -> Principal:
@@ -105,6 +132,7 @@ def login_gate(lang: str) -> Principal:
     if who is not None and now - st.session_state.get(LAST_SEEN, now) > IDLE_MINUTES * 60:
         _end_session(users, "idle_timeout")
         st.session_state["_idle_notice"] = True
+        _sso_logout()
         who = None
     if who is not None:
         current = users.principal(who.username)        # role, branch or deactivation take effect at once
@@ -135,10 +163,6 @@ def logout_button(who: Principal, lang: str) -> None:
     if st.sidebar.button(t("logout", lang), key="logout"):
         users = Users(state.store())
         _end_session(users, "logout")
-        if sso_configured():
-            try:
-                if st.user.is_logged_in:
-                    st.logout()
-            except Exception:  # noqa: BLE001
-                pass
+        if _sso_logout():
+            st.stop()
         st.rerun()

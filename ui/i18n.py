@@ -176,6 +176,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "apply": ("应用", "Apply"),
     "done": ("已完成。", "Done."),
     "audit_log": ("审计日志", "Audit log"),
+    "audit_target": ("对象", "Object"),
+    "sso_subject": ("统一认证标识（可留空）", "Single sign-on subject (optional)"),
+    "sso_only_hint": ("密码留空即为仅限统一认证登录的账户。", "Leave the password blank for a single-sign-on-only account."),
+    "sso_expired": ("统一认证登录已过期，请重新登录。", "The single sign-on has expired; log in again."),
     "download_audit": ("下载审计日志", "Download the audit log"),
     # login and roles
     "login_title": ("登录 · 绩效", "Log in · Jixiao"),
