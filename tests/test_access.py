@@ -429,3 +429,14 @@ def test_admin_page_adds_changes_unlocks_and_deactivates_users(tmp_path, monkeyp
     assert "last active administrator" in at.error[0].value
     log = Store.open(url).audit_log()
     assert (log["action"] == "user_change").sum() >= 2 and (log["action"] == "user_add").sum() == 3
+
+
+def test_sso_misconfigured_says_so_and_the_password_form_still_works(users):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.secrets["auth"] = {"client_id": "c"}                      # no redirect_uri, cookie_secret or metadata URL
+    at.session_state["lang"] = "en"
+    at.run()
+    at.button(key="login_sso").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "misconfigured" in at.error[0].value
+    assert {"login_username", "login_password"} <= {w.key for w in at.text_input}

@@ -57,13 +57,21 @@ def _first_admin_form(users: Users, lang: str) -> None:
                     st.rerun()
 
 
+def _start_sso(lang: str) -> None:
+    """Send the browser to the provider; a misconfigured ``[auth]`` gets a message, not a stack trace."""
+    try:
+        st.login()
+    except Exception as e:  # noqa: BLE001 - StreamlitAuthError and friends: say what is wrong with [auth]
+        st.error(t("sso_misconfigured", lang, why=str(e)))
+
+
 def _login_form(users: Users, lang: str) -> None:
     st.title(t("login_title", lang))
     if st.session_state.pop("_idle_notice", False):
         st.warning(t("idle_ended", lang, minutes=IDLE_MINUTES))
     if sso_configured():
         if st.button(t("login_sso", lang), key="login_sso"):
-            st.login()
+            _start_sso(lang)
     with st.form("login"):
         name = st.text_input(t("username", lang), key="login_username")
         pw = st.text_input(t("password", lang), type="password", key="login_password")
@@ -102,7 +110,7 @@ def _sso_principal(users: Users, lang: str) -> Principal | None:
         if isinstance(exp, (int, float)) and exp < time.time():
             st.warning(t("sso_expired", lang))
             if st.button(t("login_sso", lang), key="login_sso"):
-                st.login()
+                _start_sso(lang)
         else:
             st.error(t("sso_unknown", lang, who=claims.get("email") or claims.get("sub") or "?"))
         if st.button(t("logout", lang), key="sso_logout"):

@@ -179,6 +179,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "audit_target": ("对象", "Object"),
     "sso_subject": ("统一认证标识（可留空）", "Single sign-on subject (optional)"),
     "sso_only_hint": ("密码留空即为仅限统一认证登录的账户。", "Leave the password blank for a single-sign-on-only account."),
+    "sso_misconfigured": ("统一认证配置有误（secrets.toml 的 [auth]）：{why}",
+                          "Single sign-on is misconfigured ([auth] in secrets.toml): {why}"),
     "sso_expired": ("统一认证登录已过期，请重新登录。", "The single sign-on has expired; log in again."),
     "download_audit": ("下载审计日志", "Download the audit log"),
     # login and roles
