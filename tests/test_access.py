@@ -440,3 +440,14 @@ def test_sso_misconfigured_says_so_and_the_password_form_still_works(users):
     assert not at.exception, [e.value for e in at.exception]
     assert "misconfigured" in at.error[0].value
     assert {"login_username", "login_password"} <= {w.key for w in at.text_input}
+
+
+def test_logout_ends_the_session_and_returns_to_the_overview(users, seeded_store):
+    at = run_page("pages/customers.py", "analyst")
+    assert at.dataframe
+    at.sidebar.button(key="logout").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert shows_login_form_only(at) and "_who" not in at.session_state
+    assert at.title[0].value == "登录 · 绩效"
+    log = seeded_store.audit_log(20)
+    assert ((log["actor"] == "ana1") & (log["action"] == "logout")).any()

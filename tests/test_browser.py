@@ -111,6 +111,18 @@ def test_branch_head_logs_in_and_sees_one_branch(server, browser, tmp_path):
     page.context.close()
 
 
+def test_logout_returns_to_the_overview_login(server, browser):
+    page = new_page(browser)
+    page.goto(f"{server}/admin")
+    login(page, "admin")
+    page.locator(".st-key-logout button").click()
+    page.locator(".st-key-login_username input").wait_for(timeout=30_000)
+    settle(page)
+    assert page.url.rstrip("/") == server          # the next person does not land on the Users page
+    assert page.locator('[data-testid="stDataFrame"], [data-testid="stPageLink"]').count() == 0
+    page.context.close()
+
+
 def test_english_switch(server, browser):
     page = new_page(browser)
     page.goto(f"{server}/rankings?lang=en")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
 
 from data.auth import IDLE_MINUTES, AuthError, Principal, Users
 from ui import state
@@ -173,4 +174,7 @@ def logout_button(who: Principal, lang: str) -> None:
         _end_session(users, "logout")
         if _sso_logout():
             st.stop()
-        st.rerun()
+        try:
+            st.switch_page("app.py")             # the next person to log in starts at the Overview
+        except StreamlitPageNotFoundError:       # a page file run alone (AppTest): stay, show the login form
+            st.rerun()
