@@ -11,6 +11,7 @@ import pandas as pd
 
 from calc.explain import manager_chain
 from data.auth import Principal
+from data.db import scoped
 from data.store import Store
 
 __all__ = ["Access", "PAGE_ROLES", "ACTIONS"]
@@ -80,16 +81,22 @@ class Access:
         pubs = self.store.publications(period)
         return None if pubs.empty else pubs.iloc[0]
 
+    def _wall(self):
+        """The database's own limit for this principal (PostgreSQL row-level security)."""
+        return scoped(**self._scope())
+
     def managers(self, publication_id: int) -> pd.DataFrame:
         """Frozen manager rows this principal may see."""
-        return self.store.published_managers(publication_id, **self._scope())
+        with self._wall():
+            return self.store.published_managers(publication_id, **self._scope())
 
     def customers(self, publication_id: int) -> pd.DataFrame:
         """Frozen customer rows: every branch, the principal's branch, or (a manager) none."""
         if self.who.role == "manager":
             raise PermissionError("a manager sees customers only in their own statement")
         scope = self._scope()
-        return self.store.published_customers(publication_id, branch=scope.get("branch"))
+        with self._wall():
+            return self.store.published_customers(publication_id, branch=scope.get("branch"))
 
     def history(self, manager_id: str | None = None) -> pd.DataFrame:
         """Frozen manager rows across periods, within the principal's scope."""
@@ -98,7 +105,8 @@ class Access:
             if manager_id not in (None, scope["manager_id"]):
                 raise PermissionError("a manager sees only their own history")
             manager_id = scope["manager_id"]
-        return self.store.history(manager_id=manager_id, branch=scope.get("branch"))
+        with self._wall():
+            return self.store.history(manager_id=manager_id, branch=scope.get("branch"))
 
     def statement(self, publication_id: int, manager_id: str) -> dict:
         """One manager's published chain (summary from the frozen rows; detail from the frozen

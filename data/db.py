@@ -8,6 +8,13 @@ append-only triggers of the audit log, written once per dialect).
 SQLite is opened with WAL, foreign keys and a busy timeout; every write transaction starts with
 ``BEGIN IMMEDIATE`` and writers in one process are serialised by a lock, so concurrent uploads
 and publishes wait their turn instead of failing with "database is locked".
+
+On PostgreSQL the published result rows (``pub_managers``, ``pub_customers``) also carry
+row-level security as a second wall behind :mod:`data.access`: inside :func:`scoped` every read
+transaction sets ``jixiao.branch`` / ``jixiao.manager`` and the database itself returns only the
+rows of that branch or manager, even to a query that forgot its ``WHERE``. The policy binds only
+roles without ``SUPERUSER`` or ``BYPASSRLS``, so the app must connect as an ordinary role that
+owns its schema (see the README).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import threading
 import time
 import tomllib
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from sqlalchemy import (Boolean, Column, Date, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table,
@@ -27,7 +35,7 @@ from sqlalchemy.exc import OperationalError
 from data.schema import SHEETS
 
 __all__ = ["ROOT", "database_url", "get_engine", "metadata", "T", "migrate", "write_tx", "run_write", "read_tx",
-           "DATASET_TABLES"]
+           "DATASET_TABLES", "scoped", "row_security_enforced"]
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_URL = f"sqlite:///{ROOT / 'var' / 'jixiao.db'}"
@@ -268,12 +276,47 @@ def run_write(engine: Engine, fn, retries: int = 5):
             time.sleep(0.2 * (attempt + 1))
 
 
+_SCOPE: ContextVar[tuple[str, str] | None] = ContextVar("jixiao_scope", default=None)
+
+
+@contextmanager
+def scoped(branch: str | None = None, manager_id: str | None = None):
+    """Reads inside this block are limited by the database to one branch or one manager (PostgreSQL).
+
+    With neither given (admins, analysts) nothing is limited. On SQLite this is a no-op: the
+    filter in :mod:`data.access` is then the only wall.
+    """
+    if branch is None and manager_id is None:
+        yield
+        return
+    token = _SCOPE.set((branch or "", manager_id or ""))
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
 @contextmanager
 def read_tx(engine: Engine):
-    """A read-only transaction (a consistent snapshot)."""
+    """A read-only transaction (a consistent snapshot), limited to the current :func:`scoped` scope."""
     with engine.connect() as conn:
         with conn.begin():
+            scope = _SCOPE.get()
+            if scope is not None and engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT set_config('jixiao.branch', :b, true), set_config('jixiao.manager', :m, true)"),
+                             {"b": scope[0], "m": scope[1]})
             yield conn
+
+
+def row_security_enforced(engine: Engine) -> bool:
+    """True on PostgreSQL when the connected role is bound by the row-level security policies."""
+    if engine.dialect.name != "postgresql":
+        return False
+    with engine.connect() as conn:
+        su, bypass = conn.execute(text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")).one()
+        forced = conn.execute(text("SELECT bool_and(relrowsecurity AND relforcerowsecurity) FROM pg_class "
+                                   "WHERE relname IN ('pub_managers', 'pub_customers')")).scalar()
+    return bool(forced) and not su and not bypass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,7 +338,27 @@ def _m1_initial(conn, dialect: str) -> None:
                              "FOR EACH ROW EXECUTE FUNCTION jixiao_append_only()")
 
 
-MIGRATIONS = [(1, "initial schema", _m1_initial)]
+# Unset or empty settings mean "not scoped" (admins, analysts, the publisher writing rows).
+_UNSCOPED = ("coalesce(current_setting('jixiao.branch', true), '') = '' "
+             "AND coalesce(current_setting('jixiao.manager', true), '') = ''")
+_POLICIES = {
+    "pub_managers": f"{_UNSCOPED} OR branch = current_setting('jixiao.branch', true) "
+                    "OR manager_id = current_setting('jixiao.manager', true)",
+    "pub_customers": f"{_UNSCOPED} OR branch = current_setting('jixiao.branch', true)",   # a manager: none
+}
+
+
+def _m2_row_security(conn, dialect: str) -> None:
+    if dialect != "postgresql":
+        return
+    for table, using in _POLICIES.items():
+        conn.exec_driver_sql(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+        conn.exec_driver_sql(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")      # the owner too
+        conn.exec_driver_sql(f"DROP POLICY IF EXISTS jixiao_scope ON {table}")
+        conn.exec_driver_sql(f"CREATE POLICY jixiao_scope ON {table} USING ({using})")
+
+
+MIGRATIONS = [(1, "initial schema", _m1_initial), (2, "row-level security on published rows", _m2_row_security)]
 
 
 def migrate(engine: Engine) -> list[int]:

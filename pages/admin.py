@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from data.auth import ROLES, Users
+from data.db import row_security_enforced
 from data.export import write_workbook
 from ui import views
 from ui.frame import frame
@@ -11,6 +12,9 @@ from ui.frame import frame
 ctx = frame("page_admin")
 ctx.access.require("manage_users")          # the frame already refused other roles; this is the second wall
 users = Users(ctx.access.store)
+engine = ctx.access.store.engine
+if engine.dialect.name == "postgresql" and not row_security_enforced(engine):
+    st.warning(ctx.t("rls_bypassed"))
 
 st.subheader(ctx.t("users"))
 table = users.list()

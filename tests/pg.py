@@ -28,6 +28,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+APP_ROLE = "jixiao_app"
+
+
 class Cluster:
     """A running cluster; ``url(db)`` gives a SQLAlchemy URL, ``create_database()`` a fresh database."""
 
@@ -57,6 +60,12 @@ class Cluster:
                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
                  f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=50", "start")
         self._n = 0
+        from sqlalchemy import create_engine
+
+        engine = create_engine(self.admin_url(), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:     # the app connects as an ordinary role, as it must in production
+            conn.exec_driver_sql(f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE")
+        engine.dispose()
 
     def _pg(self, tool: str, *args: str) -> None:
         cmd = [str(self.bindir / tool), *args]
@@ -64,8 +73,13 @@ class Cluster:
             cmd = ["runuser", "-u", self.run_as, "--", *cmd]
         subprocess.run(cmd, check=True, capture_output=True, timeout=120)
 
-    def url(self, db: str = "postgres") -> str:
+    def admin_url(self, db: str = "postgres") -> str:
+        """The cluster's superuser (creates roles and databases; bypasses row-level security)."""
         return f"postgresql+psycopg://jixiao@127.0.0.1:{self.port}/{db}"
+
+    def url(self, db: str = "postgres") -> str:
+        """The app's ordinary role, owner of the databases made by :meth:`create_database`."""
+        return f"postgresql+psycopg://{APP_ROLE}@127.0.0.1:{self.port}/{db}"
 
     def create_database(self) -> str:
         """A new empty database; returns its URL."""
@@ -73,9 +87,9 @@ class Cluster:
 
         self._n += 1
         name = f"t{os.getpid()}_{self._n}"
-        engine = create_engine(self.url(), isolation_level="AUTOCOMMIT")
+        engine = create_engine(self.admin_url(), isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}" OWNER {APP_ROLE}')
         engine.dispose()
         return self.url(name)
 

@@ -76,6 +76,33 @@ def test_every_row_a_branch_head_or_manager_gets_is_theirs(published_store):
     check()
 
 
+def test_postgresql_row_security_is_a_second_wall(published_store):
+    """Inside a scope the database itself returns one branch or one manager, even to unfiltered queries."""
+    from data.db import row_security_enforced, scoped
+
+    store, pub_id = published_store
+    if store.engine.dialect.name != "postgresql":
+        assert not row_security_enforced(store.engine)          # SQLite: data.access is the only wall
+        return
+    assert row_security_enforced(store.engine), "the app's role must be bound by the policies"
+    everyone = store.published_managers(pub_id)
+    branch = everyone["branch"].iloc[0]
+    target = everyone["manager_id"].iloc[-1]
+    with scoped(branch=branch):                                  # the store's own filters are not used here
+        mine = store.published_managers(pub_id)
+        customers = store.published_customers(pub_id)
+        history = store.history()
+    assert len(mine) == (everyone["branch"] == branch).sum() > 0 and set(mine["branch"]) == {branch}
+    assert len(customers) > 0 and set(customers["branch"]) == {branch}
+    assert set(history["branch"]) == {branch}
+    with scoped(manager_id=target):
+        assert list(store.published_managers(pub_id)["manager_id"]) == [target]
+        assert store.published_customers(pub_id).empty             # a manager reads no customer list
+    with scoped(branch="不存在支行"):
+        assert store.published_managers(pub_id).empty
+    assert len(store.published_managers(pub_id)) == len(everyone)   # outside a scope: everything (admins)
+
+
 def test_admin_and_analyst_see_every_branch(published_store):
     store, pub_id = published_store
     for role in ("admin", "analyst"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 
@@ -144,7 +145,21 @@ def test_migrations_apply_once(store_url):
     store = Store.open(store_url)
     assert migrate(store.engine) == []
     with store.engine.connect() as conn:
-        assert conn.execute(select(T.migrations.c.version)).scalars().all() == [1]
+        assert conn.execute(select(T.migrations.c.version)).scalars().all() == [1, 2]
+
+
+def test_a_store_from_before_row_security_is_upgraded_on_open(store_url):
+    """A database at migration 1 (as the previous release left it) gets migration 2 when opened."""
+    from data.db import MIGRATIONS, get_engine, row_security_enforced
+
+    engine = get_engine(store_url)
+    with engine.begin() as conn:
+        T.migrations.create(conn)
+        MIGRATIONS[0][2](conn, engine.dialect.name)
+        conn.execute(T.migrations.insert().values(version=1, applied_at=dt.datetime.now(dt.timezone.utc)))
+    assert not row_security_enforced(engine)
+    Store.open(store_url)
+    assert row_security_enforced(engine) == (engine.dialect.name == "postgresql")
 
 
 def test_concurrent_uploads_and_publishes_on_sqlite(tmp_path, small_frames, sample_frames):

@@ -176,6 +176,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "apply": ("应用", "Apply"),
     "done": ("已完成。", "Done."),
     "audit_log": ("审计日志", "Audit log"),
+    "rls_bypassed": ("数据库行级安全未生效：本系统以超级用户或 BYPASSRLS 角色连接 PostgreSQL。"
+                     "请改用普通角色（表的所有者）连接，使支行数据隔离在数据库层同样生效。",
+                     "PostgreSQL row-level security is not binding: the app connects as a superuser or a BYPASSRLS "
+                     "role. Connect as an ordinary role that owns the tables, so branch isolation also holds in "
+                     "the database."),
     "audit_target": ("对象", "Object"),
     "sso_subject": ("统一认证标识（可留空）", "Single sign-on subject (optional)"),
     "sso_only_hint": ("密码留空即为仅限统一认证登录的账户。", "Leave the password blank for a single-sign-on-only account."),
