@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, errors_on, require_browser, screenshot_dir, settle, streamlit_server
+from tests.browser import errors_on, require_browser, screenshot_dir, settle, streamlit_server
 
 pytestmark = pytest.mark.browser
 
@@ -29,17 +29,6 @@ def login(page, role: str = "admin") -> None:
     page.locator(".st-key-login_submit button").click()
     page.wait_for_function("() => !document.querySelector('.st-key-login_username')", timeout=30_000)
     settle(page)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def new_page(browser, lang="zh"):

@@ -10,8 +10,7 @@ import io
 
 import pytest
 
-from tests.browser import (CHROMIUM, CHROMIUM_ARGS, errors_on, free_port, oidc_provider, require_browser,
-                           set_oidc_claims, settle, streamlit_server)
+from tests.browser import errors_on, free_port, oidc_provider, require_browser, set_oidc_claims, settle, streamlit_server
 
 pytestmark = pytest.mark.browser
 
@@ -53,17 +52,6 @@ server_metadata_url = "{provider}/.well-known/openid-configuration"
 """, encoding="utf-8")
         with streamlit_server(port=port, secrets=secrets) as url:
             yield url, provider
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_sso()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def sso_login(browser, sso, sub: str):
