@@ -18,7 +18,7 @@ if engine.dialect.name == "postgresql" and not row_security_enforced(engine):
 
 st.subheader(ctx.t("users"))
 table = users.list()
-views.show(table, ctx.lang, key="users_table")
+views.show(table.assign(role=table["role"].map(lambda r: ctx.t(f"role_{r}"))), ctx.lang, key="users_table")
 
 left, right = st.columns(2)
 with left, st.form("add_user", clear_on_submit=True):
