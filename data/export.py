@@ -51,6 +51,16 @@ LABELS: dict[str, tuple[str, str]] = {
     "kpi": ("指标", "KPI"), "perspective": ("维度", "Perspective"), "kind": ("类型", "Kind"),
     "weight": ("权重", "Weight"), "actual": ("实际值", "Actual"), "target": ("目标值", "Target"),
     "points": ("得分", "Points"),
+    # the account level of a manager's chain (inputs as in the template, then every formula term)
+    "account_id": ("账号", "Account"), "line": ("业务条线", "Business line"), "product": ("产品", "Product"),
+    "avg_balance": ("日均余额", "Average balance"), "base_avg_balance": ("基期日均余额", "Base average balance"),
+    "rate": ("客户利率", "Customer rate"), "ftp_rate": ("FTP价格", "FTP rate"),
+    "fee_income": ("中间业务收入", "Fee income"), "provision": ("拨备", "Provision"), "recovery": ("不良清收", "Recovery"),
+    "classification": ("五级分类", "Classification"), "risk_weight": ("风险权重", "Risk weight"),
+    "margin": ("收入（利差或手续费）", "Income (margin or fee)"), "tax": ("税金", "Tax"),
+    "unit_cost": ("单位成本", "Unit cost"),
+    "balance_cost": ("余额成本", "Balance cost"), "capital_charge": ("经济资本占用成本", "Capital charge"),
+    "contribution": ("贡献", "Contribution"),
 }
 
 

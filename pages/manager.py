@@ -34,6 +34,6 @@ if chain["customers"].empty:
 else:
     views.show(chain["customers"], ctx.lang, key="chain_customers")
     st.subheader(ctx.t("accounts_of"))
-    views.show(chain["accounts"], ctx.lang, key="chain_accounts")
+    views.show(chain["accounts"].assign(line=chain["accounts"]["line"].map(ctx.t)), ctx.lang, key="chain_accounts")
 st.download_button(ctx.t("statement"), lambda chain=chain: statement_workbook(chain, ctx.scenario, ctx.lang), f"statement_{manager}.xlsx",
                    key="statement_download")

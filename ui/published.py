@@ -118,7 +118,7 @@ def statement(ctx, pub) -> None:
     st.subheader(ctx.t("customers_of"))
     views.show(chain["customers"], ctx.lang, key="pub_chain_customers")
     st.subheader(ctx.t("accounts_of"))
-    views.show(chain["accounts"], ctx.lang, key="pub_chain_accounts")
+    views.show(chain["accounts"].assign(line=chain["accounts"]["line"].map(ctx.t)), ctx.lang, key="pub_chain_accounts")
     st.download_button(ctx.t("statement"), lambda chain=chain: statement_workbook(chain, chain["scenario"], ctx.lang),
                        f"statement_{manager}_{pub['period']}.xlsx", key="pub_statement_download")
 
