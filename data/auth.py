@@ -25,6 +25,7 @@ MAX_FAILURES = 5
 LOCK_MINUTES = 15
 IDLE_MINUTES = 30
 MIN_PASSWORD = 10
+MAX_USERNAME = 100
 _HASHER = PasswordHasher()
 _DUMMY: list[str] = []
 
@@ -69,6 +70,11 @@ def _aware(t: dt.datetime | None) -> dt.datetime | None:
     return t
 
 
+def _verified(claim) -> bool:
+    """An ``email_verified`` claim that says yes (providers send a boolean or a string)."""
+    return claim is True or (isinstance(claim, str) and claim.strip().lower() == "true")
+
+
 def check_password_rule(password: str) -> None:
     """Raise ValueError when the password is too weak to store."""
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
@@ -78,7 +84,7 @@ def check_password_rule(password: str) -> None:
 
 
 def _check_user_fields(username: str, role: str, branch: str | None, manager_id: str | None) -> None:
-    if not username or not username.strip() or len(username) > 100:
+    if not username or not username.strip() or len(username) > MAX_USERNAME:
         raise ValueError("a user name of 1 to 100 characters is required")
     if role not in ROLES:
         raise ValueError(f"role {role!r} must be one of {', '.join(ROLES)}")
@@ -160,8 +166,10 @@ class Users:
             With a message safe to show (it does not say whether the user exists).
         """
         username = (username or "").strip()
-        with read_tx(self.engine) as conn:
-            row = conn.execute(select(T.users).where(T.users.c.username == username)).mappings().first()
+        row = None
+        if len(username) <= MAX_USERNAME:            # longer names cannot exist: no lookup, same refusal
+            with read_tx(self.engine) as conn:
+                row = conn.execute(select(T.users).where(T.users.c.username == username)).mappings().first()
         generic = "wrong user name or password"
         if row is None or not row["password_hash"]:
             try:
@@ -224,9 +232,9 @@ class Users:
 
         1. An expired ID token (``exp`` in the past) opens no new session.
         2. An account whose ``oidc_subject`` equals ``sub`` is the match.
-        3. Otherwise an account whose user name equals ``email`` (case-insensitive), unless the
-           provider says ``email_verified`` is false, and only if that account is bound to no
-           other subject; the subject is then bound to it, so a later e-mail change or reuse
+        3. Otherwise an account whose user name equals ``email`` (case-insensitive), only when the
+           provider says ``email_verified`` is true (a missing claim or ``"false"`` is not), and
+           only if that account is bound to no other subject; the subject is then bound to it, so a later e-mail change or reuse
            at the provider cannot move the identity to another account.
         4. Anything else (unknown, inactive, bound elsewhere) gets no access.
         """
@@ -242,14 +250,15 @@ class Users:
             with read_tx(self.engine) as conn:
                 if subject:
                     row = conn.execute(select(T.users).where(T.users.c.oidc_subject == subject)).mappings().first()
-                if row is None and email and claims.get("email_verified") is not False:
+                if row is None and email:
                     row = conn.execute(select(T.users).where(
                         func.lower(T.users.c.username) == email.lower())).mappings().first()
-                    if row is not None and row["oidc_subject"] and row["oidc_subject"] != subject:
+                    if row is not None and not _verified(claims.get("email_verified")):
+                        row, reason = None, "unverified e-mail"
+                    elif row is not None and row["oidc_subject"] and row["oidc_subject"] != subject:
                         row, reason = None, "account bound to another identity"
             if row is None:
-                reason = reason or ("unverified e-mail" if claims.get("email_verified") is False
-                                    else "unknown identity")
+                reason = reason or "unknown identity"
             elif not row["active"]:
                 reason = "inactive"
         if reason:

@@ -112,8 +112,8 @@ class Store:
     # ------------------------------------------------------------------ audit
     @staticmethod
     def _audit(conn, actor: str, action: str, target: str, before=None, after=None) -> None:
-        conn.execute(T.audit_log.insert().values(
-            at=_now(), actor=actor, action=action, target=target,
+        conn.execute(T.audit_log.insert().values(     # cut to the columns' sizes: user text may be longer
+            at=_now(), actor=str(actor)[:100], action=action, target=str(target)[:300],
             before=None if before is None else json.dumps(before, ensure_ascii=False, default=str),
             after=None if after is None else json.dumps(after, ensure_ascii=False, default=str)))
 

@@ -186,9 +186,11 @@ def test_sso_identity_maps_to_an_account_or_to_nothing(tmp_path):
     # ... so another identity that later carries the same e-mail gets nothing
     assert users.principal_for_sso(_claims("sub-intruder", "li@bank.example", verified=True)) is None
     assert users.principal_for_sso(_claims("sub-li")).username == "li@bank.example"           # no e-mail needed now
-    # an e-mail the provider says is unverified maps to nothing
+    # an e-mail the provider does not say is verified maps to nothing (false, "false" or no claim)
     users.create("qian@bank.example", None, "analyst", actor="t")
-    assert users.principal_for_sso(_claims("sub-qian", "qian@bank.example", verified=False)) is None
+    for verified in (False, "false", None):
+        assert users.principal_for_sso(_claims("sub-qian", "qian@bank.example", verified=verified)) is None
+    assert users.principal_for_sso(_claims("sub-qian", "qian@bank.example", verified="true")).role == "analyst"
     users.update("wang", "admin", active=False)
     assert users.principal_for_sso(_claims("sub-wang")) is None                              # deactivated
     with pytest.raises(AuthError):                                       # an SSO-only account has no password
@@ -197,7 +199,7 @@ def test_sso_identity_maps_to_an_account_or_to_nothing(tmp_path):
     reasons = [json.loads(a or "{}").get("reason") for a in log.loc[log["action"] == "login_failed", "after"]]
     assert {"unknown identity", "expired token", "account bound to another identity", "unverified e-mail",
             "inactive"} <= set(reasons)
-    assert (log.loc[log["action"] == "login", "after"].str.contains('"sso"')).sum() == 3
+    assert (log.loc[log["action"] == "login", "after"].str.contains('"sso"')).sum() == 4
 
 
 def test_sso_subject_rules(tmp_path):
@@ -213,6 +215,15 @@ def test_sso_subject_rules(tmp_path):
     users.update("a", "admin", oidc_subject="")                          # blank unbinds
     users.update("b", "admin", oidc_subject=" s1 ")
     assert users.principal_for_sso(_claims("s1")).username == "b"
+
+
+def test_an_overlong_user_name_is_refused_like_any_other(store_url):
+    store = Store.open(store_url)
+    with pytest.raises(AuthError) as e:
+        Users(store).authenticate("x" * 150, "whatever-password")
+    assert e.value.reason == "unknown"
+    row = store.audit_log(1).iloc[0]                                 # audited, cut to the column's size
+    assert row["action"] == "login_failed" and row["actor"] == "x" * 100
 
 
 def test_cli_user_add_reads_the_password_from_stdin(tmp_path):
@@ -282,7 +293,7 @@ def test_wrong_password_is_refused_without_saying_which_part(users):
     at.text_input(key="login_username").input("bh_east")
     at.text_input(key="login_password").input("nope-nope-nope")
     at.button(key="login_submit").click().run()
-    assert [e.value for e in at.error] == ["Wrong user name or password."]
+    assert len(at.error) == 1 and at.error[0].value.startswith("Wrong user name or password")
     assert shows_login_form_only(at)
 
 
@@ -297,6 +308,25 @@ def test_branch_head_sees_only_their_branch(users):
             elif "branch" in frame.columns:
                 assert set(frame["branch"]) <= {"城东支行"}, page
         assert not at.slider, "no what-if panel for a branch head"
+
+
+def test_the_login_form_does_not_tell_which_user_names_exist(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'enum.db'}"
+    monkeypatch.setenv("JIXIAO_DATABASE_URL", url)
+    Users(Store.open(url)).create("wang", "wang-password-1", "analyst", actor="t")
+    seen = {}
+    for name in ("wang", "no-such-user"):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at.session_state["lang"] = "en"
+        at.run()
+        for _ in range(MAX_FAILURES + 1):                            # the real account is locked by now
+            at.text_input(key="login_username").input(name)
+            at.text_input(key="login_password").input("wrong-password")
+            at.button(key="login_submit").click().run()
+            seen.setdefault(name, set()).add(at.error[0].value)
+    assert seen["wang"] == seen["no-such-user"] and len(seen["wang"]) == 1
+    log = Store.open(url).audit_log()
+    assert ((log["actor"] == "wang") & (log["action"] == "lockout")).any()   # the audit log keeps the reason
 
 
 def test_branch_head_query_parameters_reach_nothing_else(users):

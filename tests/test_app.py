@@ -130,6 +130,17 @@ def test_query_parameters_start_the_what_if():
     assert at.slider(key="pay_factor_risk").value == 0.2
 
 
+def test_non_finite_query_parameters_are_ignored():
+    at = app("pages/rankings.py")
+    for key, raw in (("pool", "nan"), ("pay_factor_asset", "inf"), ("stock_factor", "-inf"), ("pay_factor_risk", "0.2")):
+        at.query_params[key] = raw
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.slider(key="pay_factor_risk").value == 0.2                     # the good one still applies
+    assert at.slider(key="pay_factor_asset").value == 0.06 and at.slider(key="stock_factor").value == 1.0
+    assert at.dataframe
+
+
 def test_invalid_upload_shows_every_report_row(tmp_path):
     sheets = {k: [list(r) for r in v] for k, v in BASE.items()}
     sheets["账户"][1][6] = 3.45        # row 2

@@ -79,8 +79,10 @@ def _login_form(users: Users, lang: str) -> None:
         if st.form_submit_button(t("login", lang), key="login_submit"):
             try:
                 who = users.authenticate(name, pw)
-            except AuthError as e:
-                st.error(t(f"login_{e.reason}", lang) if e.reason == "locked" else t("login_failed", lang))
+            except AuthError:
+                # one message whatever the reason (unknown, password, locked, inactive), so the form
+                # does not tell which user names exist; the audit log keeps the reason
+                st.error(t("login_failed", lang))
             else:
                 st.session_state[WHO] = who
                 st.session_state[LAST_SEEN] = time.time()

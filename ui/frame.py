@@ -8,6 +8,8 @@ that has not rendered it yet; the mirror restores it, so the panel stays where i
 
 from __future__ import annotations
 
+import math
+
 import time
 from dataclasses import dataclass
 
@@ -113,6 +115,8 @@ def _coerce_param(key: str, raw: str, default):
         if key == LANG_KEY:
             return raw if raw in ("zh", "en") else default
         value = float(raw)
+        if not math.isfinite(value):                 # ?pool=nan or ?pay_factor_asset=inf: ignored
+            return default
         if key in SLIDERS:
             lo, hi, _ = SLIDERS[key]
             return min(max(value, lo), hi)

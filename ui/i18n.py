@@ -195,9 +195,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "password_again": ("再次输入密码", "Password again"),
     "login": ("登录", "Log in"),
     "login_sso": ("使用行内统一认证登录", "Log in with the bank's single sign-on"),
-    "login_failed": ("用户名或密码错误。", "Wrong user name or password."),
-    "login_locked": ("连续 5 次失败，账户已锁定 15 分钟；请稍后再试或联系管理员。",
-                     "Locked after 5 failed attempts for 15 minutes; try later or ask an administrator."),
+    "login_failed": ("用户名或密码错误，或账户已锁定（连续 5 次失败锁定 15 分钟）、已停用。如需帮助请联系管理员。",
+                     "Wrong user name or password, or the account is locked (5 failed attempts lock it for 15 "
+                     "minutes) or deactivated. Ask an administrator if you need help."),
     "idle_ended": ("超过 {minutes} 分钟未操作，已自动退出。", "Signed out after {minutes} minutes without activity."),
     "sso_unknown": ("统一认证身份 {who} 未在本系统开通，无权访问。", "The identity {who} has no account here: no access."),
     "first_admin_title": ("创建管理员", "Create the administrator"),
