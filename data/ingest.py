@@ -69,6 +69,32 @@ def _is_blank(v) -> bool:
     return isinstance(v, str) and v.strip() == ""
 
 
+def _column(body: list[list], j: int) -> np.ndarray:
+    """Column ``j`` of the data rows as an object array ("" where a row is short)."""
+    out = np.empty(len(body), dtype=object)
+    out[:] = [r[j] if j < len(r) else "" for r in body]
+    return out
+
+
+def _blank_mask(values: np.ndarray) -> np.ndarray:
+    """:func:`_is_blank` for a whole column: None, NaN, or text of spaces only."""
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":      # all text (every CSV column)
+        return np.fromiter((not v.strip() for v in values), bool, len(values))
+    blank = pd.isna(pd.Series(values, dtype=object)).to_numpy(dtype=bool, copy=True)
+    is_str = np.fromiter((type(v) is str for v in values), bool, len(values))
+    if is_str.any():
+        idx = np.flatnonzero(is_str)
+        blank[idx] = np.fromiter((not values[i].strip() for i in idx), bool, len(idx))
+    return blank
+
+
+def _enum_cell(col: Column, v) -> str | None:
+    """A non-blank cell of an enumerated or yes/no column to its canonical value (None: unknown)."""
+    if col.kind == "bool" and isinstance(v, (bool, int, float)) and v in (0, 1):
+        return "yes" if v else "no"
+    return enum_value(col.enum, v)
+
+
 def _show(v) -> str:
     """A cell as the user would recognise it in a message."""
     if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
@@ -219,57 +245,62 @@ class _SheetParser:
         if missing:
             return None
 
-        data_rows = []
-        for i in range(header_idx + 1, len(rows)):
-            r = rows[i]
-            cells = [r[j] if j < len(r) else "" for j in seen.values()]
-            if all(_is_blank(c) for c in cells):
-                continue
-            data_rows.append((i + 1, cells))
-        if not data_rows:
+        body = rows[header_idx + 1:]
+        columns = {key: _column(body, j) for key, j in seen.items()}
+        blanks = {key: _blank_mask(values) for key, values in columns.items()}
+        filled = ~np.logical_and.reduce(list(blanks.values())) if blanks else np.zeros(len(body), dtype=bool)
+        keep = np.flatnonzero(filled)                     # rows with something in a known column
+        if not len(keep):
             self.issue("empty_sheet", None, severity="error" if sheet.required else "warning")
             return pd.DataFrame({**{k: pd.Series(dtype=object) for k in seen}, "_row": pd.Series(dtype="int64")})
 
-        excel_rows = np.array([r for r, _ in data_rows], dtype=np.int64)
+        excel_rows = (keep + header_idx + 2).astype(np.int64)
         frame = {"_row": excel_rows}
-        for pos, key in enumerate(seen):
-            values = [cells[pos] for _, cells in data_rows]
-            frame[key] = self.coerce(sheet.column(key), values, excel_rows)
+        for key in seen:
+            frame[key] = self.coerce(sheet.column(key), columns[key][keep], excel_rows, blanks[key][keep])
         for c in sheet.columns:  # optional columns not uploaded: typed blanks
             if c.key not in frame:
-                frame[c.key] = self.coerce(c, [""] * len(excel_rows), excel_rows)
+                empty = np.full(len(excel_rows), "", dtype=object)
+                frame[c.key] = self.coerce(c, empty, excel_rows, np.ones(len(excel_rows), dtype=bool))
         cols = ["_row"] + [c.key for c in sheet.columns]
         return pd.DataFrame(frame)[cols]
 
-    def coerce(self, col: Column, values: list, rows: np.ndarray):
+    def coerce(self, col: Column, values: np.ndarray, rows: np.ndarray, blank: np.ndarray):
+        """One column's cells (object array) to their typed array, reporting every bad cell.
+
+        Whole-column operations do the common case; only the cells that need a closer look
+        (text in a number column, an unusual date, an unknown value) go through the per-cell
+        rules, and repeated values (dates, enumerations) are parsed once.
+        """
         header = self.headers.get(col.key, col.zh)
-        blank = [_is_blank(v) for v in values]
         if col.required and not col.allow_blank:
-            for v, b, r in zip(values, blank, rows):
-                if b:
-                    self.issue("required", int(r), header, "")
+            for r in rows[blank]:
+                self.issue("required", int(r), header, "")
         kind = col.kind
         if kind in ("id", "text"):
-            out = [None if b else _text(v) for v, b in zip(values, blank)]
+            out = [None if b else (v.strip() if type(v) is str else _text(v)) for v, b in zip(values, blank)]
             if kind == "id":
-                numeric = [r for v, b, r in zip(values, blank, rows) if not b and isinstance(v, float)]
-                if numeric:
-                    self.issue("id_number", int(numeric[0]), header, _show(values[list(rows).index(numeric[0])]),
+                numeric = np.flatnonzero(~blank & np.fromiter((isinstance(v, float) for v in values), bool,
+                                                              len(values)))
+                if len(numeric):
+                    self.issue("id_number", int(rows[numeric[0]]), header, _show(values[numeric[0]]),
                                severity="warning")
-            for v, r in zip(out, rows):
-                if v is not None and v.startswith(FORMULA_PREFIXES) and kind == "text" and len(v) > 1 and not _looks_numeric(v):
-                    self.issue("formula_text", int(r), header, v[:40], severity="warning")
+            else:
+                for v, r in zip(out, rows):
+                    if v is not None and v.startswith(FORMULA_PREFIXES) and len(v) > 1 and not _looks_numeric(v):
+                        self.issue("formula_text", int(r), header, v[:40], severity="warning")
             return pd.array(out, dtype="str")
         if kind == "enum" or kind == "bool":
+            seen_values: dict = {}
             out = []
             for v, b, r in zip(values, blank, rows):
                 if b:
                     out.append("no" if kind == "bool" else None)
                     continue
-                if kind == "bool" and isinstance(v, (bool, int, float)) and not isinstance(v, str) and v in (0, 1):
-                    out.append("yes" if v else "no")
-                    continue
-                val = enum_value(col.enum, v)
+                key = (type(v), v)
+                if key not in seen_values:
+                    seen_values[key] = _enum_cell(col, v)
+                val = seen_values[key]
                 if val is None:
                     self.issue("unknown_value", int(r), header, _show(v), choices=enum_choices(col.enum))
                 out.append(val)
@@ -277,49 +308,78 @@ class _SheetParser:
                 return np.array([x == "yes" for x in out], dtype=bool)
             return pd.array(out, dtype="str")
         if kind == "date":
+            seen_dates: dict = {}
             out = []
             for v, b, r in zip(values, blank, rows):
-                d = None if b else _parse_date(v)
-                if not b and d is None:
+                if b:
+                    out.append(pd.NaT)
+                    continue
+                key = (type(v), v)
+                if key not in seen_dates:
+                    seen_dates[key] = _parse_date(v)
+                d = seen_dates[key]
+                if d is None:
                     self.issue("not_date", int(r), header, _show(v))
                 out.append(d if d is not None else pd.NaT)
             return pd.to_datetime(pd.Series(out, dtype="datetime64[ns]")).to_numpy()
-        # numeric kinds
+        # numeric kinds: plain numbers (and text pandas reads as one) in one pass
+        n = len(values)
         fast = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=float)
-        out = np.zeros(len(values), dtype=float)
-        for i, (v, b, r) in enumerate(zip(values, blank, rows)):
-            if b:  # a blank coefficient is derived, a blank risk weight takes the default
-                out[i] = np.nan if col.key in ("coefficient", "risk_weight") or col.allow_blank else 0.0
-                continue
-            is_text = isinstance(v, str)
-            if kind in ("rate", "number") and is_text and unicodedata.normalize("NFKC", v).strip().endswith("%"):
-                x = _parse_number(unicodedata.normalize("NFKC", v).strip()[:-1])
-                if x is None:
-                    self.issue("not_number", int(r), header, _show(v))
-                    continue
-                x = x / 100.0
+        is_bool = np.fromiter((isinstance(v, (bool, np.bool_)) for v in values), bool, n)
+        ok = ~blank & ~is_bool & np.isfinite(fast)
+        out = np.zeros(n, dtype=float)
+        out[blank] = np.nan if col.key in ("coefficient", "risk_weight") or col.allow_blank else 0.0
+        out[ok] = fast[ok]
+        for i in np.flatnonzero(~blank & ~ok):           # text with separators, percent, or not a number
+            x = self._number_cell(col, values[i], int(rows[i]), header)
+            if x is not None:
                 out[i] = x
-                if kind == "rate" and not 0.0 <= x <= 1.0:
-                    self.issue("rate_range", int(r), header, _show(v))
-                elif kind == "number":
-                    self._check_number(col, x, int(r), header, _show(v))
-                continue
-            x = fast[i] if not (isinstance(v, bool)) and not math.isnan(fast[i]) else _parse_number(v)
-            if x is None or (isinstance(x, float) and math.isnan(x)):
-                self.issue("not_number", int(r), header, _show(v))
-                continue
-            out[i] = x
-            shown = _show(v)
-            if kind == "rate":
-                if x > 1.0:
-                    self.issue("rate_percent", int(r), header, shown, hint=f"{x / 100:g}")
-                elif x < 0.0:
-                    self.issue("rate_range", int(r), header, shown)
-            elif kind == "money" and not col.signed and x < 0:
-                self.issue("negative", int(r), header, shown)
-            elif kind == "number":
-                self._check_number(col, x, int(r), header, shown)
+        x = np.where(ok, fast, 0.0)
+        if kind == "rate":
+            bad = ok & ((x > 1.0) | (x < 0.0))
+        elif kind == "money":
+            bad = ok & (x < 0) if not col.signed else np.zeros(n, dtype=bool)
+        elif col.key == "coefficient":
+            bad = ok & ~((x > 0.0) & (x <= 1.0))
+        elif kind == "number" and col.max_value is not None and not col.signed:
+            bad = ok & ~((x >= 0) & (x <= col.max_value))
+        else:
+            bad = np.zeros(n, dtype=bool)
+        for i in np.flatnonzero(bad):
+            self._check_value(col, float(x[i]), int(rows[i]), header, _show(values[i]))
         return out
+
+    def _number_cell(self, col: Column, v, row: int, header: str) -> float | None:
+        """One cell that is not a plain number: percent text, separators, currency, or junk."""
+        if col.kind in ("rate", "number") and isinstance(v, str) and unicodedata.normalize("NFKC", v).strip().endswith("%"):
+            x = _parse_number(unicodedata.normalize("NFKC", v).strip()[:-1])
+            if x is None:
+                self.issue("not_number", row, header, _show(v))
+                return None
+            x = x / 100.0
+            if col.kind == "rate" and not 0.0 <= x <= 1.0:
+                self.issue("rate_range", row, header, _show(v))
+            elif col.kind == "number":
+                self._check_number(col, x, row, header, _show(v))
+            return x
+        x = _parse_number(v)
+        if x is None:
+            self.issue("not_number", row, header, _show(v))
+            return None
+        self._check_value(col, x, row, header, _show(v))
+        return x
+
+    def _check_value(self, col: Column, x: float, row: int, header: str, shown: str) -> None:
+        """The range rules of a parsed number (rates as fractions, money signs, ratios)."""
+        if col.kind == "rate":
+            if x > 1.0:
+                self.issue("rate_percent", row, header, shown, hint=f"{x / 100:g}")
+            elif x < 0.0:
+                self.issue("rate_range", row, header, shown)
+        elif col.kind == "money" and not col.signed and x < 0:
+            self.issue("negative", row, header, shown)
+        elif col.kind == "number":
+            self._check_number(col, x, row, header, shown)
 
     def _check_number(self, col: Column, x: float, row: int, header: str, shown: str) -> None:
         if col.key == "coefficient":

@@ -152,6 +152,14 @@ def test_not_a_number(tmp_path):
     assert (i.sheet, i.row, i.column, i.value) == ("账户", 3, "日均余额", "两百万")
 
 
+def test_infinite_or_overflowing_text_is_not_a_number(tmp_path):
+    def inf(s):
+        s["账户"][1][6] = "inf"         # a rate
+        s["账户"][2][4] = "1e400"       # a balance that overflows to infinity
+    found = {(i.row, i.column, i.value) for i in only(issues_of(tmp_path, inf), "not_number")}
+    assert found == {(2, "客户利率", "inf"), (3, "日均余额", "1e400")}
+
+
 def test_negative_balance(tmp_path):
     def neg(s):
         s["账户"][1][5] = -5
