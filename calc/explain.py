@@ -11,7 +11,7 @@ import pandas as pd
 
 from calc.heavy import Base
 from calc.light import GRADE_ORDER, Result
-from calc.scenario import PAY_LINES, Scenario
+from calc.scenario import PAY_LINES, PERSPECTIVES, Scenario
 
 __all__ = ["compare", "manager_chain", "perspective_scores", "branch_perspective_average"]
 
@@ -114,14 +114,13 @@ def manager_chain(base: Base, result: Result, scenario: Scenario, manager_id: st
 def perspective_scores(result: Result, manager_id: str) -> dict:
     """Points per balanced-scorecard perspective for one manager."""
     r = result.managers.loc[result.managers["manager_id"] == manager_id].iloc[0]
-    return {p: float(r[f"score_{p}"]) for p in ("financial", "customer", "internal", "learning")}
+    return {p: float(r[f"score_{p}"]) for p in PERSPECTIVES}
 
 
 def branch_perspective_average(result: Result, branch: str) -> dict:
     """Mean points per perspective over the managers of ``branch``."""
     part = result.managers[result.managers["branch"] == branch]
-    return {p: float(part[f"score_{p}"].mean()) if len(part) else 0.0
-            for p in ("financial", "customer", "internal", "learning")}
+    return {p: float(part[f"score_{p}"].mean()) if len(part) else 0.0 for p in PERSPECTIVES}
 
 
 def reconciliation(base: Base, result: Result, tolerance: float = 0.01) -> dict:

@@ -9,6 +9,7 @@ Money is in yuan for the period; rates are decimal fractions per year; ``t = day
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ import pandas as pd
 
 from calc.scenario import Scenario
 
-__all__ = ["Base", "account_results", "daily_average", "build_base", "CUSTOMER_MEASURES", "NPL_CLASSES"]
+__all__ = ["Base", "account_results", "daily_average", "with_daily_average", "build_base", "CUSTOMER_MEASURES", "NPL_CLASSES"]
 
 NPL_CLASSES = ("substandard", "doubtful", "loss")
 CUSTOMER_MEASURES = ("asset", "liability", "intermediate", "risk", "liability_avg", "liability_increase",
@@ -66,12 +67,27 @@ class Base:
     days: int
     day_basis: int
 
-    def measure_matrix(self) -> np.ndarray:
-        """Customer measures as a float matrix ``(n_customers, len(CUSTOMER_MEASURES))``."""
+    @functools.cached_property
+    def assignment_measures(self) -> np.ndarray:
+        """The customer measures of each assignment row, ``(n_assignments, len(CUSTOMER_MEASURES))``
+        (yuan, counts): built once per Base, read by every slider move."""
         c = self.customers
         cols = [c[m].to_numpy(dtype=float) if m != "new" else c["is_new"].to_numpy(dtype=float)
                 for m in CUSTOMER_MEASURES]
-        return np.column_stack(cols) if len(c) else np.zeros((0, len(CUSTOMER_MEASURES)))
+        matrix = np.column_stack(cols) if len(c) else np.zeros((0, len(CUSTOMER_MEASURES)))
+        return matrix[self.assignments["cust_idx"].to_numpy()]
+
+
+def with_daily_average(accounts: pd.DataFrame, daily: pd.DataFrame | None, days: int) -> pd.DataFrame:
+    """``accounts`` with ``avg_balance`` (yuan) replaced by the daily average where the account has
+    daily rows (DOMAIN 4); other accounts keep the sheet's value. Returns a new frame when it changes."""
+    if daily is None or not len(daily):
+        return accounts
+    avg = daily_average(daily, days)
+    out = accounts.copy()
+    has_daily = out["account_id"].isin(avg.index)
+    out.loc[has_daily, "avg_balance"] = out.loc[has_daily, "account_id"].map(avg).to_numpy(dtype=float)
+    return out
 
 
 def daily_average(daily: pd.DataFrame, days: int) -> pd.Series:
@@ -193,15 +209,11 @@ def build_base(frames: dict[str, pd.DataFrame], scenario: Scenario) -> Base:
     -------
     Base
     """
-    accounts = frames["accounts"].copy()
+    accounts = frames["accounts"]
     known = pd.Index(frames["customers"]["customer_id"])
     _require_known("accounts", "customer_id", accounts["customer_id"],
                    known.get_indexer(accounts["customer_id"]) < 0)     # get_indexer: ~3x faster than isin on str
-    daily = frames.get("daily_balances")
-    if daily is not None and len(daily):
-        avg = daily_average(daily, scenario.days)
-        has_daily = accounts["account_id"].isin(avg.index)
-        accounts.loc[has_daily, "avg_balance"] = accounts.loc[has_daily, "account_id"].map(avg).to_numpy(dtype=float)
+    accounts = with_daily_average(accounts, frames.get("daily_balances"), scenario.days)
     acc = account_results(accounts, scenario)
 
     customers = frames["customers"][["customer_id", "name", "branch", "type", "is_new"]].reset_index(drop=True).copy()

@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 
 from calc.heavy import CUSTOMER_MEASURES, Base
-from calc.scenario import PAY_LINES, ROLES, Scenario
+from calc.scenario import GRADES, PAY_LINES, PERSPECTIVES, ROLES, Scenario
 from calc.segments import customer_segments
 
 __all__ = ["Result", "coefficients", "manager_measures", "score_kpis", "grade_of", "rank_desc", "evaluate",
            "COMPUTED_KPIS", "GRADE_ORDER"]
 
-GRADE_ORDER = ("senior", "advanced", "manager", "assistant", "unrated")
+GRADE_ORDER = (*GRADES, "unrated")
 COMPUTED_KPIS = ("deposit_avg", "deposit_increase", "loan_avg", "loan_increase", "asset_contribution",
                  "liability_contribution", "intermediate_contribution", "risk_contribution", "total_contribution",
                  "new_customers", "cross_sell", "npl_ratio", "customers")
@@ -124,7 +124,7 @@ def manager_measures(base: Base, coef: np.ndarray) -> pd.DataFrame:
     n_mgr = len(base.managers)
     mgr = base.assignments["mgr_idx"].to_numpy()
     cust = base.assignments["cust_idx"].to_numpy()
-    X = base.measure_matrix()[cust] if len(cust) else np.zeros((0, len(CUSTOMER_MEASURES)))
+    X = base.assignment_measures
 
     def attributed(measure: str) -> np.ndarray:
         return np.bincount(mgr, weights=coef * X[:, _M[measure]], minlength=n_mgr) if len(mgr) else np.zeros(n_mgr)
@@ -255,13 +255,12 @@ def evaluate(base: Base, scenario: Scenario, overrides: dict | None = None) -> R
     m["pay"] = m["pay_raw"].clip(lower=0.0) if scenario.floor_at_zero else m["pay_raw"]
     positive = m["pay_raw"].clip(lower=0.0)
     denom = float(positive.sum())
-    m["points"] = m["pay_raw"]
     m["points_pay"] = scenario.pool * positive / denom if denom > 0 else 0.0
 
     kpi = score_kpis(m, base, scenario.kpi)
     n = len(m)
     score = np.zeros(n)
-    for persp in ("financial", "customer", "internal", "learning"):
+    for persp in PERSPECTIVES:
         part = kpi[kpi["perspective"] == persp]
         col = np.zeros(n)
         if len(part):
@@ -281,8 +280,6 @@ def evaluate(base: Base, scenario: Scenario, overrides: dict | None = None) -> R
     cust["coef_sum"] = c_sum
     cust["attributed"] = c_sum * cust["total"]
     cust["unattributed"] = (1.0 - c_sum) * cust["total"]
-    cust["managers"] = np.bincount(base.assignments["cust_idx"].to_numpy(), minlength=len(cust)) \
-        if len(coef) else 0
     cust, whale = customer_segments(cust, scenario, base.days, base.day_basis)
 
     asg = base.assignments.copy()

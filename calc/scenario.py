@@ -9,11 +9,10 @@ the two pay columns ranks managers. The default, ``"factor"``, ranks by pay as D
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 
 import tomli_w
 
@@ -218,8 +217,7 @@ class Scenario:
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name == "kpi":
-                out["kpi"] = [{"code": k.code, "perspective": k.perspective, "weight": k.weight,
-                               "kind": k.kind, "cap": k.cap} for k in v]
+                out["kpi"] = [asdict(k) for k in v]
             elif isinstance(v, dict):
                 out[f.name] = dict(v)
             else:
@@ -290,8 +288,7 @@ class Scenario:
             if isinstance(v, dict) and isinstance(data.get(k), dict):
                 data[k] = {**data[k], **v}
             elif k == "kpi":
-                data[k] = [x if isinstance(x, dict) else {"code": x.code, "perspective": x.perspective,
-                           "weight": x.weight, "kind": x.kind, "cap": x.cap} for x in v]
+                data[k] = [x if isinstance(x, dict) else asdict(x) for x in v]
             else:
                 data[k] = v
         return Scenario.from_dict(data)
@@ -301,7 +298,3 @@ class Scenario:
         return (self.days, self.day_basis, self.tax_rate, self.capital_ratio, self.cost_of_capital,
                 self.risk_weight_default,
                 tuple(sorted(self.unit_cost.items())), tuple(sorted(self.cost_rate.items())))
-
-    def copy(self) -> "Scenario":
-        """A deep copy."""
-        return copy.deepcopy(self)

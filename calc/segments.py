@@ -15,13 +15,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from calc.scenario import Scenario
+from calc.scenario import TIERS, Scenario
 
-__all__ = ["TIER_ORDER", "RELATIONSHIP_LEVELS", "tier_of", "relationship_level", "whale_curve", "whale_shares",
+__all__ = ["TIER_ORDER", "tier_of", "relationship_level", "whale_curve", "whale_shares",
            "customer_segments"]
 
-TIER_ORDER = ("world_class", "blue_chip", "mid_size", "small")
-RELATIONSHIP_LEVELS = {1: "potential", 2: "occasional", 3: "several", 4: "frequent", 5: "dependent"}
+TIER_ORDER = (*TIERS, "small")
 
 
 def tier_of(volume, tiers: dict) -> np.ndarray:

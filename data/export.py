@@ -17,10 +17,11 @@ import pandas as pd
 
 from calc.light import Result
 from calc.scenario import Scenario
+from data.schema import FORMULA_PREFIXES
 
 __all__ = ["safe_text", "write_workbook", "frame_to_csv_bytes", "report_workbook", "LABELS", "labelled"]
 
-DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "\n")
+DANGEROUS = FORMULA_PREFIXES   # the cell starts a spreadsheet reads as a formula
 
 # Column labels for exports and tables: key -> (Chinese, English)
 LABELS: dict[str, tuple[str, str]] = {

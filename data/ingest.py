@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from data.readers import RawBook, RawSheet, read_input
+from data.readers import RawBook, RawSheet, read_bytes, read_input
 from data.report import ExtractError, Issue, Report
-from data.schema import COLUMN_LOOKUP, SHEET_LOOKUP, SHEETS, Column, Sheet, enum_choices, enum_value, normalize_label, sheet_by_key
+from data.schema import FORMULA_PREFIXES, COLUMN_LOOKUP, SHEET_LOOKUP, SHEETS, Column, Sheet, enum_choices, enum_value, normalize_label, sheet_by_key
 
 __all__ = ["Extract", "parse_book", "parse_uploads", "load_extract", "FORMULA_PREFIXES"]
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
 _HEADER_SCAN_ROWS = 20
 _NUM_JUNK = re.compile(r"[,\s¥￥元]|rmb|cny", re.IGNORECASE)
 
@@ -533,7 +532,6 @@ def parse_uploads(files: list[tuple[str, bytes]]) -> tuple[Extract | None, Repor
     tuple of (Extract or None, Report)
         ``None`` when the files could not be read at all (the report says why).
     """
-    from data.readers import RawBook, read_bytes
 
     book = RawBook()
     report = Report()

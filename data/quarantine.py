@@ -41,7 +41,7 @@ def split_valid(extract: Extract, report: Report, lang: str = "en") -> tuple[dic
     for issue in report.errors:
         if issue.row is not None:
             reasons.setdefault((issue.sheet, issue.row), []).append(f"{issue.column}: {issue.message(lang)}")
-    frames = {k: v.copy() for k, v in extract.frames.items()}
+    frames = extract.frames                 # read only: kept rows are new frames below
     rejected = {k: v["_error"].to_numpy(dtype=bool).copy() if len(v) else None for k, v in frames.items()}
     # cascade in schema order (parents come first)
     for sheet in SHEETS:
@@ -67,7 +67,7 @@ def split_valid(extract: Extract, report: Report, lang: str = "en") -> tuple[dic
     valid = {}
     for key, df in frames.items():
         if not len(df):
-            valid[key] = df
+            valid[key] = df.copy()
             continue
         mask = rejected[key]
         name = extract.sheet_names.get(key, key)

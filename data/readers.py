@@ -138,8 +138,6 @@ def _read_workbook(data: bytes, name: str) -> RawBook:
             rows = sheet.to_python(skip_empty_area=False)
             book.sheets.append(RawSheet(name=sheet_name, rows=rows, source=name))
         return book
-    except ExtractError:
-        raise
     except Exception as e:  # calamine raises several error types for broken files
         raise ExtractError.of("file_unreadable", sheet=name, expected="a workbook", detail=str(e)[:200]) from None
 

@@ -14,6 +14,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 __all__ = [
+    "FORMULA_PREFIXES",
     "Column",
     "Sheet",
     "SHEETS",
@@ -24,6 +25,11 @@ __all__ = [
 
 _BRACKETED_SUFFIX = re.compile(r"[\(\[（【].*?[\)\]）】]\s*$")
 _SEPARATORS = re.compile(r"[\s_\-\./:：、]+")
+
+
+# A cell starting with one of these is run as a formula by spreadsheets: flagged on the way in
+# (data/ingest.py) and neutralised on the way out (data/export.py).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 def normalize_label(text: object) -> str:

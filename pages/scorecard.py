@@ -1,5 +1,7 @@
 """Scorecard 计分卡: per manager radar against the branch average, KPI detail, editable weights."""
 
+from dataclasses import asdict
+
 import pandas as pd
 import streamlit as st
 
@@ -33,12 +35,12 @@ ss = st.session_state
 preset = st.radio(ctx.t("kpi_preset"), ["", *PRESETS], horizontal=True, key="kpi_preset",
                   format_func=lambda p: "—" if not p else ctx.t(f"preset_{p}"))
 if preset and ss.get("_kpi_preset_applied") != preset:
-    ss["_kpi_table"] = [k.__dict__.copy() for k in PRESETS[preset]()]
+    ss["_kpi_table"] = [asdict(k) for k in PRESETS[preset]()]
     ss["_kpi_preset_applied"] = preset
     ss.pop("kpi_editor", None)
     ss.pop("_kpi_editor_base", None)
     st.rerun()
-current = [k.__dict__.copy() for k in ctx.scenario.kpi]
+current = [asdict(k) for k in ctx.scenario.kpi]
 if "kpi_editor" not in ss or "_kpi_editor_base" not in ss:
     ss["_kpi_editor_base"] = current        # the editor edits a fixed table; its output is the what-if
 edited = st.data_editor(

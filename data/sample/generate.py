@@ -40,7 +40,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from calc.heavy import daily_average
+from calc.heavy import with_daily_average
+from calc.scenario import Scenario
 from data.schema import ENUMS, SHEETS, sheet_by_key
 
 __all__ = ["generate", "write_workbook", "write_template", "main", "PERIOD_END", "PERIOD_DAYS"]
@@ -184,10 +185,9 @@ def _money(x: float) -> float:
     return round(float(x), 2)
 
 
-def derived_coefficients(assignments: pd.DataFrame, customers: pd.DataFrame,
-                         role_weight=None) -> np.ndarray:
+def derived_coefficients(assignments: pd.DataFrame) -> np.ndarray:
     """Coefficient used per assignment row under the default rules (DOMAIN 5, stock factor 1)."""
-    role_weight = role_weight or {"primary": 0.7, "secondary": 0.3, "support": 0.1}
+    role_weight = Scenario().role_weight
     coef = assignments["coefficient"].to_numpy(dtype=float)
     given = ~np.isnan(coef)
     w = np.array([0.0 if g else role_weight[r] for r, g in zip(assignments["role"], given)])
@@ -373,9 +373,7 @@ def generate(seed: int = 2026, n_branches: int = 4, n_managers: int = 40, n_cust
         for d in np.flatnonzero(keep):
             daily_rows.append((accounts.at[k, "account_id"], dates[d], _money(path[d])))
     daily = pd.DataFrame(daily_rows, columns=["account_id", "date", "balance"])
-    avg = daily_average(daily, PERIOD_DAYS)
-    has_daily = accounts["account_id"].isin(avg.index)
-    accounts.loc[has_daily, "avg_balance"] = accounts.loc[has_daily, "account_id"].map(avg).to_numpy(dtype=float)
+    accounts = with_daily_average(accounts, daily, PERIOD_DAYS)
 
     # ---- assignments
     by_branch = [np.flatnonzero(m_branch == b) for b in range(n_branches)]
@@ -422,7 +420,7 @@ def generate(seed: int = 2026, n_branches: int = 4, n_managers: int = 40, n_cust
     assignments["coefficient"] = assignments["coefficient"].astype(float)
 
     # ---- targets: near each manager's attributed balances, for most managers
-    coef = derived_coefficients(assignments, customers)
+    coef = derived_coefficients(assignments)
     bal = accounts["avg_balance"].to_numpy(dtype=float)
     acc_line = accounts["line"].to_numpy(dtype=object)
     per_cust = pd.DataFrame({"customer_id": accounts["customer_id"],
