@@ -123,7 +123,6 @@ def manager_measures(base: Base, coef: np.ndarray) -> pd.DataFrame:
     """
     n_mgr = len(base.managers)
     mgr = base.assignments["mgr_idx"].to_numpy()
-    cust = base.assignments["cust_idx"].to_numpy()
     X = base.assignment_measures
 
     def attributed(measure: str) -> np.ndarray:

@@ -76,11 +76,6 @@ class Access:
         raise PermissionError(f"unknown role {self.who.role!r}")
 
     # ------------------------------------------------------------------ published results
-    def publication(self, period: str | None = None) -> pd.Series | None:
-        """The newest publication of ``period`` (default: the newest period), or None."""
-        pubs = self.store.publications(period)
-        return None if pubs.empty else pubs.iloc[0]
-
     def _wall(self):
         """The database's own limit for this principal (PostgreSQL row-level security)."""
         return scoped(**self._scope())

@@ -94,6 +94,16 @@ def _check_user_fields(username: str, role: str, branch: str | None, manager_id:
         raise ValueError("a manager user needs a manager id")
 
 
+def _locked(minutes: int) -> AuthError:
+    return AuthError("locked", f"the account is locked after {MAX_FAILURES} failed attempts; "
+                               f"try again in {minutes} min or ask an administrator")
+
+
+def _principal(row) -> Principal:
+    """The principal of a users row."""
+    return Principal(row["username"], row["role"], row["branch"], row["manager_id"])
+
+
 class Users:
     """User accounts in the store."""
 
@@ -183,8 +193,7 @@ class Users:
         if locked_until and locked_until > now:
             self.store.audit(username, "login_failed", f"user {username}", after={"reason": "locked"})
             minutes = max(1, int((locked_until - now).total_seconds() // 60) + 1)
-            raise AuthError("locked", f"the account is locked after {MAX_FAILURES} failed attempts; "
-                                      f"try again in {minutes} min or ask an administrator")
+            raise _locked(minutes)
         if not row["active"]:
             self.store.audit(username, "login_failed", f"user {username}", after={"reason": "inactive"})
             raise AuthError("inactive", "the account is deactivated")
@@ -206,8 +215,7 @@ class Users:
 
             run_write(self.engine, fail)
             if lock:
-                raise AuthError("locked", f"the account is locked after {MAX_FAILURES} failed attempts; "
-                                          f"try again in {LOCK_MINUTES} min or ask an administrator") from None
+                raise _locked(LOCK_MINUTES) from None
             raise AuthError("password", generic) from None
 
         def ok(conn):
@@ -215,7 +223,7 @@ class Users:
             self.store._audit(conn, username, "login", f"user {username}")
 
         run_write(self.engine, ok)
-        return Principal(row["username"], row["role"], row["branch"], row["manager_id"])
+        return _principal(row)
 
     def principal_for_sso(self, claims: dict) -> Principal | None:
         """The active account a single-sign-on identity maps to, else None (audited either way).
@@ -275,7 +283,7 @@ class Users:
                               after={"via": "sso", "sub": subject})
 
         run_write(self.engine, ok)
-        return Principal(row["username"], row["role"], row["branch"], row["manager_id"])
+        return _principal(row)
 
     def principal(self, username: str) -> Principal | None:
         """The current role and branch of an active account (None when gone or deactivated)."""
@@ -283,7 +291,7 @@ class Users:
             row = conn.execute(select(T.users).where(T.users.c.username == username)).mappings().first()
         if row is None or not row["active"]:
             return None
-        return Principal(row["username"], row["role"], row["branch"], row["manager_id"])
+        return _principal(row)
 
     def logout(self, username: str, reason: str = "logout") -> None:
         """Audit the end of a session (``logout`` or ``idle_timeout``)."""
@@ -294,10 +302,7 @@ class Users:
         u = T.users
         q = select(u.c.username, u.c.role, u.c.branch, u.c.manager_id, u.c.oidc_subject, u.c.active,
                    u.c.failed_attempts, u.c.locked_until, u.c.created_at).order_by(u.c.username)
-        with read_tx(self.engine) as conn:
-            return pd.DataFrame(conn.execute(q).mappings().all(),
-                                columns=["username", "role", "branch", "manager_id", "oidc_subject", "active",
-                                         "failed_attempts", "locked_until", "created_at"])
+        return self.store._frame(q)
 
     def update(self, username: str, actor: str, **changes) -> None:
         """Change ``role``, ``branch``, ``manager_id``, ``active``, ``password`` or ``oidc_subject``; audited.

@@ -32,6 +32,7 @@ from sqlalchemy import (Boolean, Column, Date, DateTime, Float, ForeignKey, Inde
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
+from calc.scenario import PAY_LINES
 from data.schema import SHEETS
 
 __all__ = ["ROOT", "database_url", "get_engine", "metadata", "T", "migrate", "write_tx", "run_write", "read_tx",
@@ -111,7 +112,7 @@ publications = Table(
     UniqueConstraint("period", "version", name="uq_publications_period_version"),
 )
 
-_LINES = ("asset", "liability", "intermediate", "risk", "total")
+_LINES = (*PAY_LINES, "total")
 pub_managers = Table(
     "pub_managers", metadata,
     Column("publication_id", Integer, ForeignKey("publications.id"), primary_key=True),
@@ -221,7 +222,6 @@ def get_engine(url: str | None = None) -> Engine:
         else:
             engine = create_engine(url_used, pool_pre_ping=True)
         _engines[url] = engine
-        _write_locks[url] = threading.Lock()
         return engine
 
 
@@ -315,7 +315,7 @@ def row_security_enforced(engine: Engine) -> bool:
     with engine.connect() as conn:
         su, bypass = conn.execute(text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")).one()
         forced = conn.execute(text("SELECT bool_and(relrowsecurity AND relforcerowsecurity) FROM pg_class "
-                                   "WHERE relname IN ('pub_managers', 'pub_customers')")).scalar()
+                                   f"WHERE relname IN ({', '.join(repr(t) for t in _POLICIES)})")).scalar()
     return bool(forced) and not su and not bypass
 
 
@@ -378,7 +378,3 @@ def migrate(engine: Engine) -> list[int]:
     return applied
 
 
-def ping(engine: Engine) -> None:
-    """Raise when the database cannot be reached."""
-    with engine.connect() as conn:
-        conn.execute(text("SELECT 1"))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, func, select
+from sqlalchemy import Float, and_, func, select
 from sqlalchemy.engine import Engine
 
 from calc.output import to_json_dict
@@ -113,7 +113,7 @@ class Store:
     @staticmethod
     def _audit(conn, actor: str, action: str, target: str, before=None, after=None) -> None:
         conn.execute(T.audit_log.insert().values(     # cut to the columns' sizes: user text may be longer
-            at=_now(), actor=str(actor)[:100], action=action, target=str(target)[:300],
+            at=_now(), actor=str(actor)[:_AUDIT_ACTOR], action=action, target=str(target)[:_AUDIT_TARGET],
             before=None if before is None else json.dumps(before, ensure_ascii=False, default=str),
             after=None if after is None else json.dumps(after, ensure_ascii=False, default=str)))
 
@@ -121,12 +121,15 @@ class Store:
         """Append one audit row (its own transaction)."""
         run_write(self.engine, lambda conn: self._audit(conn, actor, action, target, before, after))
 
+    def _frame(self, q) -> pd.DataFrame:
+        """The rows of a select as a frame whose columns are the select's (also when empty)."""
+        with read_tx(self.engine) as conn:
+            return pd.DataFrame(conn.execute(q).mappings().all(), columns=list(q.selected_columns.keys()))
+
     def audit_log(self, limit: int = 500) -> pd.DataFrame:
         """The newest audit rows first."""
         q = select(T.audit_log).order_by(T.audit_log.c.id.desc()).limit(limit)
-        with read_tx(self.engine) as conn:
-            return pd.DataFrame(conn.execute(q).mappings().all(),
-                                columns=["id", "at", "actor", "action", "target", "before", "after"])
+        return self._frame(q)
 
     # ------------------------------------------------------------------ datasets
     def save_dataset(self, period: str, file_name: str, sha256: str, frames: dict[str, pd.DataFrame],
@@ -224,9 +227,9 @@ class Store:
                            row_counts=json.loads(row["row_counts"]), rejected_rows=row["rejected_rows"],
                            created=created)
 
-    def datasets(self, period: str | None = None) -> list[DatasetInfo]:
-        """Stored dataset versions, newest period and version first."""
-        q = select(T.datasets).order_by(T.datasets.c.period.desc(), T.datasets.c.version.desc())
+    def datasets(self, period: str | None = None, limit: int | None = None) -> list[DatasetInfo]:
+        """Stored dataset versions, newest period and version first (at most ``limit``)."""
+        q = select(T.datasets).order_by(T.datasets.c.period.desc(), T.datasets.c.version.desc()).limit(limit)
         if period:
             q = q.where(T.datasets.c.period == period)
         with read_tx(self.engine) as conn:
@@ -242,7 +245,7 @@ class Store:
 
     def latest_dataset(self, period: str | None = None) -> DatasetInfo | None:
         """The newest version of ``period`` (default: the latest period)."""
-        found = self.datasets(period)
+        found = self.datasets(period, limit=1)
         return found[0] if found else None
 
     def load_frames(self, dataset_id: int) -> dict[str, pd.DataFrame]:
@@ -292,9 +295,7 @@ class Store:
         """Every saved scenario version: id, name, version, author, created_at."""
         q = select(T.scenarios.c.id, T.scenarios.c.name, T.scenarios.c.version, T.scenarios.c.author,
                    T.scenarios.c.created_at).order_by(T.scenarios.c.name, T.scenarios.c.version.desc())
-        with read_tx(self.engine) as conn:
-            return pd.DataFrame(conn.execute(q).mappings().all(),
-                                columns=["id", "name", "version", "author", "created_at"])
+        return self._frame(q)
 
     def load_scenario(self, scenario_id: int) -> Scenario:
         """A saved scenario version by id."""
@@ -336,9 +337,7 @@ class Store:
             raise ValueError(f"no dataset stored for period {period}; load one first")
         frames = self.load_frames(ds.id)
         _, result = run(frames, scenario)
-        doc = to_json_dict(result)
-        text = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-        result_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        text, result_hash = _result_text(result)
         code = code_version()
         inputs_hash = hashlib.sha256("\n".join([ds.sha256, scenario.to_toml(), code]).encode()).hexdigest()
         reason = (reason or "").strip()
@@ -356,15 +355,14 @@ class Store:
             m = result.managers
             conn.execute(T.pub_managers.insert(), [
                 {"publication_id": pub_id, "manager_id": r["manager_id"], "name": r["name"], "branch": r["branch"],
-                 **{x: float(r[x]) for x in ("asset", "liability", "intermediate", "risk", "total", "deposit_avg",
-                                             "deposit_increase", "loan_avg", "pay", "points_pay", "score")},
+                 **{x: float(r[x]) for x in _float_columns(T.pub_managers)},
                  "grade": r["grade"], "rank": int(r["rank"]), "branch_rank": int(r["branch_rank"])}
                 for r in m.to_dict("records")])
             c = result.customers
             if len(c):
                 conn.execute(T.pub_customers.insert(), [
                     {"publication_id": pub_id, "customer_id": r["customer_id"], "name": r["name"], "branch": r["branch"],
-                     **{x: float(r[x]) for x in ("asset", "liability", "intermediate", "risk", "total", "unattributed")},
+                     **{x: float(r[x]) for x in _float_columns(T.pub_customers)},
                      "tier": r["tier"], "relationship_level": int(r["relationship_level"])}
                     for r in c.to_dict("records")])
             self._audit(conn, user, "publish", f"period {period} v{previous + 1}",
@@ -377,18 +375,15 @@ class Store:
 
         return run_write(self.engine, write)
 
-    def publications(self, period: str | None = None) -> pd.DataFrame:
-        """Published versions (newest first), without the documents."""
+    def publications(self, period: str | None = None, publication_id: int | None = None) -> pd.DataFrame:
+        """Published versions (newest first), without the documents; optionally one period or one id."""
         p = T.publications
-        q = select(p.c.id, p.c.period, p.c.version, p.c.dataset_id, p.c.scenario_id, p.c.reason, p.c.published_by,
-                   p.c.published_at, p.c.result_hash, p.c.inputs_hash, p.c.code_version
-                   ).order_by(p.c.period.desc(), p.c.version.desc())
+        q = select(*[c for c in p.columns if c.name != "result_json"]).order_by(p.c.period.desc(), p.c.version.desc())
         if period:
             q = q.where(p.c.period == period)
-        with read_tx(self.engine) as conn:
-            return pd.DataFrame(conn.execute(q).mappings().all(),
-                                columns=["id", "period", "version", "dataset_id", "scenario_id", "reason",
-                                         "published_by", "published_at", "result_hash", "inputs_hash", "code_version"])
+        if publication_id is not None:
+            q = q.where(p.c.id == publication_id)
+        return self._frame(q)
 
     def published_document(self, publication_id: int) -> str:
         """The frozen DOMAIN 10 document of a publication, as stored (text)."""
@@ -408,8 +403,7 @@ class Store:
             q = q.where(t.c.branch == branch)
         if manager_id is not None:
             q = q.where(t.c.manager_id == manager_id)
-        with read_tx(self.engine) as conn:
-            return pd.DataFrame(conn.execute(q).mappings().all(), columns=[c.name for c in t.columns])
+        return self._frame(q)
 
     def published_customers(self, publication_id: int, branch: str | None = None) -> pd.DataFrame:
         """Frozen customer rows of a publication (optionally one branch)."""
@@ -417,8 +411,7 @@ class Store:
         q = select(t).where(t.c.publication_id == publication_id).order_by(t.c.customer_id)
         if branch is not None:
             q = q.where(t.c.branch == branch)
-        with read_tx(self.engine) as conn:
-            return pd.DataFrame(conn.execute(q).mappings().all(), columns=[c.name for c in t.columns])
+        return self._frame(q)
 
     def latest_publications(self) -> pd.DataFrame:
         """The newest published version of every period, oldest period first."""
@@ -441,8 +434,7 @@ class Store:
 
     def publication(self, publication_id: int) -> pd.Series:
         """One publication's row (without the document)."""
-        pubs = self.publications()
-        row = pubs[pubs["id"] == publication_id]
+        row = self.publications(publication_id=publication_id)
         if row.empty:
             raise ValueError(f"no publication with id {publication_id}")
         return row.iloc[0]
@@ -480,10 +472,25 @@ class Store:
         """
         row = self.publication(publication_id)
         _, _, result = self.recompute(publication_id)
-        text = json.dumps(to_json_dict(result), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-        h = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        _, h = _result_text(result)
         return {"stored_hash": row["result_hash"], "recomputed_hash": h, "same": h == row["result_hash"],
                 "code_changed": row["code_version"] != code_version()}
+
+
+_AUDIT_ACTOR = T.audit_log.c.actor.type.length       # audit texts are cut to their columns' sizes
+_AUDIT_TARGET = T.audit_log.c.target.type.length
+
+
+def _result_text(result) -> tuple[str, str]:
+    """The frozen text of a result (DOMAIN 10 JSON, canonical form) and its SHA-256: publish and
+    verify must build it byte for byte the same way."""
+    text = json.dumps(to_json_dict(result), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return text, hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _float_columns(table) -> list[str]:
+    """The money and score columns of a frozen result table, in table order."""
+    return [c.name for c in table.columns if isinstance(c.type, Float)]
 
 
 _DTYPES = {"id": "str", "text": "str", "enum": "str"}

@@ -1,6 +1,5 @@
 """History 历史: a manager's rank, pay, score and grade across published periods; branch grades over time."""
 
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 

@@ -11,10 +11,8 @@ intermediate 0.10 / risk 0.08.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from calc.heavy import account_results, build_base, daily_average
