@@ -5,6 +5,7 @@ import streamlit as st
 
 from calc.explain import compare
 from calc.scenario import Scenario
+from data.store import sha256_bytes
 from ui import charts, state, views
 from ui.frame import clear_whatif, frame
 
@@ -47,7 +48,9 @@ views.show(diff[["manager_id", "name", "branch", "rank_a", "rank_b", "rank_chang
 
 st.subheader(ctx.t("import_toml"))
 up = st.file_uploader(ctx.t("import_toml"), type=["toml"], key="scenario_upload", label_visibility="collapsed")
-if up is not None:
+if up is not None and st.session_state.get("_scenario_import_digest") != sha256_bytes(up.getvalue()):
+    # the uploader keeps its file across reruns: import it once, not again on every slider move
+    st.session_state["_scenario_import_digest"] = sha256_bytes(up.getvalue())
     try:
         imported = Scenario.from_toml(up.getvalue().decode("utf-8-sig"))
         state.save_scenario(imported, ctx.user)

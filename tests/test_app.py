@@ -113,6 +113,31 @@ def test_reset_returns_to_baseline():
     assert at.slider(key="role_weight_primary").value == 0.7
 
 
+def test_reset_also_drops_a_kpi_preset():
+    at = app("pages/scorecard.py", "en").run()
+    at.radio(key="kpi_preset").set_value("balanced").run()
+    assert "_kpi_table" in at.session_state
+    at.button(key="whatif_reset").click().run()
+    assert not at.exception
+    assert "_kpi_table" not in at.session_state and at.radio(key="kpi_preset").value == ""
+
+
+def test_an_imported_scenario_is_saved_once_not_on_every_rerun(seeded_store):
+    import uuid
+
+    name = f"imported-{uuid.uuid4().hex[:8]}"
+    at = app("pages/scenarios.py", "en").run()
+    toml = Scenario(name=name, stock_factor=0.9).to_toml().encode()
+    at.file_uploader(key="scenario_upload").set_value((f"{name}.toml", toml, "application/toml")).run()
+    at.slider(key="stock_factor").set_value(0.5).run()                 # the uploader still holds the file
+    at.text_input(key="scenario_name").input(name)
+    at.button(key="FormSubmitter:save_form-Save").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    versions = seeded_store.scenarios().query("name == @name").sort_values("version")
+    assert list(versions["version"]) == [1, 2]
+    assert seeded_store.load_scenario(int(versions["id"].iloc[-1])).stock_factor == 0.5   # the save stays newest
+
+
 def test_slider_value_survives_a_page_switch():
     at = app("app.py").run()
     at.slider(key="stock_factor").set_value(0.6).run()

@@ -146,7 +146,7 @@ def _to_query_params(values: dict, defaults: dict, lang: str) -> None:
         st.query_params.from_dict(wanted)
 
 
-KPI_STATE = ("_kpi_table", "_kpi_editor_base", "kpi_editor", "_kpi_preset_applied")
+KPI_STATE = ("_kpi_table", "_kpi_editor_base", "kpi_editor", "_kpi_preset_applied", "kpi_preset")
 
 
 def clear_whatif() -> None:
