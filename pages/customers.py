@@ -29,4 +29,4 @@ st.plotly_chart(charts.ltv_figure(c, ctx.scenario.acquisition_cost, ctx.lang), k
 st.subheader(ctx.t("unattributed_customers"))
 un = c[c["coef_sum"] < 1 - 1e-9].sort_values("unattributed", key=abs, ascending=False)
 cols = ["customer_id", "name", "branch", "total", "coef_sum", "attributed", "unattributed", "tier"]
-views.show(un[cols].assign(tier=un["tier"].map(lambda x: ctx.t(f"tier_{x}"))), ctx.lang, key="unattributed_table")
+views.show(un[cols].assign(tier=views.tier_label(un["tier"], ctx.lang)), ctx.lang, key="unattributed_table")

@@ -1,9 +1,7 @@
 """History 历史: a manager's rank, pay, score and grade across published periods; branch grades over time."""
 
-import plotly.graph_objects as go
 import streamlit as st
 
-from calc.light import GRADE_ORDER
 from ui import charts, views
 from ui.frame import frame
 
@@ -25,8 +23,4 @@ views.show(mine[["period", "rank", "branch_rank", "pay", "points_pay", "score", 
            .assign(grade=views.grade_label(mine["grade"], ctx.lang)), ctx.lang, key="history_table")
 
 st.subheader(ctx.t("branch_over_time"))
-counts = hist.groupby(["period", "grade"]).size().unstack(fill_value=0).reindex(columns=list(GRADE_ORDER), fill_value=0)
-fig = go.Figure([go.Bar(x=counts.index, y=counts[g], name=ctx.t(f"grade_{g}"), marker_color=charts.GRADE_COLORS[g])
-                 for g in GRADE_ORDER])
-fig.update_layout(barmode="stack", height=360, template="plotly_white")
-st.plotly_chart(fig, key="history_grades")
+st.plotly_chart(charts.grade_history_figure(hist, ctx.lang), key="history_grades")

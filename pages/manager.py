@@ -10,7 +10,6 @@ from ui.frame import frame
 
 ctx = frame("page_manager")
 published.serve(ctx, published.statement)   # branch heads and managers: published results only
-m = ctx.result.managers
 manager = views.pick_manager(ctx, "chain_manager")
 base = state.base_for(ctx.dataset, ctx.scenario)
 chain = manager_chain(base, ctx.result, ctx.scenario, manager)
@@ -24,8 +23,7 @@ k[3].metric(ctx.t("grade"), ctx.t(f"grade_{s['grade']}"))
 k[4].metric(ctx.t("page_rankings"), f"{s['rank']} ({s['branch']} {s['branch_rank']})")
 
 st.subheader(ctx.t("chain"))
-row = m[m["manager_id"] == manager].iloc[0]
-st.plotly_chart(charts.pay_by_line_figure(row, ctx.scenario.pay_factor, ctx.lang), key="pay_by_line")
+st.plotly_chart(charts.pay_by_line_figure(chain["lines"], ctx.lang), key="pay_by_line")
 views.show(chain["lines"].assign(line=chain["lines"]["line"].map(ctx.t)), ctx.lang, key="chain_lines")
 
 st.subheader(ctx.t("customers_of"))

@@ -34,8 +34,9 @@ names = list(choices)
 a_col, b_col = st.columns(2)
 a = a_col.selectbox(ctx.t("scenario_a"), names, index=1, key="compare_a")
 b = b_col.selectbox(ctx.t("scenario_b"), names, index=0, key="compare_b")
-ra = state.light(ctx.dataset, choices[a], cache=True)
-rb = state.light(ctx.dataset, choices[b], cache=True) if b != current_label else ctx.result
+# the what-if and its baseline are already evaluated by the frame; only saved scenarios run here
+ready = {current_label: ctx.result, ctx.baseline.name + " *": ctx.baseline_result}
+ra, rb = (ready.get(x) or state.light(ctx.dataset, choices[x], cache=True) for x in (a, b))
 diff = compare(ra, rb, choices[a], choices[b])
 totals = pd.DataFrame({"A": ra.totals, "B": rb.totals})
 totals["B − A"] = totals["B"] - totals["A"]

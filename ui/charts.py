@@ -15,7 +15,7 @@ from calc.segments import TIER_ORDER
 from ui.i18n import t
 
 __all__ = ["waterfall_figure", "pay_pool_figure", "grade_figure", "ranking_figure", "whale_figure", "tier_figure",
-           "relationship_figure", "ltv_figure", "radar_figure", "pay_by_line_figure", "slope_figure",
+           "relationship_figure", "ltv_figure", "radar_figure", "pay_by_line_figure", "slope_figure", "grade_history_figure",
            "history_figure", "BRANCH_COLORS"]
 
 BRANCH_COLORS = ["#B22222", "#1F77B4", "#2CA02C", "#FF7F0E", "#9467BD", "#8C564B", "#E377C2", "#17BECF"]
@@ -57,6 +57,16 @@ def grade_figure(managers: pd.DataFrame, lang: str = "zh") -> go.Figure:
                            marker_color=[GRADE_COLORS[g] for g in GRADE_ORDER], text=counts.to_numpy(),
                            textposition="outside"))
     return _layout(fig, t("grade_distribution", lang))
+
+
+def grade_history_figure(history: pd.DataFrame, lang: str = "zh") -> go.Figure:
+    """Managers per grade in each published period (stacked, best grade first)."""
+    counts = (history.groupby(["period", "grade"]).size().unstack(fill_value=0)
+              .reindex(columns=list(GRADE_ORDER), fill_value=0))
+    fig = go.Figure([go.Bar(x=counts.index, y=counts[g], name=t(f"grade_{g}", lang), marker_color=GRADE_COLORS[g])
+                     for g in GRADE_ORDER])
+    fig.update_layout(barmode="stack", height=360, template="plotly_white")
+    return fig
 
 
 def ranking_figure(managers: pd.DataFrame, value: str = "pay", lang: str = "zh") -> go.Figure:
@@ -131,11 +141,11 @@ def radar_figure(perspectives: dict, branch_avg: dict, name: str, lang: str = "z
     return _layout(fig, t("radar_title", lang), height=420)
 
 
-def pay_by_line_figure(row: pd.Series, pay_factor: dict, lang: str = "zh") -> go.Figure:
-    """One manager's pay built up from each line: factor × attributed contribution (yuan)."""
-    lines = ["asset", "liability", "intermediate", "risk"]
-    vals = [pay_factor[k] * float(row[k]) for k in lines]
-    fig = go.Figure(go.Waterfall(x=[t(k, lang) for k in lines] + [t("total", lang)], y=vals + [sum(vals)],
+def pay_by_line_figure(lines: pd.DataFrame, lang: str = "zh") -> go.Figure:
+    """One manager's pay built up from each line: the ``lines`` of
+    :func:`calc.explain.manager_chain` (``line``, ``pay`` = factor × attributed contribution, yuan)."""
+    vals = [float(v) for v in lines["pay"]]
+    fig = go.Figure(go.Waterfall(x=[t(k, lang) for k in lines["line"]] + [t("total", lang)], y=vals + [sum(vals)],
                                  measure=["relative"] * 4 + ["total"], text=[f"{v:,.2f}" for v in vals + [sum(vals)]],
                                  textposition="outside"))
     return _layout(fig, t("pay_by_line", lang), height=340)

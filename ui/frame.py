@@ -67,7 +67,6 @@ class Ctx:
     scenario: Scenario | None
     result: Result | None
     baseline_result: Result | None
-    light_ms: float
 
     @property
     def live(self) -> bool:
@@ -112,8 +111,6 @@ def _coerce_param(key: str, raw: str, default):
     try:
         if key == "pay_method":
             return raw if raw in ("factor", "points") else default
-        if key == LANG_KEY:
-            return raw if raw in ("zh", "en") else default
         value = float(raw)
         if not math.isfinite(value):                 # ?pool=nan or ?pay_factor_asset=inf: ignored
             return default
@@ -133,8 +130,7 @@ def _from_query_params(defaults: dict) -> None:
     qp = st.query_params
     for key in WHATIF_KEYS:
         if key in qp:
-            default = defaults.get(key, "zh")
-            st.session_state[f"_keep_{key}"] = _coerce_param(key, qp[key], default)
+            st.session_state[f"_keep_{key}"] = _coerce_param(key, qp[key], defaults.get(key))
 
 
 def _to_query_params(values: dict, defaults: dict, lang: str) -> None:
@@ -283,7 +279,7 @@ def frame(page: str) -> Ctx:
     if not access.can("whatif"):
         st.title(t(page, lang))
         return Ctx(lang=lang, who=who, access=access, dataset=None, baseline=None, scenario=None, result=None,
-                   baseline_result=None, light_ms=0.0)
+                   baseline_result=None)
     dataset = state.active_dataset()
     baseline = state.baseline_scenario(dataset)
     _from_query_params(_baseline_values(baseline))
@@ -296,4 +292,4 @@ def frame(page: str) -> Ctx:
     st.sidebar.caption(t("recalc_ms", lang, ms=light_ms))
     st.title(t(page, lang))
     return Ctx(lang=lang, who=who, access=access, dataset=dataset, baseline=baseline, scenario=scenario,
-               result=result, baseline_result=baseline_result, light_ms=light_ms)
+               result=result, baseline_result=baseline_result)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 STRINGS: dict[str, tuple[str, str]] = {
     # app and navigation
-    "app_title": ("绩效 · 客户经理业绩评价", "Jixiao · client-manager performance"),
-    "language": ("语言", "Language"),
-    "nav": ("导航", "Navigation"),
     "page_overview": ("总览", "Overview"),
     "page_rankings": ("排名", "Rankings"),
     "page_customers": ("客户", "Customers"),
@@ -35,7 +32,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "pay_method_factor": ("系数法工资", "Factor pay"),
     "pay_method_points": ("积分法工资", "Points pay"),
     "reset": ("恢复基准", "Reset to baseline"),
-    "share_link": ("分享链接（复制浏览器地址即可）", "Share: the browser address holds this what-if"),
     "recalc_ms": ("本次重算 {ms:.1f} 毫秒", "Recalculated in {ms:.1f} ms"),
     "modified": ("已修改 {n} 项参数", "{n} parameter(s) changed"),
     # overview
@@ -81,7 +77,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "branch_filter": ("机构", "Branch"),
     "all_branches": ("全部机构", "All branches"),
     "rank_change": ("名次变化", "Rank change"),
-    "grade_change": ("评级变化", "Grade change"),
     "baseline_rank": ("基准名次", "Baseline rank"),
     "ranking_chart": ("客户经理绩效工资（按机构着色）", "Pay by manager (coloured by branch)"),
     "moved_note": ("名次变化相对基准方案；评级跨越边界的行已高亮。", "Rank change is against the baseline scenario; rows whose grade crossed a boundary are highlighted."),
@@ -153,7 +148,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "download_quarantine": ("下载隔离区", "Download the quarantine"),
     "preview": ("预览", "Preview"),
     "encodings": ("文本编码：{notes}", "Text encodings: {notes}"),
-    "using_sample": ("当前使用示例数据。", "Using the sample bank."),
     "period": ("期间（如 2026Q3）", "Period (e.g. 2026Q3)"),
     # publishing, history, admin
     "publish_title": ("发布本期正式方案", "Publish the period's official results"),

@@ -87,7 +87,7 @@ def customers(ctx, pub) -> None:
         left, right = st.columns(2)
         left.plotly_chart(charts.tier_figure(c, ctx.lang), key="pub_tiers")
         right.plotly_chart(charts.relationship_figure(c, ctx.lang), key="pub_rel")
-    views.show(c.drop(columns=["publication_id"]).assign(tier=c["tier"].map(lambda x: ctx.t(f"tier_{x}"))), ctx.lang,
+    views.show(c.drop(columns=["publication_id"]).assign(tier=views.tier_label(c["tier"], ctx.lang)), ctx.lang,
                key="pub_customers")
 
 
@@ -102,12 +102,20 @@ def _manager_choice(ctx, pub) -> str | None:
     return st.selectbox(ctx.t("choose_manager"), list(names), key="pub_manager", format_func=lambda i: f"{i} {names[i]}")
 
 
-def statement(ctx, pub) -> None:
-    """One manager's published statement (the principal's own, or one of their branch)."""
+def _chosen_chain(ctx, pub) -> tuple[str, dict] | None:
+    """The manager chosen (or the only one) and their published chain, read through Access."""
     manager = _manager_choice(ctx, pub)
     if manager is None:
+        return None
+    return manager, ctx.access.statement(int(pub["id"]), manager)
+
+
+def statement(ctx, pub) -> None:
+    """One manager's published statement (the principal's own, or one of their branch)."""
+    chosen = _chosen_chain(ctx, pub)
+    if chosen is None:
         return
-    chain = ctx.access.statement(int(pub["id"]), manager)
+    manager, chain = chosen
     s = chain["summary"].iloc[0]
     k = st.columns(4)
     k[0].metric(ctx.t("pay_method_factor"), f"{float(s['pay']):,.2f}")
@@ -125,10 +133,10 @@ def statement(ctx, pub) -> None:
 
 def scorecard(ctx, pub) -> None:
     """One manager's published KPI detail."""
-    manager = _manager_choice(ctx, pub)
-    if manager is None:
+    chosen = _chosen_chain(ctx, pub)
+    if chosen is None:
         return
-    chain = ctx.access.statement(int(pub["id"]), manager)
+    _, chain = chosen
     s = chain["summary"].iloc[0]
     st.metric(ctx.t("score"), f"{float(s['score']):.2f}", help=ctx.t(f"grade_{s['grade']}"))
     views.show(chain["kpi"][["kpi", "perspective", "kind", "weight", "actual", "target", "points"]], ctx.lang,

@@ -21,6 +21,11 @@ def grade_label(series: pd.Series, lang: str) -> pd.Series:
     return series.map(lambda g: t(f"grade_{g}", lang))
 
 
+def tier_label(series: pd.Series, lang: str) -> pd.Series:
+    """``world_class`` -> the value tier's name in ``lang``."""
+    return series.map(lambda x: t(f"tier_{x}", lang))
+
+
 def reconciles(ctx) -> bool:
     """True when accounts = customers = attributed + unattributed for the current what-if."""
     return reconciliation(state.base_for(ctx.dataset, ctx.scenario), ctx.result)["ok"]
