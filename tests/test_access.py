@@ -17,6 +17,7 @@ from data.access import Access
 from data.auth import LOCK_MINUTES, MAX_FAILURES, AuthError, Principal, Users
 from data.ingest import load_extract
 from data.store import Store
+from tests.apptest import app
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["app.py"] + sorted(str(Path(p).relative_to(ROOT)) for p in glob.glob(str(ROOT / "pages" / "*.py")))
@@ -69,9 +70,16 @@ def test_every_row_a_branch_head_or_manager_gets_is_theirs(published_store):
             return
         if who.role == "branch_head":
             assert (rows["branch"] == who.branch).all()
+            mine = set(everyone.loc[everyone["branch"] == who.branch, "manager_id"])
         else:
             assert (rows["manager_id"] == who.manager_id).all()
             assert query != "customers"
+            mine = {who.manager_id} & set(managers)
+        # and not an empty answer: a principal who has rows gets them (all of them, for managers)
+        if query == "managers":
+            assert set(rows["manager_id"]) == mine
+        elif query in ("history", "customers"):
+            assert (len(rows) > 0) == bool(mine), (query, who)
 
     check()
 
@@ -251,17 +259,7 @@ def users(seeded_store):
 
 
 def run_page(page, who: str | None = None, lang="zh", **state):
-    from conftest import TEST_USERS
-
-    at = AppTest.from_file(str(ROOT / page), default_timeout=60)
-    at.session_state["lang"] = lang
-    if who:
-        name, _, branch, manager_id = TEST_USERS[who]
-        at.session_state["_who"] = Principal(name, who, branch, manager_id)
-        at.session_state["_last_seen"] = time.time()
-    for k, v in state.items():
-        at.session_state[k] = v
-    return at.run()
+    return app(page, lang, who, **state).run()
 
 
 def shows_login_form_only(at) -> bool:
@@ -298,15 +296,19 @@ def test_wrong_password_is_refused_without_saying_which_part(users):
 
 
 def test_branch_head_sees_only_their_branch(users):
+    pub = users.publications().iloc[0]
+    managers = users.published_managers(int(pub["id"]))
+    east = set(managers.loc[managers["branch"] == "城东支行", "manager_id"])
     for page in ("pages/rankings.py", "pages/customers.py", "app.py", "pages/history.py"):
         at = run_page(page, "branch_head")
         assert not at.exception, (page, [e.value for e in at.exception])
+        assert at.dataframe, f"{page}: shows no table at all"
         for d in at.dataframe:
             frame = d.value
             if "所属机构" in frame.columns:
-                assert set(frame["所属机构"]) <= {"城东支行"}, page
-            elif "branch" in frame.columns:
-                assert set(frame["branch"]) <= {"城东支行"}, page
+                assert set(frame["所属机构"]) == {"城东支行"}, page
+            if "客户经理编号" in frame.columns:                    # tables without a branch column too
+                assert set(frame["客户经理编号"]) <= east, page
         assert not at.slider, "no what-if panel for a branch head"
 
 

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from calc.pipeline import run
 from calc.scenario import Scenario
 from data.ingest import load_extract
+from tests.apptest import app, ranking_ids, table_with
 from tests.test_ingest import BASE, write_book
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,22 +22,6 @@ SAMPLE = ROOT / "data" / "sample" / "sample_bank.xlsx"
 @pytest.fixture(autouse=True)
 def _store(seeded_store):
     return seeded_store
-
-
-def app(page: str = "app.py", lang: str = "zh", role: str | None = "admin") -> AppTest:
-    """An AppTest of ``page``, logged in as the test user of ``role`` (None: not logged in)."""
-    import time
-
-    from conftest import TEST_USERS
-    from data.auth import Principal
-
-    at = AppTest.from_file(str(ROOT / page), default_timeout=60)
-    at.session_state["lang"] = lang
-    if role is not None:
-        name, _, branch, manager_id = TEST_USERS[role]
-        at.session_state["_who"] = Principal(name, role, branch, manager_id)
-        at.session_state["_last_seen"] = time.time()
-    return at
 
 
 def page_text(at: AppTest) -> str:
@@ -74,27 +59,12 @@ def test_panel_has_the_documented_widget_keys():
     assert at.radio(key="pay_method").value == "factor"
 
 
-def table_with(at: AppTest, *columns: str):
-    """The first dataframe on the page that has all ``columns`` (AppTest keeps no dataframe keys)."""
-    for d in at.dataframe:
-        value = d.value
-        if all(c in value.columns for c in columns):
-            return value
-    raise AssertionError(f"no table with columns {columns}: {[list(d.value.columns) for d in at.dataframe]}")
-
-
-def _ranking_ids(at: AppTest) -> list[str]:
-    df = at.dataframe[0].value
-    col = "客户经理编号" if "客户经理编号" in df.columns else "Manager ID"
-    return list(df[col])
-
-
 def test_moving_intermediate_factor_reorders_the_ranking_as_calc_predicts(sample_frames):
     at = app("pages/rankings.py").run()
-    before = _ranking_ids(at)
+    before = ranking_ids(at)
     at.slider(key="pay_factor_intermediate").set_value(0.4).run()
     assert not at.exception
-    after = _ranking_ids(at)
+    after = ranking_ids(at)
     _, expected = run(sample_frames, Scenario(pay_factor={**Scenario().pay_factor, "intermediate": 0.4}))
     want = list(expected.managers.sort_values(["rank", "manager_id"])["manager_id"])
     assert after == want
@@ -191,7 +161,7 @@ def test_valid_upload_can_be_accepted_and_is_used(tmp_path):
     assert not at.exception, [e.value for e in at.exception]
     at.switch_page("pages/rankings.py").run()
     assert not at.exception
-    assert sorted(_ranking_ids(at)) == ["007", "008"]
+    assert sorted(ranking_ids(at)) == ["007", "008"]
 
 
 def test_accept_valid_rows_quarantines_the_rest(tmp_path):

@@ -962,7 +962,7 @@ def test_valid_rows_only_leaves_the_customer_and_its_dependants_out():
                            column="is_new", value="maybe", params={"choices": "yes/no"})])
     valid, quarantine = split_valid(Extract(frames=frames, sheet_names={k: k for k in frames}), report)
     _, res = run(valid)
-    # C2 alone: liability contribution 0 - 20 (unit cost) - 0 (cost rate on 100 yuan: 100*0.002*0.25 = 0.05)
+    # C2 alone: liability contribution 0 - 20 (unit cost) - 0.05 (balance cost: 100 * 0.002 * 0.25)
     assert list(res.customers["customer_id"]) == ["C2"]
     assert mgr(res, "M1")["liability"] == approx(-20.05)
     assert sorted(quarantine["sheet"]) == ["accounts", "assignments", "customers"]

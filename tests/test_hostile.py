@@ -38,6 +38,8 @@ from streamlit.testing.v1 import AppTest
 
 from data.guards import MAX_RATIO, MAX_UNCOMPRESSED_BYTES
 from data.ingest import load_extract
+from tests import apptest
+from tests.apptest import table_with
 from tests.test_ingest import BASE, write_book
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -457,29 +459,11 @@ UPLOAD_PERIOD = "2019Q4"      # accepted test uploads go to an old period: the n
 
 def app(page: str = "app.py", lang: str = "en", role: str = "admin") -> AppTest:
     """An AppTest of ``page`` logged in as the conftest test user of ``role`` (only admins may upload)."""
-    from conftest import TEST_USERS
-    from data.auth import Principal
-
-    at = AppTest.from_file(str(ROOT / page), default_timeout=60)
-    at.session_state["lang"] = lang
-    name, _, branch, manager_id = TEST_USERS[role]
-    at.session_state["_who"] = Principal(name, role, branch, manager_id)
-    at.session_state["_last_seen"] = time.time()
-    return at
-
-
-def table_with(at: AppTest, *columns: str):
-    for d in at.dataframe:
-        if all(c in d.value.columns for c in columns):
-            return d.value
-    raise AssertionError(f"no table with columns {columns}: {[list(d.value.columns) for d in at.dataframe]}")
+    return apptest.app(page, lang, role)
 
 
 def ranking_ids(at: AppTest) -> list[str]:
-    """Manager ids of the ranking table (the first table on the rankings page)."""
-    df = at.dataframe[0].value
-    col = "客户经理编号" if "客户经理编号" in df.columns else "Manager ID"
-    return sorted(df[col])
+    return sorted(apptest.ranking_ids(at))
 
 
 def upload_payload(path: Path) -> list[tuple[str, bytes, str]]:

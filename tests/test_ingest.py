@@ -138,6 +138,14 @@ def test_missing_required_column(tmp_path):
     assert i.sheet == "业绩分配" and i.row == 1 and "role" in i.message("en") and "角色" in i.message("zh")
 
 
+def test_two_headers_for_one_column(tmp_path):
+    def twice(s):
+        s["客户"] = [r + [v] for r, v in zip(s["客户"], ["name", "甲", "乙"])]    # 客户名称 and its alias "name"
+    (i,) = only(issues_of(tmp_path, twice), "duplicate_column")
+    assert (i.sheet, i.row, i.column) == ("客户", 1, "name")
+    assert "客户名称, name" in i.message("en") and "客户名称" in i.message("zh")
+
+
 def test_required_value_blank(tmp_path):
     def blank_name(s):
         s["客户"][2][1] = None

@@ -1,0 +1,43 @@
+"""AppTest helpers shared by the page tests: a page logged in as a test user, and its tables."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def app(page: str = "app.py", lang: str = "zh", role: str | None = "admin", **state) -> AppTest:
+    """An AppTest of ``page``, logged in as the conftest test user of ``role`` (None: not logged
+    in), with ``state`` put into its session state. Not run yet."""
+    from conftest import TEST_USERS
+    from data.auth import Principal
+
+    at = AppTest.from_file(str(ROOT / page), default_timeout=60)
+    at.session_state["lang"] = lang
+    if role is not None:
+        name, _, branch, manager_id = TEST_USERS[role]
+        at.session_state["_who"] = Principal(name, role, branch, manager_id)
+        at.session_state["_last_seen"] = time.time()
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at
+
+
+def table_with(at: AppTest, *columns: str):
+    """The first dataframe on the page that has all ``columns`` (AppTest keeps no dataframe keys)."""
+    for d in at.dataframe:
+        value = d.value
+        if all(c in value.columns for c in columns):
+            return value
+    raise AssertionError(f"no table with columns {columns}: {[list(d.value.columns) for d in at.dataframe]}")
+
+
+def ranking_ids(at: AppTest) -> list[str]:
+    """Manager ids of the ranking table (the first table on the rankings page), in its order."""
+    df = at.dataframe[0].value
+    col = "客户经理编号" if "客户经理编号" in df.columns else "Manager ID"
+    return list(df[col])
