@@ -97,7 +97,7 @@ def manager_chain(base: Base, result: Result, scenario: Scenario, manager_id: st
         cust[cols], on="customer_id")
     customers["attributed"] = customers["coefficient_used"] * customers["total"]
     customers = customers.sort_values("attributed", ascending=False).reset_index(drop=True)
-    accounts = base.accounts[base.accounts["customer_id"].isin(customers["customer_id"])].merge(
+    accounts = base.accounts_of(customers["customer_id"]).merge(
         customers[["customer_id", "coefficient_used"]], on="customer_id")
     accounts["attributed"] = accounts["coefficient_used"] * (accounts["contribution"] + accounts["risk"])
     return {

@@ -68,6 +68,28 @@ class Base:
     day_basis: int
 
     @functools.cached_property
+    def _customer_index(self) -> pd.Index:
+        return pd.Index(self.customers["customer_id"])
+
+    @functools.cached_property
+    def _accounts_by_customer(self) -> tuple[np.ndarray, np.ndarray]:
+        """Account row positions grouped by customer index: customer ``i``'s accounts are
+        ``order[starts[i]:starts[i + 1]]`` (built once per Base)."""
+        idx = self._customer_index.get_indexer(self.accounts["customer_id"])
+        order = np.argsort(idx, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(np.bincount(idx, minlength=len(self.customers)))])
+        return order, starts
+
+    def accounts_of(self, customer_ids) -> pd.DataFrame:
+        """The account rows of ``customer_ids``, in account order, without scanning every account."""
+        order, starts = self._accounts_by_customer
+        cust = self._customer_index.get_indexer(pd.Index(customer_ids).unique())
+        cust = cust[cust >= 0]
+        parts = [order[starts[i]:starts[i + 1]] for i in cust]
+        rows = np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        return self.accounts.iloc[rows]
+
+    @functools.cached_property
     def assignment_measures(self) -> np.ndarray:
         """The customer measures of each assignment row, ``(n_assignments, len(CUSTOMER_MEASURES))``
         (yuan, counts): built once per Base, read by every slider move."""
