@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from data.readers import RawBook, RawSheet, read_bytes, read_input
 from data.report import ExtractError, Issue, Report
@@ -58,7 +61,7 @@ class Extract:
 
 
 # --------------------------------------------------------------------------------------------
-# cell helpers
+# cell helpers (Python values: the few offending cells, the header rows, distinct values)
 
 def _is_blank(v) -> bool:
     if v is None:
@@ -66,25 +69,6 @@ def _is_blank(v) -> bool:
     if isinstance(v, float) and math.isnan(v):
         return True
     return isinstance(v, str) and v.strip() == ""
-
-
-def _column(body: list[list], j: int) -> np.ndarray:
-    """Column ``j`` of the data rows as an object array ("" where a row is short)."""
-    out = np.empty(len(body), dtype=object)
-    out[:] = [r[j] if j < len(r) else "" for r in body]
-    return out
-
-
-def _blank_mask(values: np.ndarray) -> np.ndarray:
-    """:func:`_is_blank` for a whole column: None, NaN, or text of spaces only."""
-    if pd.api.types.infer_dtype(values, skipna=False) == "string":      # all text (every CSV column)
-        return np.fromiter((not v.strip() for v in values), bool, len(values))
-    blank = pd.isna(pd.Series(values, dtype=object)).to_numpy(dtype=bool, copy=True)
-    is_str = np.fromiter((type(v) is str for v in values), bool, len(values))
-    if is_str.any():
-        idx = np.flatnonzero(is_str)
-        blank[idx] = np.fromiter((not values[i].strip() for i in idx), bool, len(idx))
-    return blank
 
 
 def _enum_cell(col: Column, v) -> str | None:
@@ -154,6 +138,130 @@ def _parse_date(v) -> pd.Timestamp | None:
 
 
 # --------------------------------------------------------------------------------------------
+# whole-column helpers (Arrow arrays in, numpy / Arrow out; no Python object per cell)
+
+_STR_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)     # pandas' "str"
+_NUM_JUNK_RE2 = r"(?i)[,\s\p{Z}¥￥元]|rmb|cny"                  # _NUM_JUNK for Arrow (RE2); NFKC applied first
+_FORMULA_START = "^[" + "".join(f"\\x{ord(c):02x}" for c in FORMULA_PREFIXES) + "]"   # RE2, one char each
+
+
+def _is_text(arr: pa.Array) -> bool:
+    return pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_string_view(arr.type)
+
+
+def _is_numeric(arr: pa.Array) -> bool:
+    return pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type)
+
+
+def _np_bool(arr) -> np.ndarray:
+    """A boolean Arrow array (nulls as False) as numpy."""
+    return pc.fill_null(arr, False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
+
+
+def _floats(arr: pa.Array) -> np.ndarray:
+    """A numeric Arrow array as float64 numpy (null -> NaN)."""
+    return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def _blank_of(arr: pa.Array) -> np.ndarray:
+    """:func:`_is_blank` for a whole column: null, NaN, or text of spaces only."""
+    if _is_text(arr):
+        empty = pc.or_kleene(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr))
+        return _np_bool(pc.fill_null(empty, True))
+    if pa.types.is_floating(arr.type):
+        return np.isnan(_floats(arr))
+    if pa.types.is_null(arr.type):
+        return np.ones(len(arr), dtype=bool)
+    return ~_np_bool(pc.is_valid(arr))
+
+
+def _str_series_values(arr) -> pd.api.extensions.ExtensionArray:
+    """An Arrow text array (null = missing) as pandas' ``str`` array, without Python strings."""
+    arr = pc.cast(arr, pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return pd.arrays.ArrowStringArray(pa.chunked_array([arr]), dtype=_STR_DTYPE)
+
+
+def _distinct(arr: pa.Array, mask: np.ndarray) -> tuple[list, np.ndarray]:
+    """Distinct values of the cells where ``mask`` is True, as Python values, and for every cell
+    the index of its value in that list (-1 where ``mask`` is False)."""
+    uniq = pc.unique(arr.filter(pa.array(mask)))
+    codes = pc.index_in(arr, value_set=uniq)
+    codes = pc.fill_null(codes, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    codes[~mask] = -1
+    return uniq.to_pylist(), codes
+
+
+def _values_at(arr: pa.Array, idx: np.ndarray) -> list:
+    """Python values of a few cells (the offending ones)."""
+    return arr.take(pa.array(np.asarray(idx, dtype=np.int64))).to_pylist() if len(idx) else []
+
+
+def _as_text(arr: pa.Array, blank: np.ndarray) -> pa.Array:
+    """Cells as the text :func:`_text` gives (strings stripped), null where blank."""
+    if _is_text(arr):
+        out = pc.utf8_trim_whitespace(pc.cast(arr, pa.large_string()))
+    elif _is_numeric(arr):
+        x = _floats(arr)
+        whole = np.isfinite(x) & (np.floor(x) == x) & (np.abs(x) < 1e15)
+        texts = pc.cast(pa.array(np.where(whole, x, 0).astype(np.int64)), pa.large_string()).to_numpy(
+            zero_copy_only=False).astype(object)
+        for i in np.flatnonzero(~whole & ~blank):          # fractional ids or text: rare, exact str()
+            texts[i] = _text(float(x[i]))
+        out = pa.array(texts, pa.large_string())
+    else:
+        values, codes = _distinct(arr, ~blank)
+        table = pa.array([_text(v) for v in values], pa.large_string())
+        out = table.take(pa.array(np.where(codes < 0, 0, codes))) if len(values) else pa.nulls(len(arr), pa.large_string())
+    if not blank.any() and out.null_count == 0:
+        return out
+    return pc.if_else(pa.array(blank), pa.scalar(None, pa.large_string()), out)
+
+
+def _parse_numbers(arr: pa.Array, percent_ok: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Text cells parsed as :func:`_parse_number` does, for the whole column.
+
+    Plain numbers are read in one multi-threaded cast; only the cells it leaves (separators,
+    currency, brackets, percent, spaces, junk) go through the text clean-up, still column-wise.
+
+    Returns
+    -------
+    tuple of numpy arrays
+        ``x`` (float, NaN where not parsed), ``parsed`` (a finite number was read) and
+        ``percent`` (the cell ended in ``%``; ``x`` is already divided by 100).
+    """
+    x = np.array(pl.Series(arr).cast(pl.Float64, strict=False).to_numpy(), dtype=float)
+    parsed = np.isfinite(x)
+    pct = np.zeros(len(x), dtype=bool)
+    rest = np.flatnonzero(~parsed & ~_np_bool(pc.fill_null(pc.equal(pc.binary_length(arr), 0), True)))
+    if not len(rest):
+        return x, parsed, pct
+    s = pc.cast(arr.take(pa.array(rest)), pa.large_string())
+    if not pc.all(pc.fill_null(pc.string_is_ascii(s), True)).as_py():
+        s = pc.utf8_normalize(s, form="NFKC")
+    s = pc.utf8_trim_whitespace(s)
+    if percent_ok:
+        sub_pct = _np_bool(pc.ends_with(s, "%"))
+        if sub_pct.any():
+            s = pc.if_else(pa.array(sub_pct), pc.utf8_trim_whitespace(pc.utf8_slice_codeunits(s, 0, -1)), s)
+    else:
+        sub_pct = np.zeros(len(s), dtype=bool)
+    neg = _np_bool(pc.and_(pc.starts_with(s, "("), pc.ends_with(s, ")")))
+    if neg.any():
+        s = pc.if_else(pa.array(neg), pc.utf8_slice_codeunits(s, 1, -1), s)
+    s = pc.replace_substring_regex(s, pattern=_NUM_JUNK_RE2, replacement="")
+    y = np.array(pl.Series(s).cast(pl.Float64, strict=False).to_numpy(), dtype=float)
+    ok = np.isfinite(y)
+    y = np.where(neg, -y, y)
+    y = np.where(sub_pct, y / 100.0, y)
+    x[rest] = y
+    parsed[rest] = ok
+    pct[rest] = sub_pct
+    return x, parsed, pct
+
+
+# --------------------------------------------------------------------------------------------
 # sheet and header mapping
 
 def _map_sheets(book: RawBook, report: Report) -> dict[str, RawSheet]:
@@ -161,7 +269,7 @@ def _map_sheets(book: RawBook, report: Report) -> dict[str, RawSheet]:
     for raw in book.sheets:
         key = SHEET_LOOKUP.get(normalize_label(raw.name))
         if key is None:
-            if any(any(not _is_blank(c) for c in r) for r in raw.rows):
+            if raw.has_content():
                 report.add(Issue("unknown_sheet", "warning", sheet=raw.name, params={"found": raw.name}))
             continue
         if key in mapped:
@@ -177,11 +285,12 @@ def _map_sheets(book: RawBook, report: Report) -> dict[str, RawSheet]:
     return mapped
 
 
-def _find_header(sheet: Sheet, rows: list[list]) -> tuple[int, dict[int, str]]:
+def _find_header(sheet: Sheet, rows: list[list], raw: RawSheet | None = None) -> tuple[int, dict[int, str]]:
     """Return (row index of the header, {cell index -> column key}).
 
     The header is the first of the top rows that names every required column; failing that,
     the one naming the most columns (bank exports often put a title above the table).
+    ``rows`` are the top rows; ``raw`` is read further only when none of them names a column.
     """
     lookup = COLUMN_LOOKUP[sheet.key]
     required = {c.key for c in sheet.columns if c.required}
@@ -201,8 +310,10 @@ def _find_header(sheet: Sheet, rows: list[list]) -> tuple[int, dict[int, str]]:
             best = (i, len(keys), found)
     if best[0] >= 0:
         return best[0], best[2]
-    first = next((i for i, r in enumerate(rows) if any(not _is_blank(c) for c in r)), 0)
-    return first, {}
+    first = next((i for i, r in enumerate(rows) if any(not _is_blank(c) for c in r)), None)
+    if first is None and raw is not None and len(rows) >= _HEADER_SCAN_ROWS:   # no header: an error path
+        first = next((i for i, r in enumerate(raw.head(None)) if any(not _is_blank(c) for c in r)), None)
+    return first or 0, {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,9 +333,10 @@ class _SheetParser:
             self.error_rows.add(row)
 
     def parse(self) -> pd.DataFrame | None:
-        sheet, rows = self.sheet, self.raw.rows
-        header_idx, mapping = _find_header(sheet, rows)
-        header_row = rows[header_idx] if rows else []
+        sheet = self.sheet
+        rows = self.raw.head(_HEADER_SCAN_ROWS)
+        header_idx, mapping = _find_header(sheet, rows, self.raw)
+        header_row = rows[header_idx] if header_idx < len(rows) else []
         header_texts = [_text(c) for c in header_row]
         found = ", ".join(h for h in header_texts if h) or "(none)"
         seen: dict[str, int] = {}
@@ -244,32 +356,42 @@ class _SheetParser:
         if missing:
             return None
 
-        body = rows[header_idx + 1:]
-        columns = {key: _column(body, j) for key, j in seen.items()}
-        blanks = {key: _blank_mask(values) for key, values in columns.items()}
-        filled = ~np.logical_and.reduce(list(blanks.values())) if blanks else np.zeros(len(body), dtype=bool)
+        keys = list(seen)
+        numeric = [seen[k] for k in keys if sheet.column(k).kind in ("money", "rate", "number")]
+        n, arrays = self.raw.body(header_idx, [seen[k] for k in keys], numeric)
+        columns = dict(zip(keys, arrays))
+        exact = {k: a for k in keys if (a := self.raw.exact_numbers().get(seen[k])) is not None}
+        blanks = {key: _blank_of(values) for key, values in columns.items()}
+        filled = ~np.logical_and.reduce(list(blanks.values())) if blanks else np.zeros(n, dtype=bool)
         keep = np.flatnonzero(filled)                     # rows with something in a known column
         if not len(keep):
             self.issue("empty_sheet", None, severity="error" if sheet.required else "warning")
             return pd.DataFrame({**{k: pd.Series(dtype=object) for k in seen}, "_row": pd.Series(dtype="int64")})
 
         excel_rows = (keep + header_idx + 2).astype(np.int64)
+        take = None if len(keep) == n else pa.array(keep)
         frame = {"_row": excel_rows}
-        for key in seen:
-            frame[key] = self.coerce(sheet.column(key), columns[key][keep], excel_rows, blanks[key][keep])
+        for key in seen:               # each raw column is released once coerced
+            raw = columns.pop(key)
+            values = raw if take is None else raw.take(take)
+            del raw
+            if key in exact:           # a number column of a mixed sheet: exact floats beside its text
+                x = exact.pop(key)
+                values = (values, x if take is None else x.take(take))
+            frame[key] = self.coerce(sheet.column(key), values, excel_rows, blanks.pop(key)[keep])
+            del values
         for c in sheet.columns:  # optional columns not uploaded: typed blanks
             if c.key not in frame:
-                empty = np.full(len(excel_rows), "", dtype=object)
-                frame[c.key] = self.coerce(c, empty, excel_rows, np.ones(len(excel_rows), dtype=bool))
+                frame[c.key] = self.coerce(c, pa.nulls(len(excel_rows), pa.large_string()), excel_rows,
+                                           np.ones(len(excel_rows), dtype=bool))
         cols = ["_row"] + [c.key for c in sheet.columns]
-        return pd.DataFrame(frame)[cols]
+        return pd.DataFrame({k: frame[k] for k in cols}, copy=False)   # no second copy of every column
 
-    def coerce(self, col: Column, values: np.ndarray, rows: np.ndarray, blank: np.ndarray):
-        """One column's cells (object array) to their typed array, reporting every bad cell.
+    def coerce(self, col: Column, values: pa.Array, rows: np.ndarray, blank: np.ndarray):
+        """One column's cells (an Arrow array) to their typed array, reporting every bad cell.
 
-        Whole-column operations do the common case; only the cells that need a closer look
-        (text in a number column, an unusual date, an unknown value) go through the per-cell
-        rules, and repeated values (dates, enumerations) are parsed once.
+        Every rule is a whole-column expression; only the offending cells become issues (and
+        are shown as Python values), and enumerations and dates are parsed once per distinct value.
         """
         header = self.headers.get(col.key, col.zh)
         if col.required and not col.allow_blank:
@@ -277,75 +399,100 @@ class _SheetParser:
                 self.issue("required", int(r), header, "")
         kind = col.kind
         if kind in ("id", "text"):
-            out = [None if b else (v.strip() if type(v) is str else _text(v)) for v, b in zip(values, blank)]
+            out = _as_text(values, blank)
             if kind == "id":
-                numeric = np.flatnonzero(~blank & np.fromiter((isinstance(v, float) for v in values), bool,
-                                                              len(values)))
-                if len(numeric):
-                    self.issue("id_number", int(rows[numeric[0]]), header, _show(values[numeric[0]]),
+                if _is_numeric(values) and not blank.all():
+                    first = int(np.flatnonzero(~blank)[0])
+                    self.issue("id_number", int(rows[first]), header, _show(_values_at(values, [first])[0]),
                                severity="warning")
             else:
-                for v, r in zip(out, rows):
-                    if v is not None and v.startswith(FORMULA_PREFIXES) and len(v) > 1 and not _looks_numeric(v):
-                        self.issue("formula_text", int(r), header, v[:40], severity="warning")
-            return pd.array(out, dtype="str")
+                starts = pc.match_substring_regex(out, pattern=_FORMULA_START)
+                cand = np.flatnonzero(_np_bool(pc.and_(starts, pc.greater(pc.utf8_length(out), 1))))
+                for i, v in zip(cand, _values_at(out, cand)):
+                    if not _looks_numeric(v):
+                        self.issue("formula_text", int(rows[i]), header, v[:40], severity="warning")
+            return _str_series_values(out)
         if kind == "enum" or kind == "bool":
-            seen_values: dict = {}
-            out = []
-            for v, b, r in zip(values, blank, rows):
-                if b:
-                    out.append("no" if kind == "bool" else None)
-                    continue
-                key = (type(v), v)
-                if key not in seen_values:
-                    seen_values[key] = _enum_cell(col, v)
-                val = seen_values[key]
-                if val is None:
-                    self.issue("unknown_value", int(r), header, _show(v), choices=enum_choices(col.enum))
-                out.append(val)
+            distinct, codes = _distinct(values, ~blank)
+            mapped = [_enum_cell(col, v) for v in distinct]
+            unknown = np.array([m is None for m in mapped] + [False], dtype=bool)[codes] & ~blank
+            for i in np.flatnonzero(unknown):
+                self.issue("unknown_value", int(rows[i]), header, _show(distinct[codes[i]]),
+                           choices=enum_choices(col.enum))
+            table = pa.array(mapped + [None], pa.large_string())
+            out = table.take(pa.array(np.where(codes < 0, len(mapped), codes)))
             if kind == "bool":
-                return np.array([x == "yes" for x in out], dtype=bool)
-            return pd.array(out, dtype="str")
+                yes = np.array([m == "yes" for m in mapped] + [False], dtype=bool)
+                return yes[codes]           # blank (-1) reads the last entry: "no"
+            return _str_series_values(out)
         if kind == "date":
-            seen_dates: dict = {}
-            out = []
-            for v, b, r in zip(values, blank, rows):
-                if b:
-                    out.append(pd.NaT)
-                    continue
-                key = (type(v), v)
-                if key not in seen_dates:
-                    seen_dates[key] = _parse_date(v)
-                d = seen_dates[key]
-                if d is None:
-                    self.issue("not_date", int(r), header, _show(v))
-                out.append(d if d is not None else pd.NaT)
-            return pd.to_datetime(pd.Series(out, dtype="datetime64[ns]")).to_numpy()
-        # numeric kinds: plain numbers (and text pandas reads as one) in one pass
+            distinct, codes = _distinct(values, ~blank)
+            parsed = [_parse_date(v) for v in distinct]
+            for i in np.flatnonzero(~blank):
+                if parsed[codes[i]] is None:
+                    self.issue("not_date", int(rows[i]), header, _show(distinct[codes[i]]))
+            table = np.array([np.datetime64("NaT", "ns") if d is None else d.to_datetime64() for d in parsed]
+                             + [np.datetime64("NaT", "ns")], dtype="datetime64[ns]")
+            return table[codes]
+        return self._coerce_number(col, values, rows, blank, header)
+
+    def _coerce_number(self, col: Column, values: pa.Array, rows: np.ndarray, blank: np.ndarray, header: str):
+        kind = col.kind
+        exact = None
+        if isinstance(values, tuple):                      # (cells as text, the same cells as floats)
+            values, exact = values
         n = len(values)
-        fast = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=float)
-        is_bool = np.fromiter((isinstance(v, (bool, np.bool_)) for v in values), bool, n)
-        ok = ~blank & ~is_bool & np.isfinite(fast)
         out = np.zeros(n, dtype=float)
         out[blank] = np.nan if col.key in ("coefficient", "risk_weight") or col.allow_blank else 0.0
-        out[ok] = fast[ok]
-        for i in np.flatnonzero(~blank & ~ok):           # text with separators, percent, or not a number
-            x = self._number_cell(col, values[i], int(rows[i]), header)
-            if x is not None:
-                out[i] = x
-        x = np.where(ok, fast, 0.0)
+        pct = np.zeros(n, dtype=bool)
+        if _is_numeric(values):
+            x = _floats(values)
+            ok = ~blank & np.isfinite(x)
+        elif _is_text(values):
+            x, ok, pct = _parse_numbers(values, kind in ("rate", "number"))
+            ok &= ~blank
+            if exact is not None:                          # a number cell's full precision
+                y = _floats(exact)
+                with np.errstate(invalid="ignore"):
+                    same = ok & ~pct & np.isfinite(y) & (np.abs(y - x) <= 1e-9 * np.maximum(np.abs(x), 1.0))
+                x[same] = y[same]
+        else:                                              # booleans, dates: never a number
+            x = np.full(n, np.nan)
+            ok = np.zeros(n, dtype=bool)
+        out[ok] = x[ok]
+        x = np.where(ok, x, 0.0)
+        plain = ok & ~pct
         if kind == "rate":
-            bad = ok & ((x > 1.0) | (x < 0.0))
+            bad = plain & ((x > 1.0) | (x < 0.0))
         elif kind == "money":
-            bad = ok & (x < 0) if not col.signed else np.zeros(n, dtype=bool)
+            bad = plain & (x < 0) if not col.signed else np.zeros(n, dtype=bool)
         elif col.key == "coefficient":
-            bad = ok & ~((x > 0.0) & (x <= 1.0))
+            bad = plain & ~((x > 0.0) & (x <= 1.0))
         elif kind == "number" and col.max_value is not None and not col.signed:
-            bad = ok & ~((x >= 0) & (x <= col.max_value))
+            bad = plain & ~((x >= 0) & (x <= col.max_value))
         else:
             bad = np.zeros(n, dtype=bool)
-        for i in np.flatnonzero(bad):
-            self._check_value(col, float(x[i]), int(rows[i]), header, _show(values[i]))
+        if kind == "rate":
+            bad_pct = pct & ok & ~((x >= 0.0) & (x <= 1.0))
+        elif col.key == "coefficient":
+            bad_pct = pct & ok & ~((x > 0.0) & (x <= 1.0))
+        elif kind == "number" and col.max_value is not None and not col.signed:
+            bad_pct = pct & ok & ~((x >= 0) & (x <= col.max_value))
+        else:
+            bad_pct = np.zeros(n, dtype=bool)
+        junk = ~blank & ~ok                                # not a number (or a bool / date cell)
+        offending = np.flatnonzero(bad | bad_pct | junk)
+        for i, v in zip(offending, _values_at(values, offending)):
+            r = int(rows[i])
+            if junk[i]:
+                self._number_cell(col, v, r, header)       # the exact per-cell rules and message
+            elif pct[i]:
+                if kind == "rate":
+                    self.issue("rate_range", r, header, _show(v))
+                else:
+                    self._check_number(col, float(x[i]), r, header, _show(v))
+            else:
+                self._check_value(col, float(x[i]), r, header, _show(v))
         return out
 
     def _number_cell(self, col: Column, v, row: int, header: str) -> float | None:
@@ -395,24 +542,46 @@ def _looks_numeric(s: str) -> bool:
 # --------------------------------------------------------------------------------------------
 # cross-row and cross-sheet rules
 
+def _arrow_of(series: pd.Series) -> pa.Array:
+    """A frame column as one Arrow array (zero-copy for ``str`` columns)."""
+    arr = pa.array(series.array) if isinstance(series.dtype, pd.StringDtype) else pa.array(series.to_numpy(), from_pandas=True)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
 def _check_duplicates(p: _SheetParser, df: pd.DataFrame, cols: tuple[str, ...]) -> None:
     if df.empty or any(c not in df for c in cols):
         return
-    keyed = df[[*cols, "_row"]].dropna(subset=list(cols))
-    dup = keyed.duplicated(subset=list(cols), keep=False)
-    if not dup.any():
+    key = np.zeros(len(df), dtype=np.int64)           # each row's key as one integer (dictionary codes)
+    valid = np.ones(len(df), dtype=bool)
+    for c in cols:
+        enc = pc.dictionary_encode(_arrow_of(df[c]))
+        codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        valid &= codes >= 0
+        key = key * max(len(enc.dictionary), 1) + codes
+        del enc, codes
+    if len(cols) == 1:
+        counts = np.bincount(key[valid], minlength=1)
+        dup = np.zeros(len(df), dtype=bool)
+        dup[valid] = counts[key[valid]] > 1
+    else:
+        _, inverse, counts = np.unique(key[valid], return_inverse=True, return_counts=True)
+        dup = np.zeros(len(df), dtype=bool)
+        dup[valid] = counts[inverse] > 1
+    if not dup.any():                                 # hashed in Arrow: no Python object per row
         return
-    first = keyed[dup].groupby(list(cols), sort=False)["_row"].transform("min")
-    for (idx, row), first_row in zip(keyed[dup].iterrows(), first):
-        if row["_row"] == first_row:
-            continue
+    d = df.iloc[np.flatnonzero(dup)][[*cols, "_row"]]
+    first = d.groupby(list(cols), sort=False)["_row"].transform("min").to_numpy()
+    rows = d["_row"].to_numpy()
+    later = rows != first
+    values = [d[c].to_numpy(dtype=object)[later] for c in cols]
+    for k, (row, first_row) in enumerate(zip(rows[later], first[later])):
         if len(cols) == 1:
             col = cols[0]
-            p.issue("duplicate_id", int(row["_row"]), p.headers.get(col, col), str(row[col]),
+            p.issue("duplicate_id", int(row), p.headers.get(col, col), str(values[0][k]),
                     first_row=int(first_row), column_zh=p.headers.get(col, col))
         else:
-            value = " / ".join(str(row[c]) for c in cols)
-            p.issue("duplicate_pair", int(row["_row"]), ", ".join(p.headers.get(c, c) for c in cols), value,
+            value = " / ".join(str(v[k]) for v in values)
+            p.issue("duplicate_pair", int(row), ", ".join(p.headers.get(c, c) for c in cols), value,
                     first_row=int(first_row))
 
 
@@ -420,11 +589,14 @@ def _check_foreign_keys(p: _SheetParser, df: pd.DataFrame, frames: dict, names: 
     for col, target in p.sheet.foreign_keys.items():
         if target not in frames or df.empty:
             continue
-        target_ids = pd.Index(frames[target][sheet_by_key(target).id_column].dropna().unique())
-        values = df[col]
-        bad = values.notna() & (target_ids.get_indexer(values) < 0)
-        for r, v in zip(df.loc[bad, "_row"], values[bad]):
-            header = p.headers.get(col, col)
+        target_ids = _arrow_of(frames[target][sheet_by_key(target).id_column]).drop_null()
+        values = _arrow_of(df[col])
+        known = pc.is_in(values, value_set=target_ids)
+        bad = np.flatnonzero(_np_bool(pc.and_(pc.is_valid(values), pc.invert(pc.fill_null(known, False)))))
+        if not len(bad):
+            continue
+        header = p.headers.get(col, col)
+        for r, v in zip(df["_row"].to_numpy()[bad], _values_at(values, bad)):
             p.issue("unknown_key", int(r), header, str(v), target=names.get(target, target),
                     target_zh=names.get(target, sheet_by_key(target).zh), column_zh=header)
 
@@ -436,8 +608,10 @@ def _check_coefficients(p: _SheetParser, df: pd.DataFrame) -> None:
     sums = given.groupby("customer_id")["coefficient"].sum()
     over = sums[sums > 1.0 + 1e-9]
     header = p.headers.get("coefficient", "coefficient")
-    for cust, total in over.items():
-        for r in given.loc[given["customer_id"] == cust, "_row"]:
+    if len(over):
+        hit = given[given["customer_id"].isin(over.index)]
+        hit = hit.assign(_total=hit["customer_id"].map(over)).sort_values(["customer_id", "_row"], kind="stable")
+        for r, cust, total in zip(hit["_row"], hit["customer_id"], hit["_total"]):
             p.issue("coefficient_sum", int(r), header, f"{total:g}", key=cust)
     full = sums[(sums >= 1.0 - 1e-9) & (sums <= 1.0 + 1e-9)]
     if len(full):
@@ -461,13 +635,15 @@ def _check_account_lines(p: _SheetParser, df: pd.DataFrame) -> None:
                     column_zh=p.headers[col])
 
 
-def parse_book(book: RawBook) -> tuple[Extract, Report]:
+def parse_book(book: RawBook, progress=None) -> tuple[Extract, Report]:
     """Map, type and validate every sheet of a raw book.
 
     Parameters
     ----------
     book : RawBook
         As returned by :func:`data.readers.read_input`.
+    progress : callable, optional
+        ``progress("check", fraction)`` is called as the sheets are validated (fraction 0..1).
 
     Returns
     -------
@@ -480,7 +656,9 @@ def parse_book(book: RawBook) -> tuple[Extract, Report]:
     frames: dict[str, pd.DataFrame] = {}
     parsers: dict[str, _SheetParser] = {}
     names = {k: v.name for k, v in mapped.items()}
-    for sheet in SHEETS:
+    for done, sheet in enumerate(SHEETS):
+        if progress is not None:
+            progress("check", done / (len(SHEETS) + 1))
         raw = mapped.get(sheet.key)
         if raw is None:
             continue
@@ -505,6 +683,8 @@ def parse_book(book: RawBook) -> tuple[Extract, Report]:
     for sheet in SHEETS:  # optional sheets absent: empty frames with the right columns
         if sheet.key not in frames and not sheet.required:
             frames[sheet.key] = _empty_frame(sheet)
+    if progress is not None:
+        progress("check", 1.0)
     extract = Extract(frames=frames, sheet_names=names, headers={k: p.headers for k, p in parsers.items()},
                       notes=list(book.notes))
     return extract, report
@@ -519,13 +699,16 @@ def _empty_frame(sheet: Sheet) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def parse_uploads(files: list[tuple[str, bytes]]) -> tuple[Extract | None, Report]:
+def parse_uploads(files: list[tuple[str, bytes]], progress=None) -> tuple[Extract | None, Report]:
     """Read and validate uploaded files: one workbook, or one CSV file per sheet.
 
     Parameters
     ----------
     files : list of (str, bytes)
         File names and contents as uploaded.
+    progress : callable, optional
+        ``progress(phase, fraction)``: phase ``read`` per file read, then ``check`` per sheet
+        validated (fraction 0..1), for a progress bar.
 
     Returns
     -------
@@ -535,7 +718,9 @@ def parse_uploads(files: list[tuple[str, bytes]]) -> tuple[Extract | None, Repor
 
     book = RawBook()
     report = Report()
-    for name, data in files:
+    for done, (name, data) in enumerate(files):
+        if progress is not None:
+            progress("read", done / max(len(files), 1))
         try:
             part = read_bytes(name, data)
         except ExtractError as e:
@@ -547,9 +732,11 @@ def parse_uploads(files: list[tuple[str, bytes]]) -> tuple[Extract | None, Repor
         book.sheets.extend(part.sheets)
         book.notes.extend(part.notes)
         book.kind = book.kind or part.kind
+    if progress is not None:
+        progress("read", 1.0)
     if not report.ok:
         return None, report
-    extract, parsed = parse_book(book)
+    extract, parsed = parse_book(book, progress)
     report.extend(parsed.issues)
     return extract, report
 

@@ -71,11 +71,15 @@ def split_valid(extract: Extract, report: Report, lang: str = "en") -> tuple[dic
             continue
         mask = rejected[key]
         name = extract.sheet_names.get(key, key)
-        for _, row in df[mask].iterrows():
-            values = {c: (None if pd.isna(v) else str(v)) for c, v in row.items() if not c.startswith("_")}
-            quarantine.append({"sheet": name, "row": int(row["_row"]),
-                               "reason": "; ".join(reasons.get((name, int(row["_row"])), ["rejected"])),
-                               "values": json.dumps(values, ensure_ascii=False)})
+        if mask.any():                      # only the rejected rows are visited, one JSON text each
+            bad = df.loc[mask]
+            cols = [c for c in bad.columns if not c.startswith("_")]
+            texts = {c: bad[c].astype(object).where(bad[c].notna(), None).to_numpy() for c in cols}
+            for k, r in enumerate(bad["_row"].to_numpy()):
+                values = {c: (None if texts[c][k] is None else str(texts[c][k])) for c in cols}
+                quarantine.append({"sheet": name, "row": int(r),
+                                   "reason": "; ".join(reasons.get((name, int(r)), ["rejected"])),
+                                   "values": json.dumps(values, ensure_ascii=False)})
         kept = df[~mask].reset_index(drop=True)
         kept["_error"] = False
         valid[key] = kept
