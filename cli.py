@@ -19,7 +19,6 @@ command line, 3 an internal error (no traceback unless ``--debug``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -92,7 +91,7 @@ def _validated(input_path: str, accept_valid_rows: bool, report_path: str | None
 
 def cmd_evaluate(args) -> int:
     """Validate INPUT, run both stages, write the JSON / xlsx outputs."""
-    from calc.output import to_json_dict
+    from calc.output import document_bytes
     from calc.pipeline import run
     from data.export import frame_to_csv_bytes, report_workbook, write_workbook
 
@@ -115,11 +114,14 @@ def cmd_evaluate(args) -> int:
             for row in quarantine.itertuples(index=False):
                 print(f"  quarantined: sheet '{row.sheet}', row {row.row}: {row.reason}", file=sys.stderr)
     _, result = run(frames, scenario)
-    doc = to_json_dict(result)
-    if args.json:
-        Path(args.json).write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+    if args.json:   # the canonical document (compact, keys sorted), built column by column
+        Path(args.json).write_bytes(document_bytes(result))
     if args.xlsx:
-        report_workbook(result, scenario, lang=args.lang, target=args.xlsx)
+        try:
+            report_workbook(result, scenario, lang=args.lang, target=args.xlsx)
+        except ValueError as e:   # e.g. more customers than an xlsx sheet holds
+            print(f"xlsx report not written / 未写出 xlsx 报表: {e}", file=sys.stderr)
+            return EXIT_INVALID
     if not args.json or args.verbose:
         print(_summary(result))
     return 0

@@ -2,24 +2,39 @@
 
 Every text cell that starts with ``=``, ``+``, ``-``, ``@``, tab, carriage return or line feed is
 prefixed with a single quote (OWASP CSV injection), so neither Excel nor WPS evaluates user text
-as a formula. Numbers are written as numbers. Workbooks are written with XlsxWriter
-(measured 4.3 s per 100k rows against 8.1 s for openpyxl write-only, MEASURED.md).
+as a formula. Numbers are written as numbers (``#,##0.00``), dates as dates (``yyyy-mm-dd``).
+
+Workbooks are written column by column: each column becomes the XML of its cells in one polars
+string expression (text neutralised and XML-escaped over the whole column; numbers in their
+shortest round-trip form), rows are joined, and the parts are deflated (level 1) into the zip
+64k rows at a time. No Python runs per cell except for the rare cell that needs it (a control
+character in text; a column mixing text and numbers is classified by type in one pass). The
+report of a 1M-account bank (200k customer rows x 19 columns) takes 2.1-3.6 s on the shared
+2-core machine, against 25-47 s cell by cell with XlsxWriter and 2.9-4.5 s with rustpy-xlsxwriter
+0.8.0 in the same runs, so no dependency is added. Text cells are inline strings (as XlsxWriter's
+constant-memory mode writes them); the same frames give the same bytes.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import csv
+import datetime as _dt
 import io
-import math
+import re
+import zipfile
 
 import numpy as np
 import pandas as pd
+import polars as pl
+import pyarrow as pa
 
 from calc.light import Result
+from calc.output import float_text
 from calc.scenario import Scenario
 from data.schema import FORMULA_PREFIXES
 
-__all__ = ["safe_text", "write_workbook", "frame_to_csv_bytes", "report_workbook", "LABELS", "labelled"]
+__all__ = ["safe_text", "safe_text_column", "write_workbook", "frame_to_csv_bytes", "report_workbook",
+           "statement_workbook", "LABELS", "labelled"]
 
 DANGEROUS = FORMULA_PREFIXES   # the cell starts a spreadsheet reads as a formula
 
@@ -76,19 +91,226 @@ def labelled(frame: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
     return frame.rename(columns={k: v[i] for k, v in LABELS.items() if k in frame.columns})
 
 
-def _cell(ws, r: int, c: int, v, fmt_num, fmt_date) -> None:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return
-    if isinstance(v, (bool, np.bool_)):
-        ws.write_boolean(r, c, bool(v))
-    elif isinstance(v, (int, float, np.integer, np.floating)):
-        x = float(v)
-        if math.isfinite(x):
-            ws.write_number(r, c, x, fmt_num)
-    elif isinstance(v, (dt.date, dt.datetime, pd.Timestamp)):
-        ws.write_datetime(r, c, pd.Timestamp(v).to_pydatetime(), fmt_date)
-    else:
-        ws.write_string(r, c, safe_text(str(v)))
+_DANGER_RE = "^[" + re.escape("".join(FORMULA_PREFIXES)) + "]"
+# characters XML 1.0 cannot carry, and text that looks like Excel's own escape: written as _xHHHH_
+_XML_ODD = r"[\x00-\x08\x0b-\x1f\x{fffe}\x{ffff}]|_x[0-9a-fA-F]{4}_"
+_XML_ODD_PY = re.compile("[\x00-\x08\x0b-\x1f\ufffe\uffff]|_x[0-9a-fA-F]{4}_")
+_EXCEL_EPOCH = np.datetime64("1899-12-30", "ns")
+_NS_PER_DAY = 86_400 * 10**9
+_STYLE_HEAD, _STYLE_NUM, _STYLE_DATE = 1, 2, 3
+
+
+def safe_text_column(values: pl.Series) -> pl.Series:
+    """:func:`safe_text` over a whole text column (nulls stay null)."""
+    return pl.select(pl.when(pl.lit(values).str.contains(_DANGER_RE)).then(pl.lit("'") + pl.lit(values))
+                     .otherwise(pl.lit(values))).to_series().alias(values.name)
+
+
+def _col_letter(i: int) -> str:
+    s = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        s = chr(65 + r) + s
+    return s
+
+
+def _xml_odd(m: re.Match) -> str:
+    t = m.group(0)
+    return "_x005F" + t if t.startswith("_x") else f"_x{ord(t):04X}_"
+
+
+def _text_cells(ref: pl.Series, text: pl.Series) -> pl.Series:
+    """Inline-string cells (``<c t="inlineStr">``) of a text column; null where the text is null.
+
+    ``ref`` holds each cell's opening ``<c r="B7"``.
+    """
+    text = safe_text_column(text)
+    odd = np.flatnonzero(text.str.contains(_XML_ODD).fill_null(False).to_numpy())
+    if odd.size:   # control characters: only these cells are fixed one by one
+        text = text.scatter(odd, [_XML_ODD_PY.sub(_xml_odd, v) for v in text.gather(odd).to_list()])
+    t = pl.col("t")
+    esc = t.str.replace_all("&", "&amp;", literal=True).str.replace_all("<", "&lt;", literal=True) \
+        .str.replace_all(">", "&gt;", literal=True)
+    open_t = pl.when(t.str.contains(r"^\s|\s$")).then(pl.lit('<t xml:space="preserve">')).otherwise(pl.lit("<t>"))
+    cell = pl.when(t.is_null()).then(None).otherwise(
+        pl.concat_str([pl.col("r"), pl.lit('" t="inlineStr"><is>'), open_t, esc, pl.lit("</t></is></c>")]))
+    return pl.DataFrame({"r": ref, "t": text}).select(cell).to_series()
+
+
+def _value_cells(ref: pl.Series, value: pl.Series, style: int, kind: str = "") -> pl.Series:
+    """Number (``kind=""``) or boolean (``kind="b"``) cells of value texts; null where missing."""
+    head = f'" s="{style}"><v>' if style else (f'" t="{kind}"><v>' if kind else '"><v>')
+    return pl.DataFrame({"r": ref, "v": value}).select(
+        pl.concat_str([pl.col("r"), pl.lit(head), pl.col("v"), pl.lit("</v></c>")])).to_series()
+
+
+def _number_text(arr: pa.Array) -> pl.Series:
+    if pa.types.is_integer(arr.type):
+        return pl.from_arrow(arr).cast(pl.String)
+    return float_text(arr.to_numpy(zero_copy_only=False)).rename("v")
+
+
+def _date_text(arr: pa.Array) -> pl.Series:
+    """Excel serial day numbers (days since 1899-12-30, time as a fraction) of a date column."""
+    if pa.types.is_timestamp(arr.type) and arr.type.tz is not None:
+        arr = arr.cast(pa.timestamp(arr.type.unit))   # wall-clock UTC; Excel has no time zones
+    ns = arr.cast(pa.timestamp("ns")).to_numpy(zero_copy_only=False)
+    days = (ns - _EXCEL_EPOCH).astype("timedelta64[ns]").astype(np.int64) / _NS_PER_DAY
+    out = float_text(days)
+    missing = np.isnat(ns)
+    return out.scatter(np.flatnonzero(missing), None) if missing.any() else out
+
+
+def _typed_cells(ref: pl.Series, arr: pa.Array) -> pl.Series | None:
+    """Cells of a column of one Arrow type; None when the type has no columnar writer here."""
+    t = arr.type
+    if pa.types.is_null(t):
+        return pl.Series([None] * len(arr), dtype=pl.String)
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return _text_cells(ref, pl.from_arrow(arr).cast(pl.String))
+    if pa.types.is_boolean(t):
+        return _value_cells(ref, pl.from_arrow(arr).cast(pl.Int8).cast(pl.String), 0, "b")
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return _value_cells(ref, _number_text(arr), _STYLE_NUM)
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return _value_cells(ref, _date_text(arr), _STYLE_DATE)
+    if pa.types.is_dictionary(t):
+        return _typed_cells(ref, arr.dictionary_decode())
+    return None
+
+
+def _column_cells(ref: pl.Series, values: pd.Series) -> pl.Series:
+    """The ``<c>`` XML of every cell of one column (null: no cell)."""
+    values = values.reset_index(drop=True)
+    try:
+        arr = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError):
+        arr = None
+    if arr is not None:
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        cells = _typed_cells(ref, arr)
+        if cells is not None:
+            return cells
+    # a column mixing types (text and numbers, as in a generated extract): classify every cell by
+    # its type in one pass (a kind per distinct type), write each kind columnar, put cells in place
+    obj = values.astype(object).to_numpy()
+    types = pd.Series(obj).map(type)
+    kinds = types.map({t: _kind_of_type(t) for t in types.unique()}).to_numpy()
+    kinds[pd.isna(values).to_numpy()] = "missing"
+    out = pl.Series([None] * len(obj), dtype=pl.String)
+    for kind in ("bool", "num", "date", "text"):
+        idx = np.flatnonzero(kinds == kind)
+        if not idx.size:
+            continue
+        v, r = obj[idx], ref.gather(idx)
+        if kind == "bool":
+            cells = _value_cells(r, pl.Series(v.astype(bool).astype(np.int8)).cast(pl.String), 0, "b")
+        elif kind == "num":
+            cells = _value_cells(r, float_text(v.astype(np.float64)), _STYLE_NUM)
+        elif kind == "date":
+            cells = _value_cells(r, _date_text(pa.array(pd.to_datetime(pd.Series(v), utc=False))), _STYLE_DATE)
+        else:
+            text = v if bool((types.to_numpy()[idx] == str).all()) else pd.Series(v).astype(str).to_numpy()
+            cells = _text_cells(r, pl.Series(text.tolist(), dtype=pl.String))
+        out = out.scatter(idx, cells)
+    return out
+
+
+def _kind_of_type(t: type) -> str:
+    """How a cell of Python type ``t`` is written: bool, num, date or text."""
+    if issubclass(t, (bool, np.bool_)):
+        return "bool"
+    if issubclass(t, (int, float, np.integer, np.floating)):
+        return "num"
+    if issubclass(t, (_dt.date, np.datetime64)):
+        return "date"
+    return "text"
+
+
+def _width(col) -> float:
+    """XlsxWriter's stored column width for ``max(10, min(40, 2 * len(header) + 2))`` characters."""
+    chars = max(10, min(40, len(str(col)) * 2 + 2))
+    return (int(chars * 7 + 0.5) + 5) / 7
+
+
+def _xml_attr(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+MAX_ROWS = 1_048_576    # rows in an xlsx sheet, the header included
+_CHUNK_ROWS = 65_536    # rows built and compressed at a time: bounded memory, same bytes
+
+
+def _sheet_xml(frame: pd.DataFrame, first: bool):
+    """One worksheet's XML in chunks of bytes: a frozen header row, then one row per frame row."""
+    n, k = len(frame), len(frame.columns)
+    letters = [_col_letter(c) for c in range(k)]
+    head_cells = "".join(
+        f'<c r="{letters[c]}1" s="{_STYLE_HEAD}" t="inlineStr"><is><t xml:space="preserve">'
+        f'{_XML_ODD_PY.sub(_xml_odd, _xml_attr(safe_text(str(col))))}</t></is></c>'
+        for c, col in enumerate(frame.columns))
+    cols = "".join(f'<col min="{c + 1}" max="{c + 1}" width="{_width(col):.16g}" customWidth="1"/>'
+                   for c, col in enumerate(frame.columns))
+    selected = 'tabSelected="1" ' if first else ""
+    dim = f"A1:{letters[-1]}{n + 1}" if k else "A1"
+    yield (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+        'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+        f'<dimension ref="{dim}"/><sheetViews><sheetView {selected}workbookViewId="0">'
+        '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+        '<selection pane="bottomLeft"/></sheetView></sheetViews><sheetFormatPr defaultRowHeight="15"/>'
+        + (f"<cols>{cols}</cols>" if k else "") + f'<sheetData><row r="1">{head_cells}</row>').encode("utf-8")
+    for start in range(0, n if k else 0, _CHUNK_ROWS):
+        part = frame.iloc[start:start + _CHUNK_ROWS]
+        rows = pl.Series("r", np.arange(start + 2, start + len(part) + 2, dtype=np.int64)).cast(pl.String)
+        cells = {}
+        for c in range(k):
+            ref = (f'<c r="{letters[c]}' + rows).alias("r")
+            cells[f"c{c}"] = _column_cells(ref, part.iloc[:, c]).fill_null("")
+        cells["n"] = rows
+        yield pl.DataFrame(cells).select(pl.concat_str(
+            [pl.lit('<row r="'), pl.col("n"), pl.lit('">'), *[pl.col(f"c{c}") for c in range(k)], pl.lit("</row>")]
+        ).str.join("").cast(pl.Binary)).item()
+    yield (b'</sheetData><pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" '
+           b'footer="0.3"/></worksheet>')
+
+
+_STYLES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+    '<numFmts count="1"><numFmt numFmtId="164" formatCode="yyyy-mm-dd"/></numFmts>'
+    '<fonts count="2"><font><sz val="11"/><color rgb="FF000000"/><name val="Calibri"/><family val="2"/></font>'
+    '<font><b/><sz val="11"/><color rgb="FF000000"/><name val="Calibri"/><family val="2"/></font></fonts>'
+    '<fills count="3"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill>'
+    '<fill><patternFill patternType="solid"><fgColor rgb="FFDDE7F0"/><bgColor indexed="64"/></patternFill></fill></fills>'
+    '<borders count="2"><border><left/><right/><top/><bottom/><diagonal/></border>'
+    '<border><left style="thin"><color auto="1"/></left><right style="thin"><color auto="1"/></right>'
+    '<top style="thin"><color auto="1"/></top><bottom style="thin"><color auto="1"/></bottom><diagonal/></border></borders>'
+    '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+    '<cellXfs count="4"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<xf numFmtId="0" fontId="1" fillId="2" borderId="1" xfId="0" applyFont="1" applyFill="1" applyBorder="1"/>'
+    '<xf numFmtId="4" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs>'
+    '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
+    '<dxfs count="0"/><tableStyles count="0" defaultTableStyle="TableStyleMedium9" defaultPivotStyle="PivotStyleLight16"/>'
+    '</styleSheet>')
+_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+
+
+def _sheet_names(names) -> list[str]:
+    out, seen = [], set()
+    for name in names:
+        n = safe_text(str(name))[:31].replace("'", "")
+        if not n or _BAD_SHEET_CHARS.search(n):
+            raise ValueError(f"sheet name {name!r} is empty or holds one of [ ] : * ? / \\")
+        if n.lower() in seen:
+            raise ValueError(f"sheet name {n!r} is used twice (names are compared without case)")
+        seen.add(n.lower())
+        out.append(n)
+    return out
 
 
 def write_workbook(sheets: dict[str, pd.DataFrame], target=None) -> bytes:
@@ -97,33 +319,74 @@ def write_workbook(sheets: dict[str, pd.DataFrame], target=None) -> bytes:
     Parameters
     ----------
     sheets : dict of str to DataFrame
-        Sheet name -> frame; headers are the frame's column names.
+        Sheet name -> frame; headers are the frame's column names. Text columns are written as
+        text (formula-looking text quoted), numeric columns as numbers (``#,##0.00``), booleans
+        as booleans, dates and timestamps as dates (``yyyy-mm-dd``); missing values leave the
+        cell empty.
     target : path-like, optional
         Also write the bytes to this path.
 
     Returns
     -------
     bytes
-        The xlsx file.
-    """
-    import xlsxwriter
+        The xlsx file (the same frames give the same bytes).
 
+    Raises
+    ------
+    ValueError
+        A sheet name that is empty after cleaning, holds ``[ ] : * ? / \\`` or repeats another; a
+        frame with more rows than an xlsx sheet holds (1,048,575 below the header).
+    """
+    if not sheets:
+        raise ValueError("a workbook needs at least one sheet")
+    names = _sheet_names(sheets)
+    for name, frame in zip(names, sheets.values()):
+        if len(frame) >= MAX_ROWS:
+            raise ValueError(f"sheet {name} has {len(frame):,} rows; an xlsx sheet holds at most "
+                             f"{MAX_ROWS - 1:,} below its header (write JSON or CSV instead)")
+    ns_main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    ns_rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    ns_pkg = "http://schemas.openxmlformats.org/package/2006/relationships"
+    ct_sheet = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
+    decl = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    k = len(names)
+    content_types = (
+        decl + '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        '<Override PartName="/xl/workbook.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        + "".join(f'<Override PartName="/xl/worksheets/sheet{i}.xml" ContentType="{ct_sheet}"/>' for i in range(1, k + 1))
+        + '<Override PartName="/xl/styles.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/></Types>')
+    root_rels = (decl + f'<Relationships xmlns="{ns_pkg}"><Relationship Id="rId1" '
+                 f'Type="{ns_rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>')
+    workbook = (decl + f'<workbook xmlns="{ns_main}" xmlns:r="{ns_rel}"><workbookPr/><bookViews><workbookView/></bookViews><sheets>'
+                + "".join(f'<sheet name="{_xml_attr(n)}" sheetId="{i}" r:id="rId{i}"/>' for i, n in enumerate(names, 1))
+                + '</sheets><calcPr calcId="124519" fullCalcOnLoad="1"/></workbook>')
+    wb_rels = (decl + f'<Relationships xmlns="{ns_pkg}">'
+               + "".join(f'<Relationship Id="rId{i}" Type="{ns_rel}/worksheet" Target="worksheets/sheet{i}.xml"/>'
+                         for i in range(1, k + 1))
+               + f'<Relationship Id="rId{k + 1}" Type="{ns_rel}/styles" Target="styles.xml"/></Relationships>')
     buf = io.BytesIO()
-    wb = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
-                                   "strings_to_numbers": False})
-    head = wb.add_format({"bold": True, "bg_color": "#DDE7F0", "border": 1})
-    num = wb.add_format({"num_format": "#,##0.00"})
-    date = wb.add_format({"num_format": "yyyy-mm-dd"})
-    for name, frame in sheets.items():
-        ws = wb.add_worksheet(safe_text(str(name))[:31].replace("'", ""))
-        for c, col in enumerate(frame.columns):
-            ws.write_string(0, c, safe_text(str(col)), head)
-            ws.set_column(c, c, max(10, min(40, len(str(col)) * 2 + 2)))
-        for r, row in enumerate(frame.itertuples(index=False, name=None), start=1):
-            for c, v in enumerate(row):
-                _cell(ws, r, c, v, num, date)
-        ws.freeze_panes(1, 0)
-    wb.close()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=_ZIP_LEVEL) as z:
+        def put(name: str, data) -> None:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data if isinstance(data, bytes) else data.encode("utf-8"), compresslevel=_ZIP_LEVEL)
+
+        put("[Content_Types].xml", content_types)
+        put("_rels/.rels", root_rels)
+        put("xl/workbook.xml", workbook)
+        put("xl/_rels/workbook.xml.rels", wb_rels)
+        put("xl/styles.xml", _STYLES)
+        for i, frame in enumerate(sheets.values(), 1):
+            info = zipfile.ZipInfo(f"xl/worksheets/sheet{i}.xml", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info._compresslevel = _ZIP_LEVEL   # ZipFile.open has no level argument (3.13 keeps this alias)
+            with z.open(info, "w", force_zip64=len(frame) * max(1, len(frame.columns)) > 5_000_000) as fh:
+                for chunk in _sheet_xml(frame, i == 1):
+                    fh.write(chunk)
     data = buf.getvalue()
     if target is not None:
         with open(target, "wb") as fh:
@@ -131,14 +394,74 @@ def write_workbook(sheets: dict[str, pd.DataFrame], target=None) -> bytes:
     return data
 
 
+_ZIP_LEVEL = 1   # deflate level: 1 writes 200k customer rows ~3x faster than 6 for a ~25% larger file
+
+
+def _csv_column(values: pd.Series) -> pl.Series:
+    """One column's CSV cells as text, as pandas ``to_csv`` writes them (null: empty cell);
+    formula-looking text quoted."""
+    values = values.reset_index(drop=True)
+    try:
+        arr = pa.array(values, from_pandas=True)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError):
+        arr = None
+    t = arr.type if arr is not None else None
+    if t is not None and pa.types.is_dictionary(t):
+        arr = arr.dictionary_decode()
+        t = arr.type
+    if t is None or not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+                         or pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t)
+                         or pa.types.is_null(t)):
+        if pd.api.types.is_datetime64_any_dtype(values):
+            midnight = bool((values.dropna() == values.dropna().dt.normalize()).all())
+            return pl.Series(values.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M:%S")
+                             .astype(object).where(values.notna(), None).tolist(), dtype=pl.String)
+        # mixed types: text cells are neutralised, every other value written as str() does
+        obj = values.astype(object)
+        is_str = (obj.map(type) == str).to_numpy()
+        text = obj.where(obj.notna(), None).astype(str).where(obj.notna(), None)
+        out = pl.Series(text.to_numpy(dtype=object, na_value=None).tolist(), dtype=pl.String)
+        idx = np.flatnonzero(is_str)
+        return out.scatter(idx, safe_text_column(out.gather(idx))) if idx.size else out
+    if pa.types.is_null(t):
+        return pl.Series([None] * len(arr), dtype=pl.String)
+    s = pl.from_arrow(arr)
+    if pa.types.is_boolean(t):
+        return pl.select(pl.when(pl.lit(s)).then(pl.lit("True")).otherwise(pl.lit("False"))).to_series()
+    if pa.types.is_integer(t):
+        return s.cast(pl.String)
+    if pa.types.is_floating(t):
+        x = arr.to_numpy(zero_copy_only=False).astype(np.float64)
+        out = float_text(x)
+        inf = np.flatnonzero(np.isinf(x))
+        return out.scatter(inf, [repr(v) for v in x[inf].tolist()]) if inf.size else out
+    return safe_text_column(s.cast(pl.String))
+
+
 def frame_to_csv_bytes(frame: pd.DataFrame) -> bytes:
-    """CSV (UTF-8 with BOM so Excel shows Chinese) with every text cell neutralised."""
-    safe = frame.copy()
-    for col in safe.columns:
-        if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
-            safe[col] = safe[col].map(lambda v: safe_text(v) if isinstance(v, str) else v)
-    safe.columns = [safe_text(str(c)) for c in safe.columns]
-    return safe.to_csv(index=False).encode("utf-8-sig")
+    """CSV (UTF-8 with BOM so Excel shows Chinese) with every text cell neutralised.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Any frame; headers are its column names.
+
+    Returns
+    -------
+    bytes
+        Comma-separated, one line per row, quoted where a cell needs it; the cells pandas
+        ``to_csv`` writes (floats in their shortest round-trip form, ``True``/``False``, empty for
+        missing), built column by column.
+    """
+    head = io.StringIO()
+    csv.writer(head, lineterminator="\n").writerow([safe_text(str(c)) for c in frame.columns])
+    if not len(frame.columns):
+        return ("\ufeff" + head.getvalue()).encode("utf-8")
+    body = pl.DataFrame({f"c{i}": _csv_column(frame.iloc[:, i]) for i in range(len(frame.columns))})
+    rows = body.write_csv(include_header=False, quote_style="necessary", line_terminator="\n") if len(frame) else ""
+    return ("\ufeff" + head.getvalue() + rows).encode("utf-8")
 
 
 _MANAGER_COLS = ["rank", "branch_rank", "manager_id", "name", "branch", "asset", "liability", "intermediate", "risk",
