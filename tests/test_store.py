@@ -7,6 +7,7 @@ import json
 import threading
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sqlalchemy import func, select, text
 
@@ -77,8 +78,8 @@ def test_reconciliation_catches_a_lost_row(store_url, small_frames, monkeypatch)
     import data.store as store_module
 
     store = Store.open(store_url)
-    real = store_module._records
-    monkeypatch.setattr(store_module, "_records", lambda frame, ds, cols: real(frame, ds, cols)[:-1])
+    real = store_module._rows
+    monkeypatch.setattr(store_module, "_rows", lambda frame, ds, key: real(frame, ds, key).slice(0, len(frame) - 1))
     with pytest.raises(ReconciliationError, match="rows read but"):
         store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
     assert count(store, T.datasets) == 0
@@ -88,15 +89,18 @@ def test_reconciliation_compares_branch_balances(store_url, small_frames, monkey
     import data.store as store_module
 
     store = Store.open(store_url)
-    real = store_module._records
+    real = store_module._rows
 
-    def skew(frame, ds, cols):
-        rows = real(frame, ds, cols)
-        if "avg_balance" in cols:
-            rows[0]["avg_balance"] += 1.0                      # one yuan off in one branch
+    def skew(frame, ds, key):
+        rows = real(frame, ds, key)
+        if key == "accounts":
+            i = rows.column_names.index("avg_balance")
+            balance = rows.column(i).to_numpy().copy()
+            balance[0] += 1.0                                  # one yuan off in one branch
+            rows = rows.set_column(i, "avg_balance", pa.array(balance))
         return rows
 
-    monkeypatch.setattr(store_module, "_records", skew)
+    monkeypatch.setattr(store_module, "_rows", skew)
     with pytest.raises(ReconciliationError, match="balances"):
         store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
     assert count(store, T.datasets) == 0
@@ -145,7 +149,7 @@ def test_migrations_apply_once(store_url):
     store = Store.open(store_url)
     assert migrate(store.engine) == []
     with store.engine.connect() as conn:
-        assert conn.execute(select(T.migrations.c.version)).scalars().all() == [1, 2]
+        assert conn.execute(select(T.migrations.c.version)).scalars().all() == [1, 2, 3]
 
 
 def test_a_store_from_before_row_security_is_upgraded_on_open(store_url):
@@ -214,3 +218,136 @@ def test_cli_load_and_publish(tmp_path):
     assert "reproduces exactly" in cli("verify", "--period", "2026Q3").stdout
     p = cli("publish", "--period", "2027Q1")
     assert p.returncode == 1 and "no dataset stored for period 2027Q1" in p.stderr
+
+
+def _bank(n_customers: int) -> dict:
+    """A valid bank of ``n_customers`` customers with 5 accounts each, 4 branches, 10 managers."""
+    from factories import make_frames
+
+    managers = [{"manager_id": f"M{i:03d}", "branch": f"B{i % 4}"} for i in range(10)]
+    customers = [{"customer_id": f"C{i:06d}", "branch": f"B{i % 4}"} for i in range(n_customers)]
+    lines = ("asset", "liability", "intermediate")
+    accounts = [{"account_id": f"A{i:08d}", "customer_id": f"C{(i * 7919) % n_customers:06d}", "line": lines[i % 3],
+                 "avg_balance": float(1000 + (i * 37) % 5000)} for i in range(5 * n_customers)]
+    assignments = [{"customer_id": f"C{i:06d}", "manager_id": f"M{i % 10:03d}"} for i in range(0, n_customers, 2)]
+    return make_frames(managers, customers, accounts, assignments)
+
+
+def _reconcile_work(store, ds_id: int, frames: dict) -> int:
+    """Rows (PostgreSQL: plan nodes' actual rows x loops) or SQLite VM steps the reconciliation takes."""
+    from data.store import _branch_balances
+
+    counts = {k: len(v) for k, v in frames.items()}
+    with store.engine.connect() as conn:
+        if store.engine.dialect.name == "sqlite":
+            steps = [0]
+
+            def tick():
+                steps[0] += 1
+                return 0
+
+            raw = conn.connection.driver_connection
+            raw.set_progress_handler(tick, 100)
+            try:
+                Store._reconcile(conn, ds_id, frames, counts, 0)
+            finally:
+                raw.set_progress_handler(None, 0)
+            return steps[0]
+        Store._reconcile(conn, ds_id, frames, counts, 0)
+        sql = str(_branch_balances(ds_id).compile(store.engine, compile_kwargs={"literal_binds": True}))
+        plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + sql).scalar()
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        touched, nodes = 0, [plan[0]["Plan"]]
+        while nodes:
+            node = nodes.pop()
+            touched += node["Actual Rows"] * node["Actual Loops"]
+            nodes.extend(node.get("Plans", []))
+        return touched
+
+
+def test_reconciliation_is_linear_in_the_rows(store_url):
+    """Four times the bank costs about four times the work, not sixteen (a nested scan of the
+    accounts per customer, as SQLite planned the plain join, would): counted, not timed."""
+    store = Store.open(store_url)
+    work = {}
+    for n in (300, 1200):
+        frames = _bank(n)
+        info = store.save_dataset("2026Q3", f"{n}.xlsx", f"sha-{n}", frames, "alice")
+        assert info.created and info.row_counts["accounts"] == 5 * n
+        work[n] = _reconcile_work(store, info.id, frames)
+    assert work[300] > 0
+    assert work[1200] / work[300] < 6, work
+    if store.engine.dialect.name == "sqlite":           # and the plan never scans accounts per customer
+        from data.store import _branch_balances
+
+        sql = str(_branch_balances(1).compile(store.engine, compile_kwargs={"literal_binds": True}))
+        with store.engine.connect() as conn:
+            plan = [r[3] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
+        assert sum("ds_accounts" in step for step in plan) == 1, plan
+
+
+def test_a_dataset_without_snapshot_loads_from_its_rows(store_url, sample_frames):
+    """Datasets stored before snapshots existed (or with a damaged one) load from their rows, the same."""
+    store = Store.open(store_url)
+    info = store.save_dataset("2026Q3", "sample_bank.xlsx", "sha-1", sample_frames, "alice")
+    from_snapshot = store.load_frames(info.id)
+    with store.engine.begin() as conn:
+        conn.execute(T.snapshots.update().where(T.snapshots.c.sheet == "accounts").values(data=b"damaged"))
+        conn.execute(T.snapshots.delete().where(T.snapshots.c.sheet == "customers"))
+    from_rows = store.load_frames(info.id)
+    for key, frame in from_snapshot.items():
+        pd.testing.assert_frame_equal(from_rows[key], frame)
+        pd.testing.assert_frame_equal(sample_frames[key].reset_index(drop=True)[frame.columns], frame,
+                                      check_dtype=False)
+
+
+def test_a_store_from_before_snapshots_is_upgraded_on_open(store_url, small_frames):
+    """A database at migration 2 (no ds_snapshots) gets migration 3; its schema ends as a fresh one's."""
+    from sqlalchemy import inspect
+
+    from data.db import MIGRATIONS, get_engine, metadata
+
+    engine = get_engine(store_url)
+    with engine.begin() as conn:
+        T.migrations.create(conn)
+        metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not T.snapshots])
+        for version, _d, fn in MIGRATIONS[:2]:
+            if version == 2:
+                fn(conn, engine.dialect.name)
+            conn.execute(T.migrations.insert().values(version=version, applied_at=dt.datetime.now(dt.timezone.utc)))
+    assert "ds_snapshots" not in inspect(engine).get_table_names()
+    store = Store.open(store_url)
+    assert "ds_snapshots" in inspect(engine).get_table_names()
+    cols = {c["name"] for c in inspect(engine).get_columns("ds_snapshots")}
+    assert cols == {c.name for c in T.snapshots.columns}
+    info = store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
+    assert list(store.load_frames(info.id)["managers"]["manager_id"]) == ["007", "008"]
+
+
+def test_verify_accepts_a_document_written_differently_with_the_same_numbers(store_url, small_frames):
+    """A frozen document whose floats are only written differently (or differ by float rounding) still
+    verifies, by number; a changed amount does not."""
+    store = Store.open(store_url)
+    store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
+    pub = store.publish("2026Q3", Scenario(name="official"), "", "alice")
+    assert store.verify(pub["id"])["how"] == "hash"
+    doc = json.loads(store.published_document(pub["id"]))
+
+    def rewrite(d):                                      # as an older release would have frozen it
+        import hashlib
+
+        text = json.dumps(d, indent=2)
+        with store.engine.begin() as conn:
+            conn.execute(T.publications.update().where(T.publications.c.id == pub["id"])
+                         .values(result_json=text, result_hash=hashlib.sha256(text.encode()).hexdigest()))
+
+    rewrite(doc)                                         # another text layout, the same numbers
+    check = store.verify(pub["id"])
+    assert (check["same"], check["how"]) == (True, "numbers") and check["recomputed_hash"] != check["stored_hash"]
+    doc["managers"][0]["pay"] = doc["managers"][0]["pay"] * (1 + 1e-15) + 1e-12      # last bits only
+    rewrite(doc)
+    assert store.verify(pub["id"])["same"]
+    doc["managers"][0]["pay"] += 0.01                    # one fen more: differs
+    rewrite(doc)
+    assert store.verify(pub["id"]) | {"stored_hash": None, "recomputed_hash": None} == {
+        "stored_hash": None, "recomputed_hash": None, "same": False, "how": None, "code_changed": False}
