@@ -13,6 +13,7 @@ from ui.frame import frame
 
 ctx = frame("page_upload")
 ss = st.session_state
+PHASES = {"read": (0.0, 0.5), "check": (0.5, 1.0)}     # share of the bar while the child reads and checks
 
 c1, c2 = st.columns(2)
 c1.download_button(ctx.t("download_template"), state.TEMPLATE_PATH.read_bytes(), "jixiao_template.xlsx",
@@ -28,8 +29,10 @@ if files:
     digest = (sha256_bytes(payload[0][1]) if len(payload) == 1 else
               hashlib.sha256(b"".join(n.encode() + hashlib.sha256(d).digest() for n, d in sorted(payload))).hexdigest())
     if ss.get("_upload_digest") != digest:
-        with st.spinner("…"):
-            extract, report = parse_isolated(payload)
+        bar = st.progress(0.0, text=ctx.t("phase_read"))
+        extract, report = parse_isolated(payload, progress=lambda phase, f: bar.progress(
+            PHASES[phase][0] + f * (PHASES[phase][1] - PHASES[phase][0]), text=ctx.t(f"phase_{phase}")))
+        bar.empty()
         ss["_upload"] = (extract, report, ", ".join(n for n, _ in payload))
         ss["_upload_digest"] = digest
     extract, report, label = ss["_upload"]
@@ -63,13 +66,18 @@ if files:
             periods = [d.period for d in state.datasets()]
             period = st.text_input(ctx.t("period"), value=periods[0] if periods else "2026Q3", key="upload_period")
             if st.button(ctx.t("accept"), key="accept_dataset", type="primary"):
+                bar = st.progress(0.0, text=ctx.t("phase_store"))
                 valid, quarantine = split_valid(extract, report, "zh" if ctx.lang == "zh" else "en")
                 try:
                     info = state.store().save_dataset(period, label, digest, valid, ctx.user,
                                                       quarantine if len(quarantine) else None)
                 except ValueError as e:
+                    bar.empty()
                     st.error(ctx.t("error_generic", err=e))
                 else:
+                    bar.progress(0.6, text=ctx.t("phase_compute"))
+                    state.warm(info.id, ctx.scenario)       # the heavy stage, once, before the pages need it
+                    bar.progress(1.0, text=ctx.t("phase_done"))
                     state.set_active_dataset(info.id)
                     ss["_upload_notice"] = ctx.t("accepted" if info.created else "unchanged", name=info.label)
                     st.rerun()

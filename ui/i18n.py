@@ -149,6 +149,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "preview": ("预览", "Preview"),
     "encodings": ("文本编码：{notes}", "Text encodings: {notes}"),
     "period": ("期间（如 2026Q3）", "Period (e.g. 2026Q3)"),
+    "phase_read": ("第 1 步 / 共 4 步：读取文件…", "Step 1 of 4: reading the files…"),
+    "phase_check": ("第 2 步 / 共 4 步：逐行校验…", "Step 2 of 4: checking every row…"),
+    "phase_store": ("第 3 步 / 共 4 步：入库并核对…", "Step 3 of 4: storing and reconciling…"),
+    "phase_compute": ("第 4 步 / 共 4 步：计算客户贡献度…", "Step 4 of 4: computing customer contribution…"),
+    "phase_done": ("完成", "Done"),
+    "rows_shown": ("显示前 {shown} 行，共 {total} 行；完整数据请下载。", "Showing the first {shown} of {total} rows; download for all."),
     # publishing, history, admin
     "publish_title": ("发布本期正式方案", "Publish the period's official results"),
     "publish_help": ("将当前模拟作为 {period} 的正式结果冻结（数据集：{dataset}；已发布 {versions} 版）。重新发布须填写原因。",

@@ -24,7 +24,7 @@ SAMPLE_PATH = ROOT / "data" / "sample" / "sample_bank.xlsx"
 TEMPLATE_PATH = ROOT / "data" / "sample" / "template.xlsx"
 
 __all__ = ["Dataset", "store", "datasets", "active_dataset", "set_active_dataset", "base_for", "light", "SAMPLE_PATH",
-           "TEMPLATE_PATH", "baseline_scenario", "set_baseline", "saved_scenarios", "save_scenario"]
+           "TEMPLATE_PATH", "warm", "baseline_scenario", "set_baseline", "saved_scenarios", "save_scenario"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,12 @@ def active_dataset() -> Dataset:
             raise RuntimeError("the store holds no dataset; upload one or run `make run` to seed the sample")
         chosen = latest.id
     return _stored(int(chosen))
+
+
+def warm(dataset_id: int, scenario: Scenario) -> Base:
+    """Load a just-stored dataset and run its heavy stage into the shared caches (the upload's
+    last phase), so the first page that shows it does not wait."""
+    return base_for(_stored(int(dataset_id)), scenario)
 
 
 def set_active_dataset(dataset_id: int) -> None:

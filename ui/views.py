@@ -10,6 +10,9 @@ from data.export import labelled
 from ui import state
 from ui.i18n import t
 
+ROW_LIMIT = 5_000     # rows of a table sent to the browser
+
+
 def label_columns(frame: pd.DataFrame, lang: str, extra: dict | None = None) -> pd.DataFrame:
     """:func:`data.export.labelled`, plus ``extra`` columns labelled with UI strings (key -> string key)."""
     extra_names = {k: t(v, lang) for k, v in (extra or {}).items() if k in frame.columns}
@@ -49,12 +52,20 @@ def branch_options(ctx) -> list[str]:
     return sorted(ctx.result.managers["branch"].dropna().unique().tolist())
 
 
-def show(frame: pd.DataFrame, lang: str, key: str | None = None, extra: dict | None = None, **kwargs) -> None:
-    """``st.dataframe`` with labelled columns and money rounded to fen (0.01 yuan)."""
-    shown = label_columns(frame, lang, extra)
+def show(frame: pd.DataFrame, lang: str, key: str | None = None, extra: dict | None = None,
+         limit: int = ROW_LIMIT, **kwargs) -> None:
+    """``st.dataframe`` with labelled columns and money rounded to fen (0.01 yuan).
+
+    At most ``limit`` rows are sent to the browser (a bank's 200k customers would be megabytes on
+    every rerun); a caption says how many rows there are, and the downloads carry all of them.
+    """
+    total = len(frame)
+    shown = label_columns(frame.head(limit), lang, extra)
     floats = shown.select_dtypes("float").columns
     shown[floats] = shown[floats].round(2)
     st.dataframe(shown, hide_index=True, key=key, **kwargs)
+    if total > limit:
+        st.caption(t("rows_shown", lang, shown=f"{limit:,}", total=f"{total:,}"))
 
 
 def pick_manager(ctx, key: str) -> str:
