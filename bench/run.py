@@ -17,6 +17,18 @@ Sections
 4. Streamlit server-side time per slider move with AppTest (no websocket, no browser), on a
    throwaway SQLite store seeded with the sample and logged in as an admin; AppTest never runs
    the post-script GC, so one full ``gc.collect()`` is timed beside it.
+5. Bank scale, on CSV folders written by :mod:`bench.gen` under ``/tmp/jixiao-bank/`` (generated
+   on demand; ``JIXIAO_BANK_DIR`` moves them): 1M and 5M accounts (20M with ``--big``; 20k with
+   ``--quick``). Each command runs as a child process, timed with its peak RSS
+   (``getrusage(RUSAGE_CHILDREN)`` in a fresh wrapper process): ``cli.py evaluate FOLDER --json``
+   beside the plain DuckDB SQL evaluation of :mod:`bench.reference` (ratio, and the largest
+   difference between the two documents in yuan); ``cli.py load``, ``publish`` and ``verify``
+   of the smallest size into a throwaway SQLite store, each against the DuckDB time; reading the
+   same bank as one xlsx workbook with :func:`data.readers.read_input` (written once, column-wise,
+   and cached beside the folder) beside fastexcel alone on its accounts sheet; the heavy stage
+   :func:`calc.heavy.build_base` beside the same stage in plain DuckDB SQL and in polars lazy
+   (:func:`bench.reference.duckdb_heavy`, :func:`bench.reference.polars_heavy`) on the same
+   typed frames, interleaved run by run, with the memory each adds.
 
 Every time is the median of several runs of ``time.perf_counter``. Peak memory is the
 process's resident set size sampled every 2 ms during one extra (untimed) run, so the sampler
@@ -24,7 +36,7 @@ cannot slow the timed runs.
 
 Usage::
 
-    python -m bench.run [--quick] [--no-write]
+    python -m bench.run [--quick] [--no-write] [--big] [--only SECTION ...]
 """
 
 from __future__ import annotations
@@ -35,7 +47,10 @@ import gc
 import os
 import platform
 import resource
+import json
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -58,6 +73,13 @@ from data.readers import read_input  # noqa: E402
 from data.sample.generate import generate, write_workbook  # noqa: E402
 
 SAMPLE = ROOT / "data" / "sample" / "sample_bank.xlsx"
+BANK = Path(os.environ.get("JIXIAO_BANK_DIR", "/tmp/jixiao-bank"))
+BANK_SIZES = {"20k": 20_000, "1M": 1_000_000, "5M": 5_000_000, "20M": 20_000_000}
+# targets of the bank-scale issue (figures to read, never asserted)
+TARGET_EVAL_RATIO = 1.0             # cli.py evaluate / plain DuckDB SQL evaluation
+TARGET_STORE_RATIO = 2.0            # cli.py load or publish / plain DuckDB SQL evaluation
+TARGET_XLSX_1M_S = 6.0              # one 1M-row sheet
+TARGET_5M_PEAK_GB = 2.5
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 # ../shared/MEASURED.md (2 cores, 24 GiB, November 2026)
@@ -263,9 +285,10 @@ def bench_ingest(tab: Table, tmp: Path, quick: bool) -> dict[str, dict]:
     xr, xp, xt = figures["xlsx"]
     cr, cp, ct = figures["csv"]
     tab.add("ingest 100k xlsx / csv", f"ratio {xt / ct:.2f}", f"reading alone {xr / cr:.2f}, validating alone {xp / cp:.2f}")
-    tab.add("read 100k-account xlsx (python-calamine)", f"{xr:.2f} s",
-            f"{n:,} rows in 7 sheets; MEASURED calamine 100k rows x 10 cols {MEASURED_CALAMINE_100K_S} s: "
-            f"ratio {xr / MEASURED_CALAMINE_100K_S:.2f}")
+    tab.add("ingest 100k-account xlsx, read + validate", f"{xt:.2f} s",
+            f"{n:,} rows in 7 sheets (read_input may only open the workbook and leave the sheet bodies to "
+            f"parse_book, so the sum is the figure); MEASURED python-calamine read alone, 100k rows x 10 cols "
+            f"{MEASURED_CALAMINE_100K_S} s: ratio {xt / MEASURED_CALAMINE_100K_S:.2f}")
     return typed
 
 
@@ -393,6 +416,227 @@ def bench_app(tab: Table, tmp: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# 5. bank scale: child processes on bench.gen folders
+
+_CHILD = """
+import json, resource, subprocess, sys, time
+out, cmd = sys.argv[1], sys.argv[2:]
+t0 = time.perf_counter()
+p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+took = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+with open(out, "w") as fh:
+    json.dump({"rc": p.returncode, "seconds": took, "peak": peak,
+               "stderr": p.stderr.decode("utf-8", "replace")[-1500:]}, fh)
+"""
+
+
+def run_child(cmd: list[str], env: dict | None = None) -> dict:
+    """Run ``cmd`` from a fresh wrapper process: wall seconds, the child's peak RSS (bytes), exit code."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        out = fh.name
+    try:
+        subprocess.run([sys.executable, "-c", _CHILD, out, *cmd], cwd=ROOT, env={**os.environ, **(env or {})},
+                       check=True)
+        return json.loads(Path(out).read_text())
+    finally:
+        os.unlink(out)
+
+
+def bank_folder(label: str) -> Path:
+    """The bench.gen CSV folder of ``label`` accounts, generated (once) when it is missing."""
+    folder = BANK / label.lower()
+    if not (folder / "DONE").exists():
+        print(f"  (generating {label} accounts into {folder} ...)", flush=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        res = run_child([sys.executable, "-m", "bench.gen", "--accounts", str(BANK_SIZES[label]), "--out", str(folder)])
+        if res["rc"]:
+            raise SystemExit(f"bench.gen failed: {res['stderr']}")
+        (folder / "DONE").touch()
+    return folder
+
+
+def bank_workbook(label: str, folder: Path) -> Path:
+    """The same bank as one xlsx workbook, written once (bench.gen.write_workbook) and cached."""
+    from bench.gen import read_folder, write_workbook
+
+    path = BANK / f"{label.lower()}.xlsx"
+    if not path.exists():
+        t0 = time.perf_counter()
+        write_workbook(read_folder(folder), path)
+        print(f"  (wrote {path}, {path.stat().st_size / 2**20:.0f} MB, in {time.perf_counter() - t0:.1f} s)", flush=True)
+    return path
+
+
+def _failed(res: dict) -> str:
+    tail = " ".join(res["stderr"].strip().splitlines()[-2:])[:300]
+    return f"FAILED (exit {res['rc']} after {res['seconds']:.1f} s): {tail}"
+
+
+def bench_bank_eval(tab: Table, labels: list[str], out_dir: Path) -> dict[str, float]:
+    """cli.py evaluate beside the plain DuckDB SQL evaluation; returns the DuckDB seconds per size."""
+    from bench.reference import compare, summary
+
+    section("5a. Bank scale: cli.py evaluate vs plain DuckDB SQL (bench.reference), child processes")
+    ref_seconds = {}
+    for label in labels:
+        folder = bank_folder(label)
+        ref_json, cli_json = out_dir / f"{label}.duckdb.json", out_dir / f"{label}.cli.json"
+        ref = run_child([sys.executable, "-m", "bench.reference", "duckdb", str(folder), str(ref_json)])
+        if ref["rc"]:
+            tab.add(f"duckdb SQL evaluate {label}", _failed(ref))
+            continue
+        ref_seconds[label] = ref["seconds"]
+        tab.add(f"duckdb SQL evaluate {label}", f"{ref['seconds']:.2f} s", f"peak {gb(ref['peak'])}")
+        cli = run_child([sys.executable, "cli.py", "evaluate", str(folder), "--json", str(cli_json)])
+        if cli["rc"]:
+            tab.add(f"cli.py evaluate {label}", _failed(cli))
+            continue
+        note = f"peak {gb(cli['peak'])}"
+        if label == "5M":
+            note += f" (target < {TARGET_5M_PEAK_GB} GB)"
+        tab.add(f"cli.py evaluate {label}", f"{cli['seconds']:.2f} s", note)
+        diff = compare(cli_json, ref_json)
+        tab.add(f"cli / duckdb evaluate {label}", f"ratio {cli['seconds'] / ref['seconds']:.2f}",
+                f"target <= {TARGET_EVAL_RATIO}; peak ratio {cli['peak'] / ref['peak']:.2f}; "
+                f"{'same numbers' if diff['ok'] else 'DIFFERENT NUMBERS'}: {summary(diff)}")
+        for p in (ref_json, cli_json):
+            p.unlink(missing_ok=True)
+    return ref_seconds
+
+
+def bench_bank_store(tab: Table, label: str, ref_seconds: float | None, tmp: Path) -> None:
+    section(f"5b. Bank scale: cli.py load / publish / verify of {label} accounts into a throwaway SQLite store")
+    folder = bank_folder(label)
+    env = {"JIXIAO_DATABASE_URL": f"sqlite:///{tmp / 'bank.db'}"}
+    steps = (("load", ["load", str(folder), "--period", "2026Q3"]), ("publish", ["publish", "--period", "2026Q3"]),
+             ("verify", ["verify", "--period", "2026Q3"]))
+    for name, args in steps:
+        res = run_child([sys.executable, "cli.py", *args], env=env)
+        if res["rc"]:
+            tab.add(f"cli.py {name} {label}", _failed(res))
+            break
+        note = f"peak {gb(res['peak'])}"
+        if ref_seconds:
+            note += f"; / duckdb SQL evaluate {ref_seconds:.2f} s: ratio {res['seconds'] / ref_seconds:.2f}"
+            if name in ("load", "publish"):
+                note += f" (target <= {TARGET_STORE_RATIO})"
+        tab.add(f"cli.py {name} {label}", f"{res['seconds']:.2f} s", note)
+    size = sum(f.stat().st_size for f in tmp.glob("bank.db*"))
+    print(f"  (store file {size / 2**20:,.0f} MB)")
+
+
+def bench_bank_xlsx(tab: Table, label: str, quick: bool) -> None:
+    section(f"5c. Bank scale: the {label}-account bank as one xlsx workbook: read_input + parse_book")
+    import fastexcel
+
+    folder = bank_folder(label)
+    path = bank_workbook(label, folder)
+    runs = 3 if quick else 1            # one run at scale: the whole ingest of a large workbook is slow
+
+    def ingest():
+        t0 = time.perf_counter()
+        book = read_input(path)         # may only open the workbook: sheet bodies can load lazily
+        t1 = time.perf_counter()
+        extract, report = parse_book(book)
+        t2 = time.perf_counter()
+        if not report.ok:
+            raise SystemExit(f"the workbook {path} does not validate: {report.issues[:3]}")
+        return t1 - t0, t2 - t1, extract
+
+    with PeakRSS() as mem:              # the first run is timed too (the sampler costs little)
+        first = ingest()
+    n_rows = total_rows(first[2].frames)
+    results = [first[:2]]
+    del first
+    gc.collect()
+    results += [ingest()[:2] for _ in range(runs - 1)]
+    read = statistics.median(r[0] for r in results)
+    parse = statistics.median(r[1] for r in results)
+    total = statistics.median(r[0] + r[1] for r in results)
+
+    def floor():                        # the sheet alone, typed as the reader loads a body
+        reader = fastexcel.read_excel(str(path))
+        return reader.load_sheet("账户", header_row=0, schema_sample_rows=None, dtype_coercion="coerce",
+                                          eager=True)
+
+    fmed, _, batch = timed(floor, max(runs, 2))
+    acc_rows = batch.num_rows
+    del batch
+    tab.add(f"ingest {label} xlsx workbook", f"{total:.2f} s",
+            f"read_input {read:.2f} s + parse_book {parse:.2f} s; {path.stat().st_size / 2**20:.0f} MB, "
+            f"{n_rows:,} rows in 6 sheets; RSS +{mb(mem.added)}, process peak {gb(mem.peak)}")
+    tab.add(f"fastexcel alone, {label} accounts sheet (typed, eager)", f"{fmed:.2f} s",
+            f"{acc_rows:,} rows x 13 columns"
+            + (f"; target 1M-row sheet <= {TARGET_XLSX_1M_S:.0f} s" if label == "1M" else "")
+            + f"; whole ingest / this: ratio {total / fmed:.2f}")
+
+
+def typed_frames(label: str) -> tuple[dict[str, pd.DataFrame], str]:
+    """Typed frames of a bank folder through the public ingest (data.ingest.load_extract)."""
+    folder = bank_folder(label)
+    t0 = time.perf_counter()
+    extract, _ = load_extract(folder)
+    return require_valid(extract.frames), f"load_extract {time.perf_counter() - t0:.1f} s"
+
+
+def bench_bank_heavy(tab: Table, labels: list[str], quick: bool) -> None:
+    from bench.reference import duckdb_heavy, polars_heavy
+
+    section("5d. Bank scale: heavy stage, calc.heavy.build_base vs plain DuckDB SQL vs polars lazy (same frames)")
+    scenario = Scenario()
+    engines = {
+        "build_base": lambda f: build_base(f, scenario),
+        "duckdb SQL": lambda f: duckdb_heavy(f["accounts"], f["customers"], f["assignments"]),
+        "polars lazy": lambda f: polars_heavy(f["accounts"], f["customers"], f["assignments"]),
+    }
+    for label in labels:
+        try:
+            frames, how = typed_frames(label)
+        except Exception as e:        # the ingest under rewrite: report, do not stop the bench
+            tab.add(f"heavy {label}", f"SKIPPED: load_extract failed: {type(e).__name__}: {str(e)[:200]}")
+            continue
+        print(f"  ({label}: typed frames by {how}: " + ", ".join(f"{k} {len(v):,}" for k, v in frames.items()) + ")")
+        mem = {}
+        for name, fn in engines.items():      # one untimed run each, with the memory it adds
+            with PeakRSS() as m:
+                out = fn(frames)
+            mem[name] = m
+            del out
+            gc.collect()
+        runs = 3 if (quick or BANK_SIZES[label] <= 1_000_000) else 2
+        times: dict[str, list[float]] = {name: [] for name in engines}
+        for _ in range(runs):                 # interleaved: the machine's load hits every engine alike
+            for name, fn in engines.items():
+                gc.collect()
+                t0 = time.perf_counter()
+                out = fn(frames)
+                times[name].append(time.perf_counter() - t0)
+                del out
+        med = {name: statistics.median(v) for name, v in times.items()}
+        for name in engines:
+            note = f"RSS +{mb(mem[name].added)}, process peak {gb(mem[name].peak)}"
+            if name != "build_base":
+                note += f"; build_base / this: ratio {med['build_base'] / med[name]:.2f}"
+            tab.add(f"heavy {label} {name}", ms(med[name]), note)
+        del frames
+        gc.collect()
+
+
+def bench_bank(tab: Table, quick: bool, big: bool, sizes: list[str] | None = None) -> None:
+    labels = sizes or (["20k"] if quick else ["1M", "5M"] + (["20M"] if big else []))
+    BANK.mkdir(parents=True, exist_ok=True)
+    out_dir = BANK / "bench-out"
+    out_dir.mkdir(exist_ok=True)
+    ref = bench_bank_eval(tab, labels, out_dir)
+    with tempfile.TemporaryDirectory(prefix="jixiao-bench-bank-") as tmp:
+        bench_bank_store(tab, labels[0], ref.get(labels[0]), Path(tmp))
+    bench_bank_xlsx(tab, labels[0], quick)
+    gc.collect()
+    bench_bank_heavy(tab, labels[:2], quick)
+
+
+# --------------------------------------------------------------------------------------------
 
 def versions() -> str:
     import streamlit
@@ -420,26 +664,38 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs, no 1M-account stages, no RESULTS.md")
     parser.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.relative_to(ROOT)}")
+    parser.add_argument("--big", action="store_true", help="also 20M accounts in the bank-scale section")
+    parser.add_argument("--only", nargs="+", choices=("ingest", "stages", "app", "bank"),
+                        help="run only these sections (never writes RESULTS.md)")
+    parser.add_argument("--bank-sizes", nargs="+", choices=tuple(BANK_SIZES),
+                        help="bank-scale sizes instead of the default (never writes RESULTS.md); the first also "
+                             "runs load / publish / verify and the xlsx read")
     args = parser.parse_args(argv)
+    only = set(args.only or ("ingest", "stages", "app", "bank"))
 
     t_start = time.perf_counter()
     load_start = load()
     print(f"Jixiao bench: {dt.date.today().isoformat()}, {os.cpu_count()} cores, {versions()}; load average {load()}")
     tab = Table()
-    with tempfile.TemporaryDirectory(prefix="jixiao-bench-") as tmp:
-        typed = bench_ingest(tab, Path(tmp), args.quick)
-    bench_stages(tab, typed, args.quick)
-    del typed
-    gc.collect()
-    with tempfile.TemporaryDirectory(prefix="jixiao-bench-store-") as tmp:
-        bench_app(tab, Path(tmp))
+    if only & {"ingest", "stages"}:
+        with tempfile.TemporaryDirectory(prefix="jixiao-bench-") as tmp:
+            typed = bench_ingest(tab, Path(tmp), args.quick)
+        if "stages" in only:
+            bench_stages(tab, typed, args.quick)
+        del typed
+        gc.collect()
+    if "app" in only:
+        with tempfile.TemporaryDirectory(prefix="jixiao-bench-store-") as tmp:
+            bench_app(tab, Path(tmp))
+    if "bank" in only:
+        bench_bank(tab, args.quick, args.big, args.bank_sizes)
 
     elapsed = time.perf_counter() - t_start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     section(f"Summary ({elapsed:.0f} s, peak RSS {gb(peak)}, load average now {load()}; "
             "times are figures, not assertions)")
     print(tab.text())
-    if not args.no_write and not args.quick:
+    if not args.no_write and not args.quick and not args.only and not args.bank_sizes:
         write_results(tab, elapsed, peak, f"{load_start} / {load()}")
         print(f"\nwrote {RESULTS.relative_to(ROOT)}")
     return 0
