@@ -7,11 +7,18 @@ non-ASCII kept (``ensure_ascii=False``), floats in the shortest form that reads 
 float64 (Python's ``repr``), NaN and infinities as ``null``. It is byte for byte what
 ``json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))`` gives for the same
 document, so publications frozen before this module was columnar still verify.
+
+A file is written in pieces of :data:`CHUNK_ROWS` customers (:func:`write_document`, which also
+returns the SHA-256 taken while writing; :func:`document_sha256` only hashes): at 1M customers the
+whole text is ~225 MB and building it in one piece took ~1.6 GB more memory, the pieces ~0.2 GB.
+:func:`document_bytes` and :func:`document_text` give the same bytes in one piece.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from typing import BinaryIO, Iterator
 
 import numpy as np
 import pandas as pd
@@ -20,7 +27,8 @@ import polars as pl
 from calc.light import Result
 from calc.scenario import PAY_LINES
 
-__all__ = ["to_json_dict", "document_text", "document_bytes", "float_text"]
+__all__ = ["to_json_dict", "document_text", "document_bytes", "document_parts", "write_document",
+           "document_sha256", "float_text", "CHUNK_ROWS"]
 
 # The document's shape: key -> (kind, column) or key -> nested shape. Kinds: "text" (a JSON
 # string, or null), "float" (unrounded yuan or points; null when not finite), "int".
@@ -39,6 +47,9 @@ CUSTOMER_FIELDS: dict = {
     "relationship_level": ("int", "relationship_level"),
 }
 TOTAL_KEYS = ("contribution", "attributed", "unattributed", "pay", "points_pay")
+# Rows (customers or managers) turned into text at a time when the document is streamed: ~25 MB
+# of text and column buffers per piece, whatever the bank's size.
+CHUNK_ROWS = 100_000
 
 # Python's repr writes a float in scientific notation when its decimal exponent is below -4 or at
 # least 16; polars' shortest form agrees digit for digit elsewhere (checked on 1.3M random
@@ -118,14 +129,142 @@ def _object_expr(frame: pd.DataFrame, fields: dict, cols: dict) -> pl.Expr:
     return pl.concat_str(parts)
 
 
-def _array_bytes(frame: pd.DataFrame, fields: dict) -> bytes:
-    """``[obj,obj,...]`` (UTF-8) for every row of ``frame`` in its order."""
+def _array_parts(frame: pd.DataFrame, fields: dict, chunk_rows: int) -> Iterator[bytes]:
+    """``[obj,obj,...]`` (UTF-8) for every row of ``frame`` in its order, ``chunk_rows`` rows at a time."""
     if frame.empty:
-        return b"[]"
-    cols: dict[str, pl.Series] = {}
-    expr = _object_expr(frame, fields, cols)
-    expr = pl.concat_str([pl.lit("["), expr.str.join(","), pl.lit("]")])
-    return pl.DataFrame(cols).select(expr.cast(pl.Binary)).item()
+        yield b"[]"
+        return
+    for start in range(0, len(frame), chunk_rows):
+        part = frame.iloc[start:start + chunk_rows]
+        cols: dict[str, pl.Series] = {}
+        expr = _object_expr(part, fields, cols).str.join(",").cast(pl.Binary)
+        yield b"[" if start == 0 else b","
+        yield pl.DataFrame(cols).select(expr).item()
+    yield b"]"
+
+
+def _check_result(result: Result) -> None:
+    """Raise ValueError when ``result`` lacks a column or total the document needs."""
+    for name, frame, fields in (("managers", result.managers, MANAGER_FIELDS),
+                                ("customers", result.customers, CUSTOMER_FIELDS)):
+        need = {spec[1] for v in fields.values() for spec in (v.values() if isinstance(v, dict) else [v])}
+        missing = sorted(need - set(frame.columns))
+        if missing:
+            raise ValueError(f"result.{name} lacks column(s) {', '.join(missing)} needed by the DOMAIN 10 document")
+    missing = [k for k in TOTAL_KEYS if k not in result.totals]
+    if missing:
+        raise ValueError(f"result.totals lacks {', '.join(missing)} needed by the DOMAIN 10 document")
+
+
+def document_parts(result: Result, chunk_rows: int = CHUNK_ROWS) -> Iterator[bytes]:
+    """The DOMAIN 10 document as consecutive pieces of its canonical UTF-8 text.
+
+    ``b"".join(document_parts(result)) == document_bytes(result)`` whatever ``chunk_rows`` is;
+    each piece holds at most ``chunk_rows`` customers or managers, so the memory it takes is
+    bounded (~25 MB per 100,000 customers) however large the bank. The result is checked before
+    the first piece is made: a ValueError leaves nothing half written.
+
+    Parameters
+    ----------
+    result : Result
+        From :func:`calc.light.evaluate`.
+    chunk_rows : int, optional
+        Rows (customers or managers) per piece, at least 1 (default :data:`CHUNK_ROWS`).
+
+    Returns
+    -------
+    iterator of bytes
+        The pieces, in order.
+
+    Raises
+    ------
+    ValueError
+        When a column the document needs is missing, an integer column has a missing value, or
+        ``chunk_rows`` is below 1.
+    """
+    if not isinstance(chunk_rows, (int, np.integer)) or isinstance(chunk_rows, bool) or chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+    _check_result(result)
+    for frame, fields in ((result.managers, MANAGER_FIELDS), (result.customers, CUSTOMER_FIELDS)):
+        for spec in _leaves(fields):
+            if spec[0] == "int" and frame[spec[1]].isna().any():   # checked here, not midway through a file
+                raise ValueError(f"column {spec[1]} has missing values; the document needs an integer in every row")
+    return _parts(result, int(chunk_rows))
+
+
+def _leaves(fields: dict):
+    """The ``(kind, column)`` specs of a document shape, nested ones included."""
+    for spec in fields.values():
+        if isinstance(spec, dict):
+            yield from _leaves(spec)
+        else:
+            yield spec
+
+
+def _parts(result: Result, chunk_rows: int) -> Iterator[bytes]:
+    """The pieces of :func:`document_parts` (``result`` already checked)."""
+    managers = result.managers.sort_values(["rank", "manager_id"], kind="stable")
+    t = float_text([result.totals[k] for k in TOTAL_KEYS]).fill_null("null").to_list()
+    totals = dict(zip(TOTAL_KEYS, t))
+    totals_text = "{" + ",".join(f'"{k}":{totals[k]}' for k in sorted(totals)) + "}"
+    yield b'{"customers":'
+    yield from _array_parts(result.customers, CUSTOMER_FIELDS, chunk_rows)
+    yield b',"managers":'
+    yield from _array_parts(managers, MANAGER_FIELDS, chunk_rows)
+    yield b',"totals":' + totals_text.encode("utf-8") + b"}"
+
+
+def write_document(result: Result, fh: BinaryIO | None, chunk_rows: int = CHUNK_ROWS) -> tuple[int, str]:
+    """Stream the DOMAIN 10 document's canonical UTF-8 text to ``fh``; return its size and SHA-256.
+
+    The text is byte for byte :func:`document_bytes`, written piece by piece
+    (:func:`document_parts`): memory stays bounded at any number of customers, and the hash a
+    publication records is taken while writing, without a second pass over the text.
+
+    Parameters
+    ----------
+    result : Result
+        From :func:`calc.light.evaluate`.
+    fh : binary file-like or None
+        Anything with ``write(bytes)`` (an open file, ``io.BytesIO``, a socket wrapper). None
+        writes nothing: only the size and hash are computed.
+    chunk_rows : int, optional
+        Rows per piece (default :data:`CHUNK_ROWS`).
+
+    Returns
+    -------
+    tuple of (int, str)
+        Bytes written and the hex SHA-256 of exactly those bytes.
+
+    Raises
+    ------
+    ValueError
+        As :func:`document_parts`, before anything is written.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    for part in document_parts(result, chunk_rows):
+        digest.update(part)
+        size += len(part)
+        if fh is not None:
+            fh.write(part)
+    return size, digest.hexdigest()
+
+
+def document_sha256(result: Result) -> str:
+    """Hex SHA-256 of the document's canonical UTF-8 text (what a publication records), streamed.
+
+    Parameters
+    ----------
+    result : Result
+        From :func:`calc.light.evaluate`.
+
+    Returns
+    -------
+    str
+        ``hashlib.sha256(document_bytes(result)).hexdigest()``, without holding the whole text.
+    """
+    return write_document(result, None)[1]
 
 
 def document_text(result: Result) -> str:
@@ -147,7 +286,9 @@ def document_text(result: Result) -> str:
 
 
 def document_bytes(result: Result) -> bytes:
-    """The DOMAIN 10 document as canonical JSON, UTF-8 encoded (for files and hashes).
+    """The DOMAIN 10 document as canonical JSON, UTF-8 encoded, in one piece (for hashes and the store).
+
+    For a file, :func:`write_document` writes the same bytes in bounded memory.
 
     Parameters
     ----------
@@ -167,22 +308,7 @@ def document_bytes(result: Result) -> bytes:
     ValueError
         When a column the document needs is missing, or an integer column has a missing value.
     """
-    for name, frame, fields in (("managers", result.managers, MANAGER_FIELDS),
-                                ("customers", result.customers, CUSTOMER_FIELDS)):
-        need = {spec[1] for v in fields.values() for spec in (v.values() if isinstance(v, dict) else [v])}
-        missing = sorted(need - set(frame.columns))
-        if missing:
-            raise ValueError(f"result.{name} lacks column(s) {', '.join(missing)} needed by the DOMAIN 10 document")
-    missing = [k for k in TOTAL_KEYS if k not in result.totals]
-    if missing:
-        raise ValueError(f"result.totals lacks {', '.join(missing)} needed by the DOMAIN 10 document")
-    managers = result.managers.sort_values(["rank", "manager_id"], kind="stable")
-    t = float_text([result.totals[k] for k in TOTAL_KEYS]).fill_null("null").to_list()
-    totals = dict(zip(TOTAL_KEYS, t))
-    totals_text = "{" + ",".join(f'"{k}":{totals[k]}' for k in sorted(totals)) + "}"
-    return b"".join((b'{"customers":', _array_bytes(result.customers, CUSTOMER_FIELDS),
-                     b',"managers":', _array_bytes(managers, MANAGER_FIELDS),
-                     b',"totals":', totals_text.encode("utf-8"), b"}"))
+    return b"".join(document_parts(result))
 
 
 def to_json_dict(result: Result) -> dict:

@@ -166,3 +166,106 @@ def test_accept_valid_rows_computes_the_rest_and_keeps_the_rejected(tmp_path):
     assert m["008"]["pay"] == pytest.approx(0.3 * 323.14)
     text = q.read_bytes().decode("utf-8-sig")
     assert "客户,3," in text and "账户,4," in text and "业绩分配,4," in text
+
+
+# --- verify: every publication of a period (or of every period), how each one reproduces ---
+
+@pytest.fixture()
+def published_store(tmp_path, monkeypatch):
+    """A fresh SQLite store with 2026Q3 published twice and 2026Q4 once (run in-process: the
+    subprocess behaviour of the commands is covered above and in tests/test_store.py)."""
+    import cli as cli_module
+
+    url = f"sqlite:///{tmp_path / 'verify.db'}"
+    monkeypatch.setenv("JIXIAO_DATABASE_URL", url)
+    book = write_book(tmp_path / "b.xlsx", BASE)
+    for period in ("2026Q3", "2026Q4"):
+        assert cli_module.main(["load", str(book), "--period", period]) == 0
+        assert cli_module.main(["publish", "--period", period]) == 0
+    assert cli_module.main(["publish", "--period", "2026Q3", "--reason", "second look"]) == 0
+    return cli_module, tmp_path / "verify.db"
+
+
+def _tamper(db: Path, period: str, version: int, *, text=None, result_hash=None):
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        if text is not None:
+            conn.execute("UPDATE publications SET result_json = ? WHERE period = ? AND version = ?",
+                         (text(conn.execute("SELECT result_json FROM publications WHERE period = ? AND version = ?",
+                                            (period, version)).fetchone()[0]), period, version))
+        if result_hash is not None:
+            conn.execute("UPDATE publications SET result_hash = ? WHERE period = ? AND version = ?",
+                         (result_hash, period, version))
+
+
+def test_verify_checks_every_version_of_the_period_newest_first(published_store, capsys):
+    cli_module, _ = published_store
+    capsys.readouterr()
+    assert cli_module.main(["verify", "--period", "2026Q3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines[:2]] == ["2026Q3 v2", "2026Q3 v1"]
+    assert all("reproduces exactly" in line and "完全一致" in line for line in lines[:2])
+    assert "2026Q4" not in "\n".join(lines)
+    assert cli_module.main(["verify", "--all"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split(":")[0] for line in out.splitlines()[:3]] == ["2026Q4 v1", "2026Q3 v2", "2026Q3 v1"]
+    assert "3 publications checked" in out and "3 same hash" in out and "0 differ" in out
+
+
+def test_verify_says_how_each_publication_reproduces_and_fails_on_any_difference(published_store, capsys):
+    cli_module, db = published_store
+    # v1: the same text under another recorded hash -> only the numbers can be compared: they match
+    _tamper(db, "2026Q3", 1, result_hash="0" * 64)
+    capsys.readouterr()
+    assert cli_module.main(["verify", "--period", "2026Q3"]) == 0
+    out = capsys.readouterr().out
+    v2, v1 = out.splitlines()[:2]
+    assert "reproduces exactly" in v2
+    assert "number for number" in v1 and "数值一致" in v1 and "reproduces exactly" not in v1
+    # 2026Q4: one customer's total moved by 0.01 yuan -> differs; exit 1 even though the others match
+    def moved(text):
+        doc = json.loads(text)
+        doc["customers"][0]["contribution"]["total"] += 0.01
+        return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    _tamper(db, "2026Q4", 1, text=moved, result_hash="1" * 64)
+    assert cli_module.main(["verify", "--all"]) == 1
+    out = capsys.readouterr().out
+    q4 = [line for line in out.splitlines() if line.startswith("2026Q4 v1")]
+    assert len(q4) == 1 and "DIFFERS" in q4[0] and "不一致" in q4[0]
+    assert "1 same hash" in out and "1 same numbers" in out and "1 differ" in out
+    assert cli_module.main(["verify", "--period", "2026Q3"]) == 0       # that period still reproduces
+
+
+def test_verify_without_publications_or_period(published_store, capsys):
+    cli_module, _ = published_store
+    assert cli_module.main(["verify", "--period", "2030Q1"]) == 1
+    assert "has no publication" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:       # neither --period nor --all: a usage error
+        cli_module.main(["verify"])
+    assert e.value.code == 2
+
+
+def test_evaluate_json_is_the_canonical_document(tmp_path):
+    """The streamed file is byte for byte the document a publication freezes and hashes."""
+    from calc.output import document_bytes
+    from calc.pipeline import run
+    from data.ingest import load_extract
+
+    book = write_book(tmp_path / "b.xlsx", BASE)
+    out = tmp_path / "o.json"
+    assert cli("evaluate", book, "--json", out).returncode == 0
+    extract, _ = load_extract(book)
+    assert out.read_bytes() == document_bytes(run(extract.frames)[1])
+
+
+def test_no_database_or_workbook_library_on_the_evaluate_path(tmp_path):
+    """evaluate needs neither SQLAlchemy nor openpyxl: importing them cost ~0.3-0.7 s per run."""
+    book = write_book(tmp_path / "b.xlsx", BASE)
+    code = ("import sys, cli; rc = cli.main(['evaluate', sys.argv[1], '--json', sys.argv[2]]); "
+            "print(sorted(m for m in ('sqlalchemy', 'openpyxl', 'streamlit', 'plotly') if m in sys.modules)); "
+            "sys.exit(rc)")
+    p = subprocess.run([sys.executable, "-c", code, str(book), str(tmp_path / "o.json")], capture_output=True,
+                       text=True, cwd=ROOT, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "[]"

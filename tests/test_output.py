@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import io
 import json
 import math
@@ -15,7 +16,8 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from calc.output import document_bytes, document_text, float_text, to_json_dict
+from calc.output import (document_bytes, document_parts, document_sha256, document_text, float_text, to_json_dict,
+                         write_document)
 from calc.pipeline import run
 from calc.scenario import PAY_LINES, Scenario
 from data.export import frame_to_csv_bytes, report_workbook, safe_text, write_workbook
@@ -159,6 +161,46 @@ def test_missing_column_is_a_clear_error(sample_result):
     broken = dataclasses.replace(sample_result, customers=sample_result.customers.drop(columns=["tier"]))
     with pytest.raises(ValueError, match="tier"):
         document_text(broken)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 64, 10**6])
+def test_streamed_document_is_the_same_bytes_in_bounded_pieces(random_result, chunk_rows):
+    """A file written piece by piece (bounded memory at bank scale) is the canonical text, and the
+    hash taken while writing is the hash of that text."""
+    whole = reference_text(random_result).encode("utf-8")
+    parts = list(document_parts(random_result, chunk_rows))
+    assert b"".join(parts) == whole
+    rows = len(random_result.customers) + len(random_result.managers)
+    assert len(parts) >= min(rows, 2 * (rows // chunk_rows))        # really in pieces when asked
+    sink = io.BytesIO()
+    size, digest = write_document(random_result, sink, chunk_rows)
+    assert sink.getvalue() == whole and size == len(whole)
+    assert digest == hashlib.sha256(whole).hexdigest() == document_sha256(random_result)
+
+
+def test_streamed_document_of_an_empty_result(sample_result):
+    empty = dataclasses.replace(sample_result, customers=sample_result.customers.iloc[:0],
+                                managers=sample_result.managers.iloc[:0])
+    sink = io.BytesIO()
+    write_document(empty, sink)
+    doc = json.loads(sink.getvalue())
+    assert doc["customers"] == [] and doc["managers"] == [] and doc["totals"] == to_json_dict(sample_result)["totals"]
+
+
+def test_a_bad_result_writes_nothing(sample_result):
+    """Every check runs before the first byte: a refused result never leaves half a file."""
+    c = sample_result.customers.copy()
+    c["relationship_level"] = c["relationship_level"].astype(float)
+    c.loc[c.index[-1], "relationship_level"] = np.nan               # in the last piece
+    for broken in (dataclasses.replace(sample_result, customers=c),
+                   dataclasses.replace(sample_result, customers=sample_result.customers.drop(columns=["tier"]))):
+        sink = io.BytesIO()
+        with pytest.raises(ValueError, match="relationship_level|tier"):
+            write_document(broken, sink, chunk_rows=10)
+        assert sink.getvalue() == b""
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="chunk_rows"):
+            document_parts(sample_result, bad)
 
 
 # --- spreadsheets ---
