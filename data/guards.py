@@ -13,12 +13,18 @@ import zipfile
 
 from data.report import ExtractError
 
-__all__ = ["MAX_UPLOAD_BYTES", "MAX_UNCOMPRESSED_BYTES", "MAX_ENTRIES", "MAX_RATIO", "check_workbook_bytes"]
+__all__ = ["MAX_UPLOAD_BYTES", "MAX_LOCAL_BYTES", "MAX_UNCOMPRESSED_BYTES", "MAX_ENTRIES", "MAX_RATIO", "check_workbook_bytes"]
 
 # bytes per file; matches server.maxUploadSize (MB) in .streamlit/config.toml. Sized for a bank:
 # the 5M-account CSV set's accounts.csv is 433 MB (1M accounts: 87 MB); a 1M-account workbook
 # is ~65 MB zipped. Every file is still checked (encoding, zip guards) before a parser runs.
 MAX_UPLOAD_BYTES = 1024 * 2**20
+# bytes per CSV file read from the local disk by the command line (data.readers.read_input): a
+# bank's own extract, not an upload, so the upload limit does not apply. A 20M-account
+# accounts.csv is ~1.7 GB; a UTF-8 file is checked in 64 MB pieces and parsed from the disk
+# (never held whole in memory), a GB18030 one is transcoded in memory. Workbooks read from
+# the disk keep MAX_UPLOAD_BYTES and every zip and XML guard below.
+MAX_LOCAL_BYTES = 16 * 2**30
 # bytes of XML in all parts together. A 1M-account workbook (accounts sheet of 1M rows x 13
 # columns, the most Excel's 1,048,576 rows allow, plus customers and assignments) is ~490 MiB;
 # reading 744 MiB of hostile XML (tests/test_hostile.py) stays under 1 GB and 10 s with the

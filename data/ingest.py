@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from concurrent.futures import ThreadPoolExecutor, as_completed
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -219,6 +220,23 @@ def _as_text(arr: pa.Array, blank: np.ndarray) -> pa.Array:
     return pc.if_else(pa.array(blank), pa.scalar(None, pa.large_string()), out)
 
 
+def _cast_floats(arr: pa.Array) -> np.ndarray:
+    """Text cells as float64 (NaN where a cell is not a plain number), one pass when it can.
+
+    Arrow's cast (no copy of the text, nothing kept by another allocator) reads a column of
+    plain numbers and blanks; a column with any other cell is cast by polars, which leaves
+    NaN where a cell is not a number (the two accept the same spellings: digits, sign, point,
+    exponent, ``inf``, ``nan``).
+    """
+    try:
+        empty = pc.equal(pc.binary_length(arr), 0)
+        src = pc.if_else(empty, pa.scalar(None, arr.type), arr) if pc.any(empty).as_py() else arr
+        x = pc.cast(src, pa.float64()).to_numpy(zero_copy_only=False)
+        return x if x.flags.writeable else x.copy()        # callers write into it
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return np.array(pl.Series(arr).cast(pl.Float64, strict=False).to_numpy(), dtype=float)
+
+
 def _parse_numbers(arr: pa.Array, percent_ok: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Text cells parsed as :func:`_parse_number` does, for the whole column.
 
@@ -231,7 +249,7 @@ def _parse_numbers(arr: pa.Array, percent_ok: bool) -> tuple[np.ndarray, np.ndar
         ``x`` (float, NaN where not parsed), ``parsed`` (a finite number was read) and
         ``percent`` (the cell ended in ``%``; ``x`` is already divided by 100).
     """
-    x = np.array(pl.Series(arr).cast(pl.Float64, strict=False).to_numpy(), dtype=float)
+    x = _cast_floats(arr)
     parsed = np.isfinite(x)
     pct = np.zeros(len(x), dtype=bool)
     rest = np.flatnonzero(~parsed & ~_np_bool(pc.fill_null(pc.equal(pc.binary_length(arr), 0), True)))
@@ -360,6 +378,7 @@ class _SheetParser:
         numeric = [seen[k] for k in keys if sheet.column(k).kind in ("money", "rate", "number")]
         n, arrays = self.raw.body(header_idx, [seen[k] for k in keys], numeric)
         columns = dict(zip(keys, arrays))
+        del arrays                     # ``columns`` holds the only reference: each is freed once coerced
         exact = {k: a for k in keys if (a := self.raw.exact_numbers().get(seen[k])) is not None}
         blanks = {key: _blank_of(values) for key, values in columns.items()}
         filled = ~np.logical_and.reduce(list(blanks.values())) if blanks else np.zeros(n, dtype=bool)
@@ -551,23 +570,29 @@ def _arrow_of(series: pd.Series) -> pa.Array:
 def _check_duplicates(p: _SheetParser, df: pd.DataFrame, cols: tuple[str, ...]) -> None:
     if df.empty or any(c not in df for c in cols):
         return
-    key = np.zeros(len(df), dtype=np.int64)           # each row's key as one integer (dictionary codes)
-    valid = np.ones(len(df), dtype=bool)
-    for c in cols:
-        enc = pc.dictionary_encode(_arrow_of(df[c]))
-        codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-        valid &= codes >= 0
+    arrays = [_arrow_of(df[c]) for c in cols]
+    valid = np.logical_and.reduce([_np_bool(pc.is_valid(a)) for a in arrays])
+    # candidates first: rows whose key hashes (64 bits) equal another row's; a 5M-id column
+    # costs ~0.2 GB and a sort of integers this way (a dictionary of every id cost ~0.7 GB)
+    h = pl.DataFrame({f"k{i}": pl.Series(a) for i, a in enumerate(arrays)}).hash_rows(seed=0).to_numpy()
+    hv = np.sort(h[valid])
+    twice = hv[1:][hv[1:] == hv[:-1]]
+    del hv
+    cand = np.flatnonzero(valid & np.isin(h, twice)) if len(twice) else np.zeros(0, dtype=np.int64)
+    del h
+    dup = np.zeros(len(df), dtype=bool)
+    if not len(cand):
+        return
+    take = pa.array(cand)                          # the exact test, on the candidates only
+    key = np.zeros(len(cand), dtype=np.int64)      # each row's key as one integer (dictionary codes)
+    for a in arrays:
+        enc = pc.dictionary_encode(a.take(take))
+        codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
         key = key * max(len(enc.dictionary), 1) + codes
         del enc, codes
-    if len(cols) == 1:
-        counts = np.bincount(key[valid], minlength=1)
-        dup = np.zeros(len(df), dtype=bool)
-        dup[valid] = counts[key[valid]] > 1
-    else:
-        _, inverse, counts = np.unique(key[valid], return_inverse=True, return_counts=True)
-        dup = np.zeros(len(df), dtype=bool)
-        dup[valid] = counts[inverse] > 1
-    if not dup.any():                                 # hashed in Arrow: no Python object per row
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    dup[cand] = counts[inverse.reshape(-1)] > 1
+    if not dup.any():                              # hash collisions only
         return
     d = df.iloc[np.flatnonzero(dup)][[*cols, "_row"]]
     first = d.groupby(list(cols), sort=False)["_row"].transform("min").to_numpy()
@@ -635,6 +660,33 @@ def _check_account_lines(p: _SheetParser, df: pd.DataFrame) -> None:
                     column_zh=p.headers[col])
 
 
+_WORKERS = 2                      # sheets parsed at a time (the machine this is sized for has 2 cores)
+
+
+def _size_hint(raw: RawSheet) -> int:
+    """Bytes behind a sheet, to start the largest first (0 when unknown)."""
+    return int(getattr(raw.backend, "size", 0) or 0)
+
+
+def _parse_one(p: "_SheetParser") -> pd.DataFrame | None:
+    df = p.parse()
+    pa.default_memory_pool().release_unused()      # the raw text columns are gone: give the pages back
+    return df
+
+
+def _cross_checks(p: "_SheetParser", df: pd.DataFrame, frames: dict, names: dict) -> None:
+    """The cross-row and cross-sheet rules of one sheet (issues into that sheet's parser)."""
+    if p.sheet.id_column:
+        _check_duplicates(p, df, (p.sheet.id_column,))
+    if p.sheet.unique_together:
+        _check_duplicates(p, df, p.sheet.unique_together)
+    _check_foreign_keys(p, df, frames, names)
+    if p.sheet.key == "assignments":
+        _check_coefficients(p, df)
+    if p.sheet.key == "accounts":
+        _check_account_lines(p, df)
+
+
 def parse_book(book: RawBook, progress=None) -> tuple[Extract, Report]:
     """Map, type and validate every sheet of a raw book.
 
@@ -653,31 +705,28 @@ def parse_book(book: RawBook, progress=None) -> tuple[Extract, Report]:
     """
     report = Report()
     mapped = _map_sheets(book, report)
-    frames: dict[str, pd.DataFrame] = {}
-    parsers: dict[str, _SheetParser] = {}
     names = {k: v.name for k, v in mapped.items()}
-    for done, sheet in enumerate(SHEETS):
-        if progress is not None:
-            progress("check", done / (len(SHEETS) + 1))
-        raw = mapped.get(sheet.key)
-        if raw is None:
-            continue
-        p = _SheetParser(sheet, raw, report)
-        df = p.parse()
-        parsers[sheet.key] = p
-        if df is not None:
-            frames[sheet.key] = df
-    for key, df in frames.items():
-        p = parsers[key]
-        if p.sheet.id_column:
-            _check_duplicates(p, df, (p.sheet.id_column,))
-        if p.sheet.unique_together:
-            _check_duplicates(p, df, p.sheet.unique_together)
-        _check_foreign_keys(p, df, frames, names)
-        if key == "assignments":
-            _check_coefficients(p, df)
-        if key == "accounts":
-            _check_account_lines(p, df)
+    # each sheet is parsed by its own parser into its own report, two at a time (Arrow, numpy
+    # and polars release the GIL), the largest file first; the reports are joined in sheet
+    # order, so the issues come in the same order as a one-by-one run
+    parsers = {s.key: _SheetParser(s, mapped[s.key], Report()) for s in SHEETS if s.key in mapped}
+    order = sorted(parsers, key=lambda k: -_size_hint(mapped[k]))
+    results: dict[str, pd.DataFrame | None] = {}
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        todo = {pool.submit(_parse_one, parsers[k]): k for k in order}
+        for done, fut in enumerate(as_completed(todo)):
+            if progress is not None:
+                progress("check", done / (len(SHEETS) + 1))
+            results[todo[fut]] = fut.result()
+        frames: dict[str, pd.DataFrame] = {k: results[k] for k in parsers if results[k] is not None}
+        parsed = {k: len(p.report.issues) for k, p in parsers.items()}
+        for fut in [pool.submit(_cross_checks, parsers[k], frames[k], frames, names)
+                    for k in sorted(frames, key=lambda k: -len(frames[k]))]:
+            fut.result()
+    for k, p in parsers.items():                  # sheet by sheet: reading and typing ...
+        report.extend(p.report.issues[:parsed[k]])
+    for k in frames:                              # ... then the cross-row and cross-sheet rules
+        report.extend(parsers[k].report.issues[parsed[k]:])
     for key, df in frames.items():
         df["_error"] = df["_row"].isin(parsers[key].error_rows) if len(df) else pd.Series(dtype=bool)
     for sheet in SHEETS:  # optional sheets absent: empty frames with the right columns

@@ -25,6 +25,7 @@ import csv
 import io
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,14 +75,21 @@ def _python_column(values: list) -> pa.Array:
 class _Csv:
     """Backend of one CSV file: UTF-8 bytes and the delimiter."""
 
-    def __init__(self, data: bytes, delimiter: str, path: Path | None = None, utf8_file: bool = False):
+    def __init__(self, data: bytes, delimiter: str, path: Path | None = None, utf8_file: bool = False,
+                 size: int | None = None, quoted: bool | None = None):
         self.delimiter = delimiter
         self.path = path               # a file on disk: its bytes are dropped once the body is read
         # a UTF-8 file on disk is not held in memory at all: the body streams from the file
+        # (``data`` may then be its first bytes only, with ``size`` and ``quoted`` given)
         self._data = None if (path is not None and utf8_file) else data
         self._head = data[:_HEAD_BYTES]
-        self._size = len(data)
-        self._quoted = b'"' in data
+        self._size = len(data) if size is None else size
+        self._quoted = (b'"' in data) if quoted is None else quoted
+
+    @property
+    def size(self) -> int:
+        """Bytes of the file (UTF-8)."""
+        return self._size
 
     @property
     def data(self) -> bytes:
@@ -187,21 +195,29 @@ class _Workbook:
     reads them) and the body is then loaded once, typed.
     """
 
-    def __init__(self, reader, sheet: str, data: bytes):
+    def __init__(self, reader, sheet: str, data: bytes, heads: "_Heads | None" = None):
         self.reader = reader
         self.sheet = sheet
         self.data = data
+        self.heads = heads or _Heads(data, [sheet])
         self.absolute = False          # head() cell indices count from column A (else from the range)
+
+    @property
+    def size(self) -> int:
+        """Bytes of the sheet's XML (0 when unknown), to parse the largest sheet first."""
+        return self.heads.size(self.sheet)
 
     def head(self, n: int | None) -> list[list]:
         if n is not None:
-            rows = xlsx_head(self.data, self.sheet, n)
+            with self.heads.lock:
+                rows = self.heads.rows(self.sheet, n)
             if rows is not None:
                 self.absolute = True
                 return rows
         self.absolute = False
-        batch = self.reader.load_sheet(self.sheet, header_row=None, skip_rows=0, n_rows=n, dtypes="string",
-                                       eager=True)
+        with self.heads.lock:          # one fastexcel reader serves one call at a time
+            batch = self.reader.load_sheet(self.sheet, header_row=None, skip_rows=0, n_rows=n, dtypes="string",
+                                           eager=True)
         cols = [c.to_pylist() for c in batch.columns]
         return [["" if c[i] is None else c[i] for c in cols] for i in range(batch.num_rows)]
 
@@ -211,15 +227,16 @@ class _Workbook:
             return 0, []
         wanted = sorted(set(columns))
         use = ",".join(_letters(j) for j in wanted) if self.absolute else wanted
-        try:                       # every column of one cell type (numbers, text, booleans, dates) keeps it
-            batch = self.reader.load_sheet(self.sheet, header_row=None, skip_rows=start + 1, use_columns=use,
-                                           schema_sample_rows=None, dtype_coercion="strict", eager=True)
-        except Exception as e:     # a column mixes types: read every cell as text (coercion could turn
-            if "strict" not in str(e) and "combination" not in str(e):   # TRUE into 1.0 and hide an error)
-                raise
-            batch = self.reader.load_sheet(self.sheet, header_row=None, skip_rows=start + 1, use_columns=use,
-                                           dtypes="string", eager=True)
-            self.exact = self._exact_numbers(start, wanted, numeric)
+        with self.heads.lock:          # one fastexcel reader serves one call at a time
+            try:                       # every column of one cell type (numbers, text, booleans, dates) keeps it
+                batch = self.reader.load_sheet(self.sheet, header_row=None, skip_rows=start + 1, use_columns=use,
+                                               schema_sample_rows=None, dtype_coercion="strict", eager=True)
+            except Exception as e:     # a column mixes types: read every cell as text (coercion could turn
+                if "strict" not in str(e) and "combination" not in str(e):   # TRUE into 1.0 and hide an error)
+                    raise
+                batch = self.reader.load_sheet(self.sheet, header_row=None, skip_rows=start + 1, use_columns=use,
+                                               dtypes="string", eager=True)
+                self.exact = self._exact_numbers(start, wanted, numeric)
         n = batch.num_rows
         by_index = dict(zip(wanted, batch.columns)) if batch.num_columns == len(wanted) else {}
         return n, [by_index.get(j, pa.nulls(n, pa.large_string())) for j in columns]
@@ -234,6 +251,40 @@ class _Workbook:
         batch = self.reader.load_sheet(self.sheet, header_row=None, skip_rows=start + 1, use_columns=use,
                                        dtypes="float", eager=True)
         return dict(zip(cols, batch.columns)) if batch.num_columns == len(cols) else {}
+
+
+class _Heads:
+    """The top rows of every sheet of one workbook, streamed together on the first request
+    (:func:`xlsx_heads`: one pass over the shared-string table for all sheets)."""
+
+    def __init__(self, data: bytes, sheets: list[str]):
+        self.data = data
+        self.sheets = list(sheets)
+        self.cache: dict[tuple[str, int], list[list] | None] = {}
+        self.lock = threading.RLock()   # sheets are parsed in threads; the reader is not shared
+        self._sizes: dict[str, int] | None = None
+
+    def size(self, sheet: str) -> int:
+        if self._sizes is None:
+            self._sizes = {}
+            try:
+                import zipfile
+
+                zf = zipfile.ZipFile(io.BytesIO(self.data))
+                for s in self.sheets:
+                    part = _sheet_part(zf, s)
+                    if part is not None and part in zf.namelist():
+                        self._sizes[s] = zf.getinfo(part).file_size
+            except Exception:       # not an xlsx (xls, ods): no hint
+                pass
+        return self._sizes.get(sheet, 0)
+
+    def rows(self, sheet: str, n: int) -> list[list] | None:
+        if (sheet, n) not in self.cache:
+            todo = [s for s in dict.fromkeys([sheet, *self.sheets]) if (s, n) not in self.cache]
+            self.cache.update({(s, n): r for s, r in xlsx_heads(self.data, todo, n).items()})
+        rows = self.cache[(sheet, n)]
+        return None if rows is None else [list(r) for r in rows]
 
 
 def _letters(j: int) -> str:
@@ -455,8 +506,10 @@ def _read_workbook(data: bytes, name: str) -> RawBook:
     try:
         reader = fastexcel.read_excel(data)
         book = RawBook(kind="workbook")
+        heads = _Heads(data, reader.sheet_names)
         for sheet_name in reader.sheet_names:
-            book.sheets.append(RawSheet(name=sheet_name, backend=_Workbook(reader, sheet_name, data), source=name))
+            book.sheets.append(RawSheet(name=sheet_name, backend=_Workbook(reader, sheet_name, data, heads),
+                                        source=name))
         return book
     except Exception as e:  # calamine raises several error types for broken files
         raise ExtractError.of("file_unreadable", sheet=name, expected="a workbook", detail=str(e)[:200]) from None
@@ -515,25 +568,92 @@ def read_input(path: str | os.PathLike) -> RawBook:
                         detail="no .csv file in the folder")
         book = RawBook(kind="csv")
         for f in files:
-            data = _read_limited(f)
-            sheet = read_csv_bytes(f.name, data, f)
-            del data
+            sheet = _read_csv_file(f)
             book.sheets.append(sheet)
             book.notes.append(f"{f.name}: {sheet.encoding}")
         return book
     if not p.exists():
         raise ExtractError.of("file_unreadable", sheet=str(p), expected="a file or folder", detail="no such file or folder")
+    with open(p, "rb") as fh:
+        head = fh.read(4096)
+    if sniff_kind(head) == "text":
+        book = RawBook(kind="csv")
+        sheet = _read_csv_file(p)
+        book.sheets.append(sheet)
+        book.notes.append(f"{p.name}: {sheet.encoding}")
+        return book
     return read_bytes(p.name, _read_limited(p))
 
 
-def _read_limited(path: Path) -> bytes:
+def _read_limited(path: Path, limit: int | None = None) -> bytes:
+    """A file's bytes, refused above ``limit`` (default: the upload limit, which workbooks keep)."""
     from data.guards import MAX_UPLOAD_BYTES
 
+    limit = MAX_UPLOAD_BYTES if limit is None else limit
     size = path.stat().st_size
-    if size > MAX_UPLOAD_BYTES:
+    if size > limit:
         raise ExtractError.of("file_too_large", sheet=path.name,
-                    detail=f"{size / 2**20:.0f} MB, the limit is {MAX_UPLOAD_BYTES / 2**20:.0f} MB")
+                    detail=f"{size / 2**20:.0f} MB, the limit is {limit / 2**20:.0f} MB")
     return path.read_bytes()
+
+
+_SCAN_BYTES = 64 * 2**20          # piece of a local CSV file checked as UTF-8 at a time
+
+
+def _utf8_cut(buf: bytes) -> int:
+    """Length of ``buf`` without a UTF-8 sequence cut at its end (to carry to the next piece)."""
+    i = len(buf)
+    j = i - 1
+    while j >= 0 and j > i - 4 and (buf[j] & 0xC0) == 0x80:
+        j -= 1
+    if j < 0:
+        return i
+    lead = buf[j]
+    need = 1 if lead < 0x80 else 2 if lead >> 5 == 6 else 3 if lead >> 4 == 14 else 4 if lead >> 3 == 30 else 1
+    return j if j + need > i else i
+
+
+def _scan_utf8(path: Path) -> tuple[bool, bool]:
+    """(the file is strict UTF-8, it holds a double quote), read in pieces of 64 MB."""
+    carry = b""
+    quoted = False
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(_SCAN_BYTES)
+            if not chunk:
+                break
+            buf = carry + chunk if carry else chunk
+            del chunk
+            cut = _utf8_cut(buf)
+            if not _is_utf8(buf[:cut] if cut < len(buf) else buf):
+                return False, quoted
+            quoted = quoted or b'"' in buf
+            carry = buf[cut:]
+    return (not carry or _is_utf8(carry)), quoted
+
+
+def _read_csv_file(f: Path) -> RawSheet:
+    """One local CSV file: a UTF-8 one is checked in pieces and its body parsed from the disk
+    (never held whole in memory); anything else is read and decoded as an upload is."""
+    from data.guards import MAX_LOCAL_BYTES
+
+    size = f.stat().st_size
+    if size > MAX_LOCAL_BYTES:
+        raise ExtractError.of("file_too_large", sheet=f.name,
+                              detail=f"{size / 2**20:.0f} MB, the limit is {MAX_LOCAL_BYTES / 2**20:.0f} MB")
+    with open(f, "rb") as fh:
+        head = fh.read(_HEAD_BYTES)
+    if sniff_kind(head[:4096]) == "text":
+        utf8, quoted = _scan_utf8(f)
+        if utf8:
+            text = head.decode("utf-8", errors="ignore").removeprefix("\ufeff")
+            enc = "utf-8-sig" if head.startswith(b"\xef\xbb\xbf") else "utf-8"
+            backend = _Csv(head, _delimiter(text), f, utf8_file=True, size=size, quoted=quoted)
+            return RawSheet(name=f.stem if f.name else "sheet", backend=backend, source=f.name, encoding=enc)
+    data = _read_limited(f, MAX_LOCAL_BYTES)
+    sheet = read_csv_bytes(f.name, data, f)
+    del data
+    return sheet
 
 
 # --------------------------------------------------------------------------------------------
@@ -571,25 +691,115 @@ def _sheet_part(zf, sheet: str) -> str | None:
     return target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
 
 
-def _shared_strings(zf, needed: int) -> list[str]:
-    """The first ``needed + 1`` shared strings (the table is streamed and left early)."""
+def _shared_strings(zf, wanted) -> dict[int, str] | None:
+    """The shared strings of the indices ``wanted`` ({index -> text}), in one streamed pass.
+
+    The table is counted, not parsed: ``<si>`` openings are counted per decompressed chunk
+    (a byte search) and only the chunks holding a wanted entry are looked into, so the cost is
+    that of decompressing the table up to the last index wanted (~0.3 s for 2.8M strings, where
+    an XML parse of every entry took ~30 s). A table this cannot count safely (a namespace
+    prefix, ``<si>`` with attributes, comments, CDATA or processing instructions after the
+    root) is parsed entry by entry instead. ``None`` when the table is damaged.
+    """
+    wanted = sorted({int(k) for k in wanted if int(k) >= 0})
+    if not wanted or "xl/sharedStrings.xml" not in zf.namelist():
+        return {}
+    with zf.open("xl/sharedStrings.xml") as part:
+        out = _shared_strings_counted(part, wanted)
+    if out is None:
+        out = _shared_strings_parsed(zf, wanted)
+    return out
+
+
+_SST_CHUNK = 1 * 2**20
+_ROOT_TAG = re.compile(rb"<([A-Za-z_][^\s>/]*)")
+
+
+def _shared_strings_counted(part, wanted: list[int]) -> dict[int, str] | None:
+    """:func:`_shared_strings` by counting ``<si>`` openings; ``None``: use the XML parser."""
     import xml.etree.ElementTree as ET
 
-    out: list[str] = []
-    if needed < 0 or "xl/sharedStrings.xml" not in zf.namelist():
-        return out
+    import numpy as np
+
+    out: dict[int, str] = {}
+    k = 0                          # next position in ``wanted``
+    seen = 0                       # <si> openings before ``buf``
+    buf = b""
+    root = False
+    while k < len(wanted):
+        chunk = part.read(_SST_CHUNK)
+        eof = not chunk
+        buf += chunk
+        if not root:
+            m = _ROOT_TAG.search(buf)          # the first element (declarations start "<?" or "<!")
+            if m is None or m.group(1) != b"sst":
+                if eof or len(buf) > _SST_CHUNK:
+                    return None    # a prefixed or unexpected root: parse it
+                continue
+            buf = buf[m.end():]
+            root = True
+        # every tag that starts before the last "<" is complete: count up to there
+        cut = len(buf) if eof else buf.rfind(b"<")
+        if cut <= 0:
+            if eof:
+                return None
+            continue
+        region, buf = buf[:cut], buf[cut:]
+        if b"<!" in region or b"<?" in region:
+            return None            # a comment or CDATA could hide "<si>" text
+        n = region.count(b"<si")
+        if n != region.count(b"<si>") + region.count(b"<si/>"):
+            return None            # <si ...> with attributes or another tag named si...
+        if wanted[k] >= seen + n:
+            seen += n
+            if eof:
+                return None        # an index past the end of the table
+            continue
+        a = np.frombuffer(region, dtype=np.uint8)
+        starts = np.flatnonzero((a[:-2] == 60) & (a[1:-1] == 115) & (a[2:] == 105)) if len(a) > 2 else []
+        carry = None
+        while k < len(wanted) and wanted[k] < seen + n:
+            p = int(starts[wanted[k] - seen])
+            if region.startswith(b"<si/>", p):
+                out[wanted[k]] = ""
+                k += 1
+                continue
+            e = region.find(b"</si>", p)
+            if e < 0:              # the entry runs past this chunk: read on from its start
+                if eof:
+                    return None
+                carry = p
+                break
+            out[wanted[k]] = "".join(_si_text(ET.fromstring(region[p:e + 5])))
+            k += 1
+        if carry is not None:
+            seen = wanted[k]
+            buf = region[carry:] + buf
+        else:
+            seen += n
+            if eof:
+                break
+    return out if k == len(wanted) else None
+
+
+def _shared_strings_parsed(zf, wanted: list[int]) -> dict[int, str]:
+    """:func:`_shared_strings` by parsing every entry up to the last wanted (any valid table)."""
+    import xml.etree.ElementTree as ET
+
+    table: list[str] = []
+    last = wanted[-1]
     parser = ET.XMLPullParser(("end",))
     with zf.open("xl/sharedStrings.xml") as part:
-        while len(out) <= needed:
+        while len(table) <= last:
             chunk = part.read(65536)
             if not chunk:
                 break
             parser.feed(chunk)
             for _, el in parser.read_events():
                 if _local(el.tag) == "si":
-                    out.append("".join(_si_text(el)))
+                    table.append("".join(_si_text(el)))
                     el.clear()
-    return out
+    return {i: table[i] for i in wanted if i < len(table)}
 
 
 def _si_text(si) -> list[str]:
@@ -612,11 +822,57 @@ def xlsx_head(data: bytes, sheet: str, n: int) -> list[list] | None:
     column ``j`` counted from A. Returns ``None`` when the file is not an xlsx this can stream
     (the caller then reads the rows another way).
     """
-    import xml.etree.ElementTree as ET
+    return xlsx_heads(data, [sheet], n).get(sheet)
+
+
+def xlsx_heads(data: bytes, sheets: list[str], n: int) -> dict[str, list[list] | None]:
+    """:func:`xlsx_head` of several sheets, with one pass over the shared-string table.
+
+    The table is shared by every sheet and written in the order strings first appear, so a
+    later sheet's header sits deep in it (2.8M entries in a 1M-account workbook); one counted
+    pass (:func:`_shared_strings`) serves all the sheets.
+
+    Returns
+    -------
+    dict of str to list of rows or None
+        Per sheet, its top rows, or ``None`` when it cannot be streamed.
+    """
     import zipfile
 
+    out: dict[str, list[list] | None] = {s: None for s in sheets}
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
+        parts = {s: _head_cells(zf, s, n) for s in sheets}
+        wanted = {k for p in parts.values() if p is not None for k in p[1].values()}
+        table = _shared_strings(zf, wanted) if wanted else {}
+    except Exception:                               # anything unexpected: the full reader decides
+        return out
+    for s, p in parts.items():
+        if p is None:
+            continue
+        cells, shared = p
+        if shared and table is None:
+            continue
+        for key, k in shared.items():
+            cells[key] = table.get(k, "")
+        if not cells:
+            out[s] = []
+            continue
+        height = max(i for i, _ in cells) + 1
+        width = max(j for _, j in cells) + 1
+        rows = [[""] * width for _ in range(height)]
+        for (i, j), v in cells.items():
+            rows[i][j] = v
+        out[s] = rows
+    return out
+
+
+def _head_cells(zf, sheet: str, n: int) -> tuple[dict, dict] | None:
+    """The cells of a sheet's first ``n`` rows: ({(row, col) -> value}, {(row, col) -> shared
+    string index}), or ``None`` when the sheet cannot be streamed."""
+    import xml.etree.ElementTree as ET
+
+    try:
         path = _sheet_part(zf, sheet)
         if path is None or path not in zf.namelist():
             return None
@@ -661,17 +917,6 @@ def xlsx_head(data: bytes, sheet: str, n: int) -> list[list] | None:
                             done = True
                             break
                         el.clear()
-        if shared:
-            table = _shared_strings(zf, max(shared.values()))
-            for key, k in shared.items():
-                cells[key] = table[k] if k < len(table) else ""
-    except Exception:                               # anything unexpected: the full reader decides
+    except Exception:
         return None
-    if not cells:
-        return []
-    height = max(i for i, _ in cells) + 1
-    width = max(j for _, j in cells) + 1
-    rows = [[""] * width for _ in range(height)]
-    for (i, j), v in cells.items():
-        rows[i][j] = v
-    return rows
+    return cells, shared
