@@ -12,12 +12,12 @@ are not copied, and a float NaN becomes NULL, which the formulas read as a missi
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["ENGINES", "run_sql", "run_queries", "to_arrow"]
+__all__ = ["ENGINES", "run_sql", "run_queries", "iter_batches", "to_arrow"]
 
 ENGINES = ("duckdb", "polars")
 
@@ -89,3 +89,37 @@ def run_queries(queries: Mapping[str, str], tables: Mapping[str, pd.DataFrame | 
             out[name] = result.to_arrow()
         return out
     raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+
+
+def iter_batches(sql: str, tables: Mapping[str, pd.DataFrame | pa.Table], engine: str = "duckdb",
+                 rows: int = 1_000_000) -> Iterator[pa.RecordBatch]:
+    """Execute one SELECT and yield its rows in Arrow record batches of at most ``rows`` rows.
+
+    DuckDB streams the batches (the whole result is never held at once) and keeps the input's
+    row order for a query without joins, windows or aggregates (its default
+    ``preserve_insertion_order``); a caller that needs the order checks it (e.g. with a row
+    position column). polars computes the whole result, then yields it in slices.
+
+    Parameters
+    ----------
+    sql, tables, engine
+        As in :func:`run_sql`.
+    rows : int
+        Most rows per batch (> 0).
+
+    Raises
+    ------
+    ValueError
+        For an unknown engine or ``rows`` < 1.
+    """
+    if rows < 1:
+        raise ValueError(f"rows per batch must be at least 1, got {rows!r}")
+    if engine == "duckdb":
+        import duckdb
+
+        with duckdb.connect() as con:
+            for name, frame in tables.items():
+                con.register(name, to_arrow(frame))
+            yield from con.sql(sql).to_arrow_reader(rows)
+        return
+    yield from run_sql(sql, tables, engine).to_batches(max_chunksize=rows)

@@ -3,7 +3,8 @@
 This module is the single definition of the heavy stage's arithmetic: the account result terms
 per line (DOMAIN 3), the risk result of asset accounts, the daily average from daily balances
 (DOMAIN 4), and the per-customer sums the light stage reads (``calc.heavy.CUSTOMER_MEASURES``
-except ``new``, plus the account count). It only builds query text; it runs nothing and imports
+except ``new``, plus the account count): each account's part of them
+(:func:`account_measures_sql`) and their sum per customer (:func:`customer_measures_sql`). It only builds query text; it runs nothing and imports
 no engine. :mod:`calc.heavy` runs the text on DuckDB over the pandas/Arrow frames; another engine
 runs the same text over its own tables (see "Another engine" below). No formula is written
 anywhere else in the project.
@@ -36,7 +37,10 @@ the daily balances turned into a day number, e.g. ``datediff(date, '1970-01-01')
     spark.sql(daily_average_sql(days)).createOrReplaceTempView("daily_avg")
     spark.sql(customer_measures_sql(scenario, daily="daily_avg"))
 
-returns the same per-customer rows that :func:`calc.heavy.build_base` brings back from DuckDB.
+returns the same per-customer rows that :func:`calc.heavy.build_base` computes (which adds the
+parts of :func:`account_measures_sql` in account row order itself, so that the last bits of a sum
+do not depend on thread scheduling; a Spark run that must reproduce published figures bit for bit
+does the same: ``account_measures_sql`` with a row position kept, summed in that order).
 DuckDB and polars run it here (``build_base(..., engine="polars")`` gives the same numbers);
 Spark has not run it yet. Should a dialect difference appear, ``sqlglot.transpile(text,
 read="duckdb", write="spark")`` rewrites the text; the formulas stay written once, here.
@@ -46,8 +50,8 @@ from __future__ import annotations
 
 from calc.scenario import Scenario
 
-__all__ = ["ACCOUNT_INPUTS", "TERMS", "NPL_CLASSES", "MEASURES", "literal", "account_terms_sql",
-           "customer_measures_sql", "daily_average_sql"]
+__all__ = ["ACCOUNT_INPUTS", "TERMS", "NPL_CLASSES", "MEASURES", "SUMMED", "literal", "account_terms_sql",
+           "account_measures_sql", "customer_measures_sql", "daily_amounts_sql", "daily_average_sql"]
 
 NPL_CLASSES = ("substandard", "doubtful", "loss")
 
@@ -60,6 +64,8 @@ TERMS = ("risk_weight", "margin", "tax", "unit_cost", "balance_cost", "capital_c
 # Per-customer output of customer_measures_sql, after customer_id (yuan; products and accounts are counts).
 MEASURES = ("asset", "liability", "intermediate", "risk", "liability_avg", "liability_increase",
             "asset_avg", "asset_increase", "npl_balance", "products", "accounts")
+# The measures that are sums of a part per account (account_measures_sql), yuan.
+SUMMED = MEASURES[:9]
 
 
 def literal(x: float) -> str:
@@ -150,6 +156,59 @@ def account_terms_sql(scenario: Scenario, accounts: str = "accounts", daily: str
     FROM ({terms}) r"""
 
 
+def account_measures_sql(scenario: Scenario, accounts: str = "accounts", daily: str | None = None,
+                         keep: tuple[str, ...] = ()) -> str:
+    """One row per account: the account's part of every per-customer measure.
+
+    A customer's measure is the sum of its accounts' parts (:func:`customer_measures_sql`); an
+    engine may also add the parts itself in a fixed order (:mod:`calc.heavy` does, in account row
+    order, so that every run gives the same bits).
+
+    Parameters
+    ----------
+    scenario, accounts, daily
+        As in :func:`account_terms_sql`.
+    keep : tuple of str
+        Further columns of ``accounts`` passed through unchanged (e.g. a row position).
+
+    Returns
+    -------
+    str
+        A SELECT of ``customer_id``, ``keep``, :data:`SUMMED` (yuan: the account's contribution
+        in the column of its line, ``risk``, daily average and increase on its line's balance
+        columns, ``npl_balance`` for asset accounts classified substandard, doubtful or loss; 0
+        in the other columns) and ``held`` (the product, or the line when the product is blank).
+    """
+    zero, one = literal(0.0), literal(1.0)
+    npl = ", ".join(_text(c) for c in NPL_CLASSES)
+    keep_out = "".join(f", {c}" for c in keep)
+
+    def flag(condition: str) -> str:          # 1 or 0, computed once per account, then multiplied:
+        return f"CASE WHEN {condition} THEN {one} ELSE {zero} END"   # x * 1 = x, x * 0 = 0 exactly
+
+    return f"""
+    SELECT customer_id{keep_out},
+           is_asset * contribution AS asset,
+           is_liability * contribution AS liability,
+           is_intermediate * contribution AS intermediate,
+           risk,
+           is_liability * avg_balance AS liability_avg,
+           is_liability * (avg_balance - base_avg_balance) AS liability_increase,
+           is_asset * avg_balance AS asset_avg,
+           is_asset * (avg_balance - base_avg_balance) AS asset_increase,
+           is_npl * avg_balance AS npl_balance,
+           held
+    FROM (
+        SELECT customer_id{keep_out}, contribution, risk, avg_balance, base_avg_balance,
+               {flag("line = 'asset'")} AS is_asset,
+               {flag("line = 'liability'")} AS is_liability,
+               {flag("line = 'intermediate'")} AS is_intermediate,
+               {flag(f"line = 'asset' AND classification IN ({npl})")} AS is_npl,
+               CASE WHEN product IS NULL OR TRIM(product) = '' THEN line ELSE product END AS held
+        FROM ({account_terms_sql(scenario, accounts, daily, keep)}) t
+    ) f"""
+
+
 def customer_measures_sql(scenario: Scenario, accounts: str = "accounts", daily: str | None = None) -> str:
     """One row per customer holding accounts: contribution per line and the balance measures.
 
@@ -166,45 +225,28 @@ def customer_measures_sql(scenario: Scenario, accounts: str = "accounts", daily:
         period); ``liability_avg``, ``asset_avg`` (sum of daily averages), ``liability_increase``,
         ``asset_increase`` (sum of ``avg_balance - base_avg_balance``), ``npl_balance`` (asset
         accounts classified substandard, doubtful or loss), in yuan; ``products`` (distinct
-        products held, a blank product counting as its line) and ``accounts`` (counts).
+        products held, a blank product counting as its line) and ``accounts`` (counts). The sums
+        are those of :func:`account_measures_sql`; an engine that adds in parallel may combine
+        partial sums in any order (the last bits of a sum can then differ between runs).
     """
-    zero, one = literal(0.0), literal(1.0)
-    npl = ", ".join(_text(c) for c in NPL_CLASSES)
-
-    def flag(condition: str) -> str:          # 1 or 0, computed once per account, then multiplied:
-        return f"CASE WHEN {condition} THEN {one} ELSE {zero} END"   # x * 1 = x, x * 0 = 0 exactly
-
+    sums = ",\n           ".join(f"SUM({m}) AS {m}" for m in SUMMED)
     return f"""
     SELECT customer_id,
-           SUM(is_asset * contribution) AS asset,
-           SUM(is_liability * contribution) AS liability,
-           SUM(is_intermediate * contribution) AS intermediate,
-           SUM(risk) AS risk,
-           SUM(is_liability * avg_balance) AS liability_avg,
-           SUM(is_liability * (avg_balance - base_avg_balance)) AS liability_increase,
-           SUM(is_asset * avg_balance) AS asset_avg,
-           SUM(is_asset * (avg_balance - base_avg_balance)) AS asset_increase,
-           SUM(is_npl * avg_balance) AS npl_balance,
+           {sums},
            COUNT(DISTINCT held) AS products,
            COUNT(*) AS accounts
-    FROM (
-        SELECT customer_id, contribution, risk, avg_balance, base_avg_balance,
-               {flag("line = 'asset'")} AS is_asset,
-               {flag("line = 'liability'")} AS is_liability,
-               {flag("line = 'intermediate'")} AS is_intermediate,
-               {flag(f"line = 'asset' AND classification IN ({npl})")} AS is_npl,
-               CASE WHEN product IS NULL OR TRIM(product) = '' THEN line ELSE product END AS held
-        FROM ({account_terms_sql(scenario, accounts, daily)}) t
-    ) f
+    FROM ({account_measures_sql(scenario, accounts, daily)}) m
     GROUP BY customer_id"""
 
 
-def daily_average_sql(days: int, daily_balances: str = "daily_balances") -> str:
-    """Daily average balance per account from daily balances (DOMAIN 4).
+def daily_amounts_sql(days: int, daily_balances: str = "daily_balances", keep: tuple[str, ...] = ()) -> str:
+    """One row per daily-balance row: its balance times the days of the period it stands for.
 
-    The period is the ``days`` calendar days ending on the latest day in the relation. A day with
-    no row carries the account's last known balance forward (also from before the period); days
-    before the account's first row count 0.
+    The period is the ``days`` calendar days ending on the latest day in the relation. A row
+    stands for the days from its own day (or the period's start) to the account's next row (or
+    the period's end), so a day with no row carries the last known balance forward (also from
+    before the period); days before the account's first row count 0. An account's daily average
+    is the sum of its amounts over ``days`` (:func:`daily_average_sql`).
 
     Parameters
     ----------
@@ -213,6 +255,48 @@ def daily_average_sql(days: int, daily_balances: str = "daily_balances") -> str:
     daily_balances : str
         Name of the relation ``(account_id, day_no, balance)``, ``day_no`` an integer day number,
         ``(account_id, day_no)`` unique.
+    keep : tuple of str
+        Further columns of the relation passed through unchanged (e.g. a row position).
+
+    Returns
+    -------
+    str
+        A SELECT of ``account_id``, ``keep``, ``amount`` (yuan x days), one row per input row.
+
+    Raises
+    ------
+    ValueError
+        When ``days`` is not a positive whole number.
+    """
+    if int(days) != days or days <= 0:
+        raise ValueError(f"days must be a positive whole number of days, got {days!r}")
+    d = int(days)
+    keep_out = "".join(f", {c}" for c in keep)
+    keep_r = "".join(f", r.{c}" for c in keep)
+    return f"""
+    SELECT r.account_id{keep_r},
+           r.balance * GREATEST(LEAST(COALESCE(r.next_day, p.period_end), p.period_end)
+                                - GREATEST(r.day_no, p.period_end - {d}), 0) AS amount
+    FROM (SELECT account_id, day_no, balance{keep_out},
+                 LEAD(day_no) OVER (PARTITION BY account_id ORDER BY day_no) AS next_day
+          FROM {daily_balances}) r
+    CROSS JOIN (SELECT MAX(day_no) + 1 AS period_end FROM {daily_balances}) p"""
+
+
+def daily_average_sql(days: int, daily_balances: str = "daily_balances") -> str:
+    """Daily average balance per account from daily balances (DOMAIN 4).
+
+    The sum of an account's :func:`daily_amounts_sql` over ``days``: the period is the ``days``
+    calendar days ending on the latest day in the relation; a day with no row carries the
+    account's last known balance forward (also from before the period); days before the
+    account's first row count 0.
+
+    Parameters
+    ----------
+    days : int
+        Period length D in days (> 0).
+    daily_balances : str
+        As in :func:`daily_amounts_sql`.
 
     Returns
     -------
@@ -224,22 +308,8 @@ def daily_average_sql(days: int, daily_balances: str = "daily_balances") -> str:
     ValueError
         When ``days`` is not a positive whole number.
     """
-    if int(days) != days or days <= 0:
-        raise ValueError(f"days must be a positive whole number of days, got {days!r}")
-    d = int(days)
+    amounts = daily_amounts_sql(days, daily_balances)
     return f"""
-    WITH ordered AS (
-        SELECT account_id, day_no, balance,
-               LEAD(day_no) OVER (PARTITION BY account_id ORDER BY day_no) AS next_day
-        FROM {daily_balances}
-    ), bounds AS (
-        SELECT MAX(day_no) + 1 AS period_end FROM {daily_balances}
-    )
-    SELECT account_id, SUM(balance * span) / {literal(d)} AS avg_balance
-    FROM (
-        SELECT r.account_id, r.balance,
-               GREATEST(LEAST(COALESCE(r.next_day, p.period_end), p.period_end)
-                        - GREATEST(r.day_no, p.period_end - {d}), 0) AS span
-        FROM ordered r CROSS JOIN bounds p
-    ) w
+    SELECT account_id, SUM(amount) / {literal(int(days))} AS avg_balance
+    FROM ({amounts}) w
     GROUP BY account_id"""

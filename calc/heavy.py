@@ -5,12 +5,17 @@ upload or per change of an account-level parameter (``Scenario.account_key()``);
 a :class:`Base`, is everything the light stage (sliders) needs.
 
 The formulas are defined once, as SQL text, in :mod:`calc.formulas`; this module runs that text
-on DuckDB (embedded, columnar) over the pandas frames and brings back one row per customer; the
-per-account terms are computed only when asked. DuckDB was chosen by measurement (November 2026,
-2 loaded cores, the generated 5M-account bank): DuckDB 5.3-5.5 s and +0.8 GB during the call,
-polars running the same SQL 4.1-4.5 s and +1.6 GB, the former pandas code 11-13 s and +1.9 GB;
-the memory decides, as a 5M-account run must stay under 2.5 GB. The same text runs on polars
-(``engine="polars"``, and for small selections) and is written to run on Spark.
+on DuckDB (embedded, columnar) over the pandas frames. DuckDB streams each account's part of the
+customer measures (:func:`calc.formulas.account_measures_sql`) in row order, and the parts are
+added per customer here, one account after the other in row order (``np.add.at``), so the same
+frames give the same bits on every run and for any Arrow chunking (a parallel SQL ``SUM``
+combines partial sums in whichever order its threads finish: at 5M accounts two runs differed in
+the last bits, and a publication is verified by recomputing its hash). Measured at 5M accounts
+(loaded 2-core machine, side by side): the earlier single GROUP BY query 4.5 s and +0.6-0.9 GB,
+not reproducible; this 3.5-5.5 s and +0.3-0.5 GB (the parts are never held whole), reproducible.
+The per-account terms are computed only when asked. DuckDB was chosen by measurement over polars
+(same SQL: 4.1-4.5 s but +1.6 GB at 5M) and the former pandas code (11-13 s, +1.9 GB). The same
+text runs on polars (``engine="polars"``, and for small selections) and is written to run on Spark.
 
 Money is in yuan for the period; rates are decimal fractions per year; ``t = days / day_basis``.
 """
@@ -22,11 +27,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from calc.formulas import (ACCOUNT_INPUTS, MEASURES, NPL_CLASSES, account_terms_sql, customer_measures_sql,
-                           daily_average_sql)
-from calc.engines import run_queries, run_sql
-from calc.scenario import Scenario
+from calc.formulas import (ACCOUNT_INPUTS, NPL_CLASSES, SUMMED, account_measures_sql, account_terms_sql,
+                           daily_amounts_sql)
+from calc.engines import iter_batches, run_queries, run_sql, to_arrow
+from calc.scenario import ROLES, Scenario
 
 __all__ = ["Base", "account_results", "daily_average", "with_daily_average", "build_base", "CUSTOMER_MEASURES", "NPL_CLASSES"]
 
@@ -77,6 +84,9 @@ class Base:
         ``account_id``, ``avg_balance`` (yuan) per account with daily balances (DOMAIN 4).
     scenario : Scenario
         The scenario whose account-level parameters were used.
+    account_customers : ndarray or None
+        The customer position of each account row (int64), found by the heavy stage; None when
+        not known (then found on first use by :meth:`accounts_of`).
     engine : str
         The engine that ran the formulas (:mod:`calc.engines`), also used for the lazy terms.
     """
@@ -94,6 +104,7 @@ class Base:
     daily_avg: pd.DataFrame | None = field(repr=False)
     scenario: Scenario = field(repr=False)
     engine: str = "duckdb"
+    account_customers: np.ndarray | None = field(default=None, repr=False)
 
     @functools.cached_property
     def accounts(self) -> pd.DataFrame:
@@ -108,7 +119,9 @@ class Base:
     def _accounts_by_customer(self) -> tuple[np.ndarray, np.ndarray]:
         """Account row positions grouped by customer index: customer ``i``'s accounts are
         ``order[starts[i]:starts[i + 1]]`` (built once per Base)."""
-        idx = self._customer_index.get_indexer(self.account_rows["customer_id"])
+        idx = self.account_customers
+        if idx is None:
+            idx = self._customer_index.get_indexer(self.account_rows["customer_id"])
         order = np.argsort(idx, kind="stable")
         starts = np.concatenate([[0], np.cumsum(np.bincount(idx, minlength=len(self.customers)))])
         return order, starts
@@ -140,14 +153,34 @@ class Base:
         return {}
 
     @functools.cached_property
+    def assignment_roles(self) -> np.ndarray:
+        """Position of each assignment's role in :data:`calc.scenario.ROLES` (int8; -1 for another
+        role), built once per Base."""
+        return pd.Categorical(self.assignments["role"], categories=ROLES).codes
+
+    @functools.cached_property
+    def assignment_pairs(self) -> pd.MultiIndex:
+        """``(customer_id, manager_id)`` of each assignment row, to find the rows of given
+        coefficients set in the app (built once per Base)."""
+        return pd.MultiIndex.from_arrays([self.assignments["customer_id"], self.assignments["manager_id"]])
+
+    @functools.cached_property
+    def light_cache(self) -> dict:
+        """What the light stage computes once per Base (segments per segmentation parameters, the
+        coefficient source without overrides); owned by :mod:`calc.light`."""
+        return {}
+
+    @functools.cached_property
     def assignment_measures(self) -> np.ndarray:
         """The customer measures of each assignment row, ``(n_assignments, len(CUSTOMER_MEASURES))``
         (yuan, counts): built once per Base, read by every slider move."""
         c = self.customers
-        cols = [c[m].to_numpy(dtype=float) if m != "new" else c["is_new"].to_numpy(dtype=float)
-                for m in CUSTOMER_MEASURES]
-        matrix = np.column_stack(cols) if len(c) else np.zeros((0, len(CUSTOMER_MEASURES)))
-        return matrix[self.assignments["cust_idx"].to_numpy()]
+        cust = self.assignments["cust_idx"].to_numpy()
+        # column-major: the light stage reads one measure (a column) at a time
+        out = np.empty((len(cust), len(CUSTOMER_MEASURES)), order="F")
+        for j, m in enumerate(CUSTOMER_MEASURES):
+            out[:, j] = c["is_new" if m == "new" else m].to_numpy(dtype=float)[cust]
+        return out
 
 
 def _day_numbers(dates: pd.Series) -> np.ndarray:
@@ -163,12 +196,96 @@ def _daily_source(daily: pd.DataFrame | None) -> pd.DataFrame | None:
                          "balance": daily["balance"].to_numpy(dtype=float)})
 
 
+def _in_row_order(positions: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` put back in input row order: ``values[i]`` belongs to input row ``positions[i]``
+    (a permutation of ``0 .. n-1``, as an engine returns it after a join or a window)."""
+    if len(positions) and np.array_equal(positions, np.arange(len(positions))):
+        return values
+    out = np.empty_like(values)
+    out[positions] = values
+    return out
+
+
+def _row_order_sums(groups: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Sum of ``values`` per group ``0 .. n-1``, added one row after the other in row order.
+
+    A parallel engine combines partial sums in whichever order its threads finish, so the last
+    bits of a float sum can change from one run to the next; this order is fixed by the rows, so
+    the same frames give the same bits on every run (a publication is verified by recomputing it).
+    """
+    return np.bincount(groups, weights=values, minlength=n) if len(groups) else np.zeros(n)
+
+
+def _codes(values: pa.Array, known: dict) -> np.ndarray:
+    """Integer code per value (int32; -1 for NULL), the same code for the same text in every call
+    sharing ``known`` (text -> code, extended here with the values first seen)."""
+    enc = pc.dictionary_encode(values)
+    lookup = np.array([known.setdefault(v, len(known)) for v in enc.dictionary.to_pylist()] + [-1], dtype=np.int32)
+    return lookup[enc.indices.fill_null(-1).to_numpy()]
+
+
+def _customer_sums(batches, account_customers: np.ndarray, n: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per customer, the sum of each :data:`calc.formulas.SUMMED` part over its accounts, added
+    in account row order; and the code of each account's ``held`` product.
+
+    ``batches`` carry ``_pos`` (the account row), the parts and ``held``. Batches that arrive in
+    row order are added as they come (DuckDB streams a projection in order, so the parts of 5M
+    accounts are never held at once); the rest are put in row order, then added.
+    """
+    sums = {c: np.zeros(n) for c in SUMMED}
+    held = np.full(len(account_customers), -1, dtype=np.int32)
+    known: dict = {}
+    late = []
+    done = 0
+    for batch in batches:
+        rows = batch.column("_pos").to_numpy()
+        k = len(rows)
+        if late or not np.array_equal(rows, np.arange(done, done + k)):
+            late.append(batch)
+            continue
+        cust = account_customers[done:done + k]
+        for c in SUMMED:
+            np.add.at(sums[c], cust, batch.column(c).to_numpy())     # one row after the other
+        held[done:done + k] = _codes(batch.column("held"), known)
+        done += k
+    if late:                                    # rows done.. in any order: sort them, then add
+        rest = pa.Table.from_batches(late)
+        rows = rest.column("_pos").to_numpy()
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]
+        cust = account_customers[rows]
+        for c in SUMMED:
+            np.add.at(sums[c], cust, rest.column(c).to_numpy()[order])
+        held[rows] = _codes(rest.column("held").combine_chunks(), known)[order]
+    return sums, held
+
+
+def _distinct_per_group(groups: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
+    """Number of distinct codes >= 0 per group ``0 .. n-1`` (int64): ``COUNT(DISTINCT ...)``."""
+    valid = codes >= 0
+    width = int(codes.max()) + 1 if valid.any() else 1
+    keys = groups[valid].astype(np.int64) * width + codes[valid]
+    if n * width <= 64_000_000:                 # a flag per (group, code): linear
+        seen = np.zeros(n * width, dtype=bool)
+        seen[keys] = True
+        return seen.reshape(n, width).sum(axis=1, dtype=np.int64)
+    return np.bincount(np.unique(keys) // width, minlength=n).astype(np.int64)
+
+
 def _daily_avg_frame(daily: pd.DataFrame | None, days: int, engine: str = "duckdb") -> pd.DataFrame | None:
-    """``account_id``, ``avg_balance`` per account with daily rows (DOMAIN 4), None without rows."""
+    """``account_id``, ``avg_balance`` per account with daily rows (DOMAIN 4), None without rows.
+
+    The amounts per row are :func:`calc.formulas.daily_amounts_sql`; their sum per account is
+    :func:`calc.formulas.daily_average_sql`'s, added in row order (:func:`_row_order_sums`)."""
     source = _daily_source(daily)
     if source is None:
         return None
-    return run_sql(daily_average_sql(days), {"daily_balances": source}, engine).to_pandas()
+    source["_pos"] = np.arange(len(source), dtype=np.int64)
+    out = run_sql(daily_amounts_sql(days, keep=("_pos",)), {"daily_balances": source}, engine)
+    amount = _in_row_order(out.column("_pos").to_numpy(), out.column("amount").to_numpy())
+    codes, ids = pd.factorize(source["account_id"], sort=False)
+    avg = _row_order_sums(codes, amount, len(ids)) / float(int(days))
+    return pd.DataFrame({"account_id": pd.Series(ids, dtype=source["account_id"].dtype), "avg_balance": avg})
 
 
 def _terms(accounts: pd.DataFrame, daily_avg: pd.DataFrame | None, scenario: Scenario,
@@ -271,9 +388,11 @@ def _require_known(sheet: str, column: str, values: pd.Series, unknown) -> None:
 def build_base(frames: dict[str, pd.DataFrame], scenario: Scenario, *, engine: str = "duckdb") -> Base:
     """Run the heavy stage on validated frames.
 
-    The account formulas (:mod:`calc.formulas`) run as one SQL query on DuckDB over the frames
-    (registered, not copied); only the per-customer sums come back. The per-account terms are
-    computed later, only when asked (:attr:`Base.accounts`, :meth:`Base.accounts_of`).
+    The account formulas (:mod:`calc.formulas`) run on DuckDB over the frames (registered, not
+    copied): one hash join finds each account's customer, and each account's part of the customer
+    measures streams back in batches and is added in account row order (bit for bit the same on
+    every run). The per-account terms are computed later, only when asked (:attr:`Base.accounts`,
+    :meth:`Base.accounts_of`).
 
     Parameters
     ----------
@@ -298,42 +417,49 @@ def build_base(frames: dict[str, pd.DataFrame], scenario: Scenario, *, engine: s
     accounts = frames["accounts"][list(ACCOUNT_INPUTS)]          # a lazy (copy-on-write) selection
     customers = frames["customers"][["customer_id", "name", "branch", "type", "is_new"]].reset_index(drop=True).copy()
     n = len(customers)
-    daily = _daily_source(frames.get("daily_balances"))
+    daily_avg = _daily_avg_frame(frames.get("daily_balances"), scenario.days, engine)
 
     managers = frames["managers"][["manager_id", "name", "branch", "level"]].reset_index(drop=True).copy()
     asg = frames["assignments"][["customer_id", "manager_id", "role", "coefficient", "_row"]].reset_index(drop=True).copy()
+    n_accounts = len(accounts)
     tables = {
-        "accounts": accounts,
+        "accounts": to_arrow(accounts.assign(_pos=np.arange(n_accounts, dtype=np.int64))),   # converted once
         "customer_positions": pd.DataFrame({"customer_id": customers["customer_id"], "pos": np.arange(n, dtype=np.int64)}),
         "manager_positions": pd.DataFrame({"manager_id": managers["manager_id"],
                                            "pos": np.arange(len(managers), dtype=np.int64)}),
         "assignment_keys": pd.DataFrame({"customer_id": asg["customer_id"], "manager_id": asg["manager_id"],
                                          "a_pos": np.arange(len(asg), dtype=np.int64)}),
     }
-    queries = {}
-    if daily is not None:
-        tables["daily_balances"] = daily
-        queries["daily_avg"] = daily_average_sql(scenario.days)
-    measures = customer_measures_sql(scenario, daily="daily_avg" if daily is not None else None)
     # hash joins on the ids: linear in the rows on both sides
-    queries["sums"] = f"SELECT c.pos, m.* FROM ({measures}) m LEFT JOIN customer_positions c ON c.customer_id = m.customer_id"
-    queries["keys"] = ("SELECT a.a_pos, c.pos AS cust_idx, g.pos AS mgr_idx FROM assignment_keys a "
-                       "LEFT JOIN customer_positions c ON c.customer_id = a.customer_id "
-                       "LEFT JOIN manager_positions g ON g.manager_id = a.manager_id")
+    queries = {
+        "account_customers": ("SELECT a._pos, c.pos FROM accounts a "
+                              "LEFT JOIN customer_positions c ON c.customer_id = a.customer_id"),
+        "keys": ("SELECT a.a_pos, c.pos AS cust_idx, g.pos AS mgr_idx FROM assignment_keys a "
+                 "LEFT JOIN customer_positions c ON c.customer_id = a.customer_id "
+                 "LEFT JOIN manager_positions g ON g.manager_id = a.manager_id"),
+    }
     out = run_queries(queries, tables, engine)
-    daily_avg = out["daily_avg"].to_pandas() if daily is not None else None
-    sums = out["sums"]
+    found = out.pop("account_customers")
+    at, pos = found.column("_pos").to_numpy(), found.column("pos")
+    if pos.null_count:
+        unknown = _in_row_order(at, pos.is_null().to_numpy(zero_copy_only=False))
+        ids = np.sort(accounts["customer_id"].to_numpy()[unknown].astype(str))
+        _require_known("accounts", "customer_id", pd.Series(ids), np.ones(len(ids), dtype=bool))
+    account_customers = _in_row_order(at, pos.to_numpy())
+    del found, at, pos
 
-    pos = sums.column("pos")
-    orphan = pos.is_null().to_numpy(zero_copy_only=False)
-    if orphan.any():
-        ids = sums.column("customer_id").to_numpy(zero_copy_only=False)[orphan]
-        _require_known("accounts", "customer_id", pd.Series(np.sort(ids)), np.ones(len(ids), dtype=bool))
-    pos = pos.to_numpy()
-    for col in (*MEASURES[:9], "accounts", "products"):            # the column order of earlier versions
-        values = np.zeros(n, dtype=np.int64 if col in ("accounts", "products") else np.float64)
-        values[pos] = sums.column(col).to_numpy()
-        customers[col] = values
+    parts_tables = {"accounts": tables["accounts"]}
+    daily = None
+    if daily_avg is not None:
+        parts_tables["daily_avg"] = daily_avg
+        daily = "daily_avg"
+    parts = account_measures_sql(scenario, daily=daily, keep=("_pos",))
+    sums, held = _customer_sums(iter_batches(f"SELECT _pos, {', '.join(SUMMED)}, held FROM ({parts}) m",
+                                             parts_tables, engine), account_customers, n)
+    for col in SUMMED:
+        customers[col] = sums[col]
+    customers["accounts"] = np.bincount(account_customers, minlength=n).astype(np.int64)
+    customers["products"] = _distinct_per_group(account_customers, held, n)
     customers["total"] = customers["asset"] + customers["liability"] + customers["intermediate"] + customers["risk"]
     customers["volume"] = customers["asset_avg"] + customers["liability_avg"]
 
@@ -360,4 +486,5 @@ def build_base(frames: dict[str, pd.DataFrame], scenario: Scenario, *, engine: s
         daily_avg=daily_avg,
         scenario=scenario,
         engine=engine,
+        account_customers=account_customers,
     )

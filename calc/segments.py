@@ -18,7 +18,7 @@ import pandas as pd
 from calc.scenario import TIERS, Scenario
 
 __all__ = ["TIER_ORDER", "tier_of", "relationship_level", "whale_curve", "whale_shares",
-           "customer_segments"]
+           "segment_columns", "customer_segments"]
 
 TIER_ORDER = (*TIERS, "small")
 
@@ -84,6 +84,32 @@ def whale_shares(total) -> dict:
         "bottom30_share": float(v[n - bottom_n:].sum()) / whole if ok else math.nan,
         "loss_makers": int((v < 0).sum()),
     }
+
+
+def segment_columns(customers: pd.DataFrame, scenario: Scenario, days: int, day_basis: int):
+    """The segmentation columns of a customer frame, without copying the frame.
+
+    They depend on the heavy stage's figures and on ``tiers``, ``loyalty_years`` and
+    ``acquisition_cost`` only (no slider of the light stage), so a caller computes them once per
+    :class:`~calc.heavy.Base` and those parameters.
+
+    Parameters
+    ----------
+    customers, scenario, days, day_basis
+        As in :func:`customer_segments`.
+
+    Returns
+    -------
+    tuple of (DataFrame, dict)
+        ``tier``, ``relationship_level``, ``ltv``, ``ltv_net`` (yuan) with ``customers``' index,
+        and the whale figures of :func:`whale_shares`.
+    """
+    total = customers["total"]
+    ltv = total * (day_basis / days) * scenario.loyalty_years
+    cols = pd.DataFrame({"tier": tier_of(customers["volume"], scenario.tiers),
+                         "relationship_level": relationship_level(customers["products"]),
+                         "ltv": ltv, "ltv_net": ltv - scenario.acquisition_cost}, index=customers.index)
+    return cols, whale_shares(total)
 
 
 def customer_segments(customers: pd.DataFrame, scenario: Scenario, days: int, day_basis: int):

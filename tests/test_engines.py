@@ -8,6 +8,7 @@ second copy of a formula is needed to check it.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from calc.heavy import build_base
@@ -65,3 +66,67 @@ def test_accounts_of_computes_the_same_terms_as_every_account():
     assert list(part["account_id"]) == ["I1", "A2", "L2"]
     whole = build_base(_bank(), Scenario()).accounts
     assert np.allclose(part["contribution"].to_numpy(), whole.loc[part.index, "contribution"].to_numpy())
+
+
+def _big_bank(n_accounts=200_000, n_customers=2_000, chunk=None):
+    """A bank whose accounts arrive in Arrow chunks of ``chunk`` rows (one chunk when None), as
+    frames read back from a store's Parquet snapshot or a CSV reader do."""
+    import pyarrow as pa
+
+    from factories import make_frame
+
+    rng = np.random.default_rng(7)
+    cust_ids = [f"C{i:05d}" for i in range(n_customers)]
+    template = make_frame("accounts", [{"account_id": "A", "customer_id": "C00000", "line": "asset"}])
+    lines = np.array(["asset", "liability", "intermediate"])[rng.integers(0, 3, n_accounts)]
+    columns = {
+        "_row": np.arange(2, n_accounts + 2, dtype=np.int64),
+        "account_id": [f"A{i:07d}" for i in range(n_accounts)],
+        "customer_id": np.array(cust_ids)[rng.integers(0, n_customers, n_accounts)],
+        "line": lines,
+        "product": np.array(["loan", "deposit", "fund", ""])[rng.integers(0, 4, n_accounts)],
+        "classification": np.array(["normal", "substandard", "loss"])[rng.integers(0, 3, n_accounts)],
+    }
+    for c in template.columns:
+        if c not in columns and template[c].dtype.kind == "f":
+            columns[c] = rng.lognormal(10, 3, n_accounts) * rng.choice([-1e-3, 1.0], n_accounts)
+    columns["risk_weight"] = np.where(rng.random(n_accounts) < 0.5, np.nan, rng.random(n_accounts))
+    columns["_error"] = np.zeros(n_accounts, dtype=bool)
+    table = pa.table({c: columns[c] for c in template.columns})
+    if chunk:
+        table = pa.Table.from_batches(table.to_batches(max_chunksize=chunk))
+    accounts = table.to_pandas()
+    daily_ids = np.array(columns["account_id"])[rng.integers(0, 5_000, 40_000)]
+    day = rng.integers(0, 120, 40_000)
+    keep = ~pd.DataFrame({"a": daily_ids, "d": day}).duplicated().to_numpy()
+    frames = make_frames(
+        managers=[{"manager_id": f"M{i}"} for i in range(20)],
+        customers=[{"customer_id": c, "is_new": i % 3 == 0} for i, c in enumerate(cust_ids)],
+        accounts=[],
+        assignments=[{"customer_id": c, "manager_id": f"M{i % 20}"} for i, c in enumerate(cust_ids)],
+    )
+    frames["accounts"] = accounts
+    daily = pa.table({"_row": np.arange(2, int(keep.sum()) + 2, dtype=np.int64), "account_id": daily_ids[keep],
+                      "date": pd.Timestamp("2024-01-01").to_datetime64() + day[keep].astype("timedelta64[D]"),
+                      "balance": rng.lognormal(8, 3, int(keep.sum())), "_error": np.zeros(int(keep.sum()), dtype=bool)})
+    frames["daily_balances"] = pa.Table.from_batches(daily.to_batches(max_chunksize=chunk)).to_pandas() if chunk \
+        else daily.to_pandas()
+    return frames
+
+
+def test_the_heavy_stage_gives_the_same_bits_on_every_run_and_for_any_chunking():
+    """A published result is verified by recomputing it from the stored frames (read back in other
+    Arrow chunks than at upload) and comparing the hash: every float must come out bit for bit,
+    whatever the engine's threads do (a parallel SUM combines partial sums in any order)."""
+    runs = [build_base(_big_bank(chunk=chunk), Scenario()) for chunk in (None, 2_048, 2_048, 10_000)]
+    first = runs[0]
+    assert first.customers["accounts"].sum() == 200_000 and first.daily_avg is not None
+    for other in runs[1:]:
+        for col in first.customers.columns:
+            x, y = first.customers[col], other.customers[col]
+            if x.dtype.kind in "fiub":
+                assert x.to_numpy().tobytes() == y.to_numpy().tobytes(), col
+            else:
+                assert x.equals(y), col
+        assert first.daily_avg["avg_balance"].to_numpy().tobytes() == other.daily_avg["avg_balance"].to_numpy().tobytes()
+        assert first.accounts_total == other.accounts_total
