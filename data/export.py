@@ -4,6 +4,16 @@ Every text cell that starts with ``=``, ``+``, ``-``, ``@``, tab, carriage retur
 prefixed with a single quote (OWASP CSV injection), so neither Excel nor WPS evaluates user text
 as a formula. Numbers are written as numbers (``#,##0.00``), dates as dates (``yyyy-mm-dd``).
 
+Excel's rules, as XlsxWriter applied them: text longer than 32,767 characters is cut to that
+length; an empty text cell is no cell; text that looks like Excel's own ``_xHHHH_`` escape has its
+``_`` escaped (every one, overlapping runs included) so it reads back as written; dates are serials
+of the 1900 date system (1900-01-01 is 1, 29 February 1900 counted) computed from whole days, so
+9999-12-31 is written; sheet names with control characters are refused; a sheet's zip entry gets
+ZIP64 fields only when its size needs them. Zone-aware times are written as their Asia/Shanghai
+wall clock without the zone, in workbooks and CSV alike: Excel cells carry no zone, the app's
+users are in China and the database keeps UTC instants, so Beijing time is the time a user
+means, and the two formats of one table agree.
+
 Workbooks are written column by column: each column becomes the XML of its cells in one polars
 string expression (text neutralised and XML-escaped over the whole column; numbers in their
 shortest round-trip form), rows are joined, and the parts are deflated (level 1) into the zip
@@ -27,6 +37,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from calc.light import Result
 from calc.output import float_text
@@ -92,11 +103,14 @@ def labelled(frame: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
 
 
 _DANGER_RE = "^[" + re.escape("".join(FORMULA_PREFIXES)) + "]"
-# characters XML 1.0 cannot carry, and text that looks like Excel's own escape: written as _xHHHH_
+# characters XML 1.0 cannot carry, and text that looks like Excel's own escape: written as _xHHHH_.
+# The polars pattern finds the cells to fix; the Python one fixes them, escaping every "_" that
+# starts "_xHHHH_" (a lookahead, so overlapping runs such as "_x005F_x0041_" round-trip)
 _XML_ODD = r"[\x00-\x08\x0b-\x1f\x{fffe}\x{ffff}]|_x[0-9a-fA-F]{4}_"
-_XML_ODD_PY = re.compile("[\x00-\x08\x0b-\x1f\ufffe\uffff]|_x[0-9a-fA-F]{4}_")
-_EXCEL_EPOCH = np.datetime64("1899-12-30", "ns")
-_NS_PER_DAY = 86_400 * 10**9
+_XML_ODD_PY = re.compile("[\x00-\x08\x0b-\x1f\ufffe\uffff]|_(?=x[0-9a-fA-F]{4}_)")
+MAX_CELL_CHARS = 32_767   # characters in an Excel cell; longer text is cut (as XlsxWriter did)
+TIME_ZONE = "Asia/Shanghai"   # zone-aware times are written as this wall clock, without the zone
+_SERIAL_1970 = 25_569     # Excel serial day of 1970-01-01 (days since 1899-12-30)
 _STYLE_HEAD, _STYLE_NUM, _STYLE_DATE = 1, 2, 3
 
 
@@ -117,7 +131,7 @@ def _col_letter(i: int) -> str:
 
 def _xml_odd(m: re.Match) -> str:
     t = m.group(0)
-    return "_x005F" + t if t.startswith("_x") else f"_x{ord(t):04X}_"
+    return "_x005F_" if t == "_" else f"_x{ord(t):04X}_"
 
 
 def _text_cells(ref: pl.Series, text: pl.Series) -> pl.Series:
@@ -126,6 +140,8 @@ def _text_cells(ref: pl.Series, text: pl.Series) -> pl.Series:
     ``ref`` holds each cell's opening ``<c r="B7"``.
     """
     text = safe_text_column(text)
+    if len(text) and (text.str.len_bytes().max() or 0) > MAX_CELL_CHARS:
+        text = text.str.slice(0, MAX_CELL_CHARS)   # Excel's cell limit, cut after the quote
     odd = np.flatnonzero(text.str.contains(_XML_ODD).fill_null(False).to_numpy())
     if odd.size:   # control characters: only these cells are fixed one by one
         text = text.scatter(odd, [_XML_ODD_PY.sub(_xml_odd, v) for v in text.gather(odd).to_list()])
@@ -133,7 +149,7 @@ def _text_cells(ref: pl.Series, text: pl.Series) -> pl.Series:
     esc = t.str.replace_all("&", "&amp;", literal=True).str.replace_all("<", "&lt;", literal=True) \
         .str.replace_all(">", "&gt;", literal=True)
     open_t = pl.when(t.str.contains(r"^\s|\s$")).then(pl.lit('<t xml:space="preserve">')).otherwise(pl.lit("<t>"))
-    cell = pl.when(t.is_null()).then(None).otherwise(
+    cell = pl.when(t.is_null() | (t == "")).then(None).otherwise(   # empty text: no cell
         pl.concat_str([pl.col("r"), pl.lit('" t="inlineStr"><is>'), open_t, esc, pl.lit("</t></is></c>")]))
     return pl.DataFrame({"r": ref, "t": text}).select(cell).to_series()
 
@@ -151,15 +167,65 @@ def _number_text(arr: pa.Array) -> pl.Series:
     return float_text(arr.to_numpy(zero_copy_only=False)).rename("v")
 
 
+def _wall_clock(arr: pa.Array) -> pa.Array:
+    """A zone-aware timestamp column as naive :data:`TIME_ZONE` wall-clock times (others unchanged)."""
+    t = arr.type
+    if pa.types.is_timestamp(t) and t.tz is not None:
+        return pc.local_timestamp(arr.cast(pa.timestamp(t.unit, TIME_ZONE)))
+    return arr
+
+
+def _zone():
+    from zoneinfo import ZoneInfo
+    return ZoneInfo(TIME_ZONE)
+
+
+_UNITS_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+
+
 def _date_text(arr: pa.Array) -> pl.Series:
-    """Excel serial day numbers (days since 1899-12-30, time as a fraction) of a date column."""
-    if pa.types.is_timestamp(arr.type) and arr.type.tz is not None:
-        arr = arr.cast(pa.timestamp(arr.type.unit))   # wall-clock UTC; Excel has no time zones
-    ns = arr.cast(pa.timestamp("ns")).to_numpy(zero_copy_only=False)
-    days = (ns - _EXCEL_EPOCH).astype("timedelta64[ns]").astype(np.int64) / _NS_PER_DAY
-    out = float_text(days)
-    missing = np.isnat(ns)
+    """Excel serial day numbers of a date or timestamp column, as XlsxWriter wrote them.
+
+    Whole days since 1899-12-31 (1900-01-01 is 1), plus one from 1900-03-01 on (Excel counts a
+    29 February 1900), plus the time of day as a fraction ``(seconds + microseconds / 1e6) / 86400``.
+    Computed from the column's own unit (days or s/ms/us/ns), so any date from year 1 to 9999 is
+    written; zone-aware times as their :data:`TIME_ZONE` wall clock. Missing: null.
+    """
+    arr = _wall_clock(arr)
+    t = arr.type
+    if pa.types.is_date32(t):
+        per_sec, per_day = 0, 1
+        raw = arr.cast(pa.int32()).cast(pa.int64())
+    else:
+        if pa.types.is_date64(t):
+            arr = arr.cast(pa.timestamp("ms"))
+        per_sec = _UNITS_PER_SECOND[arr.type.unit]
+        per_day = 86_400 * per_sec
+        raw = arr.cast(pa.int64())
+    missing = raw.is_null().to_numpy(zero_copy_only=False)
+    v = pc.fill_null(raw, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    days, rem = np.divmod(v, per_day)
+    days = days + _SERIAL_1970
+    days -= days < 61           # before 1900-03-01: Excel's serial is one lower (no 29 Feb 1900)
+    serial = days.astype(np.float64)
+    if per_sec:
+        seconds, sub = np.divmod(rem, per_sec)
+        micros = sub * 10**6 // per_sec
+        serial = serial + (seconds + micros / 1e6) / 86_400
+    out = float_text(serial)
     return out.scatter(np.flatnonzero(missing), None) if missing.any() else out
+
+
+def _object_dates(values: np.ndarray) -> pa.Array:
+    """Dates and times held as Python or numpy objects as one Arrow column (zone-aware ones as
+    their :data:`TIME_ZONE` wall clock)."""
+    try:
+        return pa.array(pd.to_datetime(pd.Series(values), utc=False))
+    except (ValueError, TypeError, OverflowError, pa.ArrowException):
+        pass   # times in several zones, or naive and aware mixed: each brought to the wall clock
+    stamps = [pd.Timestamp(v) for v in values]
+    return pa.array(pd.to_datetime(pd.Series(
+        [s.tz_convert(TIME_ZONE).tz_localize(None) if s.tzinfo is not None else s for s in stamps])))
 
 
 def _typed_cells(ref: pl.Series, arr: pa.Array) -> pl.Series | None:
@@ -210,7 +276,7 @@ def _column_cells(ref: pl.Series, values: pd.Series) -> pl.Series:
         elif kind == "num":
             cells = _value_cells(r, float_text(v.astype(np.float64)), _STYLE_NUM)
         elif kind == "date":
-            cells = _value_cells(r, _date_text(pa.array(pd.to_datetime(pd.Series(v), utc=False))), _STYLE_DATE)
+            cells = _value_cells(r, _date_text(_object_dates(v)), _STYLE_DATE)
         else:
             text = v if bool((types.to_numpy()[idx] == str).all()) else pd.Series(v).astype(str).to_numpy()
             cells = _text_cells(r, pl.Series(text.tolist(), dtype=pl.String))
@@ -247,10 +313,11 @@ def _sheet_xml(frame: pd.DataFrame, first: bool):
     """One worksheet's XML in chunks of bytes: a frozen header row, then one row per frame row."""
     n, k = len(frame), len(frame.columns)
     letters = [_col_letter(c) for c in range(k)]
+    heads = [safe_text(str(col))[:MAX_CELL_CHARS] for col in frame.columns]
     head_cells = "".join(
         f'<c r="{letters[c]}1" s="{_STYLE_HEAD}" t="inlineStr"><is><t xml:space="preserve">'
-        f'{_XML_ODD_PY.sub(_xml_odd, _xml_attr(safe_text(str(col))))}</t></is></c>'
-        for c, col in enumerate(frame.columns))
+        f'{_xml_attr(_XML_ODD_PY.sub(_xml_odd, h))}</t></is></c>' if h else f'<c r="{letters[c]}1" s="{_STYLE_HEAD}"/>'
+        for c, h in enumerate(heads))
     cols = "".join(f'<col min="{c + 1}" max="{c + 1}" width="{_width(col):.16g}" customWidth="1"/>'
                    for c, col in enumerate(frame.columns))
     selected = 'tabSelected="1" ' if first else ""
@@ -297,7 +364,7 @@ _STYLES = (
     '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
     '<dxfs count="0"/><tableStyles count="0" defaultTableStyle="TableStyleMedium9" defaultPivotStyle="PivotStyleLight16"/>'
     '</styleSheet>')
-_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+_BAD_SHEET_CHARS = re.compile("[\\[\\]:*?/\\\\\x00-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 def _sheet_names(names) -> list[str]:
@@ -305,7 +372,7 @@ def _sheet_names(names) -> list[str]:
     for name in names:
         n = safe_text(str(name))[:31].replace("'", "")
         if not n or _BAD_SHEET_CHARS.search(n):
-            raise ValueError(f"sheet name {name!r} is empty or holds one of [ ] : * ? / \\")
+            raise ValueError(f"sheet name {name!r} is empty or holds one of [ ] : * ? / \\ or a control character")
         if n.lower() in seen:
             raise ValueError(f"sheet name {n!r} is used twice (names are compared without case)")
         seen.add(n.lower())
@@ -321,8 +388,9 @@ def write_workbook(sheets: dict[str, pd.DataFrame], target=None) -> bytes:
     sheets : dict of str to DataFrame
         Sheet name -> frame; headers are the frame's column names. Text columns are written as
         text (formula-looking text quoted), numeric columns as numbers (``#,##0.00``), booleans
-        as booleans, dates and timestamps as dates (``yyyy-mm-dd``); missing values leave the
-        cell empty.
+        as booleans, dates and timestamps as dates (``yyyy-mm-dd``; zone-aware times as their
+        Asia/Shanghai wall clock); missing values and empty text leave the cell empty; text is
+        cut to Excel's 32,767 characters.
     target : path-like, optional
         Also write the bytes to this path.
 
@@ -334,8 +402,9 @@ def write_workbook(sheets: dict[str, pd.DataFrame], target=None) -> bytes:
     Raises
     ------
     ValueError
-        A sheet name that is empty after cleaning, holds ``[ ] : * ? / \\`` or repeats another; a
-        frame with more rows than an xlsx sheet holds (1,048,575 below the header).
+        A sheet name that is empty after cleaning, holds ``[ ] : * ? / \\`` or a control character,
+        or repeats another; a frame with more rows than an xlsx sheet holds (1,048,575 below the
+        header).
     """
     if not sheets:
         raise ValueError("a workbook needs at least one sheet")
@@ -384,14 +453,51 @@ def write_workbook(sheets: dict[str, pd.DataFrame], target=None) -> bytes:
             info = zipfile.ZipInfo(f"xl/worksheets/sheet{i}.xml", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info._compresslevel = _ZIP_LEVEL   # ZipFile.open has no level argument (3.13 keeps this alias)
-            with z.open(info, "w", force_zip64=len(frame) * max(1, len(frame.columns)) > 5_000_000) as fh:
-                for chunk in _sheet_xml(frame, i == 1):
-                    fh.write(chunk)
+            _put_sheet(z, buf, info, frame, i == 1)
     data = buf.getvalue()
     if target is not None:
         with open(target, "wb") as fh:
             fh.write(data)
     return data
+
+
+class _Zip64Needed(Exception):
+    """The sheet grew past the size a zip entry without ZIP64 fields holds."""
+
+
+def _put_sheet(z: zipfile.ZipFile, buf: io.BytesIO, info: zipfile.ZipInfo, frame: pd.DataFrame, first: bool) -> None:
+    """Write one sheet's entry, with ZIP64 fields only when its size needs them.
+
+    Excel refuses needless ZIP64 headers, and zipfile must know before the entry starts. The
+    sheet is written without them; if its XML passes ``zipfile.ZIP64_LIMIT`` bytes the partial
+    entry is dropped (zipfile never lists it; the next entry overwrites it and the buffer is cut
+    back) and the sheet is written again with them. Only a sheet of more than 2 GiB of XML is
+    built twice.
+    """
+    for zip64 in (False, True):
+        fh = z.open(info, "w", force_zip64=zip64)
+        size = 0
+        try:
+            for chunk in _sheet_xml(frame, first):
+                fh.write(chunk)
+                size += len(chunk)
+                if not zip64 and size > zipfile.ZIP64_LIMIT:
+                    raise _Zip64Needed
+        except _Zip64Needed:
+            try:
+                fh.close()          # zipfile refuses to finish an oversized entry: nothing is listed
+            except RuntimeError:
+                pass
+            else:                   # pragma: no cover - zipfile finished an oversized entry
+                raise RuntimeError("zipfile finished an entry larger than its ZIP64 limit")
+            buf.seek(info.header_offset)
+            buf.truncate()
+            continue
+        except BaseException:
+            fh.close()
+            raise
+        fh.close()
+        return
 
 
 _ZIP_LEVEL = 1   # deflate level: 1 writes 200k customer rows ~3x faster than 6 for a ~25% larger file
@@ -414,13 +520,23 @@ def _csv_column(values: pd.Series) -> pl.Series:
     if t is None or not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
                          or pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t)
                          or pa.types.is_null(t)):
+        if t is not None and pa.types.is_timestamp(t) and not pd.api.types.is_datetime64_any_dtype(values):
+            values = pd.Series(arr.to_pandas())   # datetime objects, as a datetime column
         if pd.api.types.is_datetime64_any_dtype(values):
+            if isinstance(values.dtype, pd.DatetimeTZDtype):   # the wall clock the workbook writes
+                values = values.dt.tz_convert(TIME_ZONE).dt.tz_localize(None)
             midnight = bool((values.dropna() == values.dropna().dt.normalize()).all())
             return pl.Series(values.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M:%S")
                              .astype(object).where(values.notna(), None).tolist(), dtype=pl.String)
         # mixed types: text cells are neutralised, every other value written as str() does
         obj = values.astype(object)
-        is_str = (obj.map(type) == str).to_numpy()
+        types = obj.map(type)
+        is_str = (types == str).to_numpy()
+        stamp = np.flatnonzero(types.map(lambda k: issubclass(k, _dt.datetime)).to_numpy())
+        if stamp.size:   # zone-aware times among other values: the wall clock the workbook writes
+            obj = obj.copy()
+            obj.iloc[stamp] = [v.astimezone(_zone()).replace(tzinfo=None) if v.tzinfo is not None else v
+                               for v in obj.iloc[stamp]]
         text = obj.where(obj.notna(), None).astype(str).where(obj.notna(), None)
         out = pl.Series(text.to_numpy(dtype=object, na_value=None).tolist(), dtype=pl.String)
         idx = np.flatnonzero(is_str)
@@ -428,8 +544,9 @@ def _csv_column(values: pd.Series) -> pl.Series:
     if pa.types.is_null(t):
         return pl.Series([None] * len(arr), dtype=pl.String)
     s = pl.from_arrow(arr)
-    if pa.types.is_boolean(t):
-        return pl.select(pl.when(pl.lit(s)).then(pl.lit("True")).otherwise(pl.lit("False"))).to_series()
+    if pa.types.is_boolean(t):   # missing: empty, as pandas writes it
+        return pl.select(pl.when(pl.lit(s)).then(pl.lit("True")).when(~pl.lit(s)).then(pl.lit("False"))
+                         .otherwise(None)).to_series()
     if pa.types.is_integer(t):
         return s.cast(pl.String)
     if pa.types.is_floating(t):
@@ -453,13 +570,18 @@ def frame_to_csv_bytes(frame: pd.DataFrame) -> bytes:
     bytes
         Comma-separated, one line per row, quoted where a cell needs it; the cells pandas
         ``to_csv`` writes (floats in their shortest round-trip form, ``True``/``False``, empty for
-        missing), built column by column.
+        missing or empty text, ``""`` for a row whose only cell is empty), built column by column.
+        Zone-aware times are written as their Asia/Shanghai wall clock, as in workbooks.
     """
     head = io.StringIO()
     csv.writer(head, lineterminator="\n").writerow([safe_text(str(c)) for c in frame.columns])
     if not len(frame.columns):
         return ("\ufeff" + head.getvalue()).encode("utf-8")
     body = pl.DataFrame({f"c{i}": _csv_column(frame.iloc[:, i]) for i in range(len(frame.columns))})
+    if len(frame.columns) == 1:   # a lone empty cell is written "" (as pandas does), not a blank line readers skip
+        body = body.select(pl.col("c0").fill_null(""))
+    else:                         # empty text is an empty cell, as pandas writes it (polars would write "")
+        body = body.select([pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c) for c in body.columns])
     rows = body.write_csv(include_header=False, quote_style="necessary", line_terminator="\n") if len(frame) else ""
     return ("\ufeff" + head.getvalue() + rows).encode("utf-8")
 

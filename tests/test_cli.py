@@ -168,6 +168,21 @@ def test_accept_valid_rows_computes_the_rest_and_keeps_the_rejected(tmp_path):
     assert "客户,3," in text and "账户,4," in text and "业绩分配,4," in text
 
 
+def test_quarantine_workbook_cuts_text_to_an_excel_cell(tmp_path):
+    import python_calamine
+
+    sheets = copy.deepcopy(BASE)
+    sheets["客户"][2][2] = None                    # customer 000124 (row 3): branch missing
+    sheets["客户"][2][1] = "长" * 40_000            # and a name longer than an Excel cell holds
+    book = write_book(tmp_path / "long.xlsx", sheets)
+    q = tmp_path / "q.xlsx"
+    p = cli("evaluate", book, "--accept-valid-rows", "--quarantine", q, "--json", tmp_path / "o.json")
+    assert p.returncode == 0, p.stderr
+    rows = python_calamine.CalamineWorkbook.from_path(str(q)).get_sheet_by_index(0).to_python()
+    cut = [r for r in rows[1:] if r[0] == "客户" and r[1] == 3][0][3]
+    assert len(cut) == 32_767 and "长" * 1000 in cut      # Excel's cell limit, the start of the row kept
+
+
 # --- verify: every publication of a period (or of every period), how each one reproduces ---
 
 @pytest.fixture()
