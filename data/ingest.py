@@ -376,10 +376,12 @@ class _SheetParser:
 
         keys = list(seen)
         numeric = [seen[k] for k in keys if sheet.column(k).kind in ("money", "rate", "number")]
-        n, arrays = self.raw.body(header_idx, [seen[k] for k in keys], numeric)
+        ids = [seen[k] for k in keys if sheet.column(k).kind == "id"]
+        n, arrays = self.raw.body(header_idx, [seen[k] for k in keys], numeric, ids)
         columns = dict(zip(keys, arrays))
         del arrays                     # ``columns`` holds the only reference: each is freed once coerced
         exact = {k: a for k in keys if (a := self.raw.exact_numbers().get(seen[k])) is not None}
+        first_number = {k: i for k in keys if (i := self.raw.first_numbers().get(seen[k])) is not None}
         blanks = {key: _blank_of(values) for key, values in columns.items()}
         filled = ~np.logical_and.reduce(list(blanks.values())) if blanks else np.zeros(n, dtype=bool)
         keep = np.flatnonzero(filled)                     # rows with something in a known column
@@ -397,7 +399,11 @@ class _SheetParser:
             if key in exact:           # a number column of a mixed sheet: exact floats beside its text
                 x = exact.pop(key)
                 values = (values, x if take is None else x.take(take))
-            frame[key] = self.coerce(sheet.column(key), values, excel_rows, blanks.pop(key)[keep])
+            at = None                  # an id column read as text: where its first number cell is
+            if key in first_number:
+                k = int(np.searchsorted(keep, first_number[key]))
+                at = k if k < len(keep) and keep[k] == first_number[key] else None
+            frame[key] = self.coerce(sheet.column(key), values, excel_rows, blanks.pop(key)[keep], at)
             del values
         for c in sheet.columns:  # optional columns not uploaded: typed blanks
             if c.key not in frame:
@@ -406,11 +412,13 @@ class _SheetParser:
         cols = ["_row"] + [c.key for c in sheet.columns]
         return pd.DataFrame({k: frame[k] for k in cols}, copy=False)   # no second copy of every column
 
-    def coerce(self, col: Column, values: pa.Array, rows: np.ndarray, blank: np.ndarray):
+    def coerce(self, col: Column, values: pa.Array, rows: np.ndarray, blank: np.ndarray,
+               first_number: int | None = None):
         """One column's cells (an Arrow array) to their typed array, reporting every bad cell.
 
         Every rule is a whole-column expression; only the offending cells become issues (and
         are shown as Python values), and enumerations and dates are parsed once per distinct value.
+        ``first_number`` is, for an id column read as text, the index of its first number cell.
         """
         header = self.headers.get(col.key, col.zh)
         if col.required and not col.allow_blank:
@@ -420,8 +428,12 @@ class _SheetParser:
         if kind in ("id", "text"):
             out = _as_text(values, blank)
             if kind == "id":
+                first = None
                 if _is_numeric(values) and not blank.all():
                     first = int(np.flatnonzero(~blank)[0])
+                elif first_number is not None and not blank[first_number]:
+                    first = first_number
+                if first is not None:
                     self.issue("id_number", int(rows[first]), header, _show(_values_at(values, [first])[0]),
                                severity="warning")
             else:
@@ -669,7 +681,11 @@ def _size_hint(raw: RawSheet) -> int:
 
 
 def _parse_one(p: "_SheetParser") -> pd.DataFrame | None:
-    df = p.parse()
+    try:
+        df = p.parse()
+    except ExtractError as e:          # the file cannot be parsed (a CSV quote never closed, a broken
+        p.report.extend(e.report.issues)   # sheet): its issue, and no frame for the sheet
+        return None
     pa.default_memory_pool().release_unused()      # the raw text columns are gone: give the pages back
     return df
 

@@ -20,6 +20,9 @@ RULES: dict[str, tuple[str, str]] = {
                   "文件不是支持的表格格式（{detail}）；请上传 .xlsx 或 .csv"),
     "file_too_large": ("the file is too large: {detail}", "文件过大：{detail}"),
     "file_unsafe": ("the file was refused as unsafe: {detail}", "文件存在安全风险，已拒绝：{detail}"),
+    "csv_quote": ('a quote (") opened on this row of {file} is never closed, so every line after it would be '
+                  'read as one cell; close the quote or remove it',
+                  '{file} 中此行的引号（"）没有闭合，其后的所有行都会被读成一个单元格；请补上或删除该引号'),
     "encoding": ("the text is neither UTF-8 nor GB18030 ({detail})", "文本编码既不是 UTF-8 也不是 GB18030（{detail}）"),
     "missing_sheet": ("required sheet '{sheet}' ({sheet_zh}) is missing; sheets found: {found}",
                       "缺少必需的工作表“{sheet_zh}”（{sheet}）；现有工作表：{found}"),
@@ -65,7 +68,7 @@ RULES: dict[str, tuple[str, str]] = {
 
 
 _EXPECTED_ZH = {"a workbook": "工作簿", "a spreadsheet": "表格文件", "a folder of CSV files": "CSV 文件夹",
-                "a file or folder": "文件或文件夹"}
+                "a file or folder": "文件或文件夹", "a CSV file": "CSV 文件"}
 
 
 @dataclass(frozen=True)
