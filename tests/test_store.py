@@ -149,7 +149,37 @@ def test_migrations_apply_once(store_url):
     store = Store.open(store_url)
     assert migrate(store.engine) == []
     with store.engine.connect() as conn:
-        assert conn.execute(select(T.migrations.c.version)).scalars().all() == [1, 2, 3]
+        assert conn.execute(select(T.migrations.c.version)).scalars().all() == [1, 2, 3, 4]
+
+
+def test_a_store_from_before_migration_4_loses_its_dataset_id_indexes(store_url, small_frames):
+    """Migration 4 drops the (dataset_id, id) indexes the bulk insert paid for and no query used
+    (the customers' one stays: the reconciliation probes it) and, on PostgreSQL, the per-row
+    foreign keys of the dataset rows; the store reads and writes as before."""
+    from sqlalchemy import inspect
+
+    from data.db import MIGRATIONS, get_engine
+
+    engine = get_engine(store_url)
+    with engine.begin() as conn:
+        T.migrations.create(conn)
+        for version, _d, fn in MIGRATIONS[:3]:
+            fn(conn, engine.dialect.name)
+            conn.execute(T.migrations.insert().values(version=version, applied_at=dt.datetime.now(dt.timezone.utc)))
+        for key, col in (("managers", "manager_id"), ("customers", "customer_id"), ("accounts", "account_id")):
+            conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS ix_ds_{key}_id ON ds_{key} (dataset_id, {col})")
+        if engine.dialect.name == "postgresql":           # and a per-row foreign key (SQLite keeps its own)
+            for key in T.ds:
+                conn.exec_driver_sql(f"ALTER TABLE ds_{key} ADD FOREIGN KEY (dataset_id) REFERENCES datasets (id)")
+    assert any(ix["name"] == "ix_ds_accounts_id" for ix in inspect(engine).get_indexes("ds_accounts"))
+    store = Store.open(store_url)
+    for key in T.ds:
+        names = [ix["name"] for ix in inspect(engine).get_indexes(f"ds_{key}")]
+        assert names == (["ix_ds_customers_id"] if key == "customers" else []), key
+        if engine.dialect.name == "postgresql":
+            assert inspect(engine).get_foreign_keys(f"ds_{key}") == [], key
+    info = store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
+    assert list(store.load_frames(info.id)["managers"]["manager_id"]) == ["007", "008"]
 
 
 def test_a_store_from_before_row_security_is_upgraded_on_open(store_url):
