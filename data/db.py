@@ -47,10 +47,30 @@ _TYPES = {"id": String(64), "text": String(200), "enum": String(20), "bool": Boo
 
 
 def _dataset_table(sheet) -> Table:
-    # No foreign key on dataset_id: PostgreSQL checks one by a trigger per row, which took ~60% of
-    # a 1M-row COPY (6 s -> 2 s without it). The rows are written only by Store.save_dataset, in
-    # the transaction that inserts their datasets row, and its reconciliation counts them under
-    # that id before commit; datasets are never deleted.
+    """The table ``ds_<sheet>`` of a sheet's stored rows: ``dataset_id``, ``excel_row``, its columns.
+
+    Why ``dataset_id`` has no foreign key to ``datasets`` (on PostgreSQL; SQLite stores created
+    before migration 4 keep theirs, since SQLite cannot drop one without copying the table):
+    PostgreSQL checks a foreign key by a trigger fired for every inserted row, which took ~60%
+    of a 1M-row ``COPY`` (6 s -> 2 s without it), and a bank stores millions of rows a period.
+
+    What guards the same integrity instead (no dataset row without its ``datasets`` row, none
+    left behind by a failed upload):
+
+    - Only :meth:`data.store.Store.save_dataset` writes these tables, in the one transaction
+      that inserts the ``datasets`` row and takes ``dataset_id`` from that insert; any failure
+      rolls back the rows with it (all or nothing).
+    - Before that transaction commits, its reconciliation counts the rows stored under the new
+      id per table and compares their per-branch and per-line balances with the file's; a
+      difference rolls the upload back (:class:`data.store.ReconciliationError`).
+    - Datasets are never updated or deleted by the application; the parent side is held by the
+      database too: ``ds_snapshots`` (written for every dataset in the same transaction),
+      ``ds_quarantine`` and ``publications`` keep their foreign keys to ``datasets``, so the
+      ``datasets`` row of any stored dataset cannot be deleted (RESTRICT) while they exist.
+    - ``cli.py verify`` (:meth:`data.store.Store.check_dataset`) reruns the reconciliation on a
+      stored dataset: its rows against its snapshots and its recorded row counts.
+    - The primary key (``dataset_id``, ``excel_row``) keeps every row unique within its dataset.
+    """
     cols = [Column("dataset_id", Integer, primary_key=True),
             Column("excel_row", Integer, primary_key=True)]
     for c in sheet.columns:
@@ -139,15 +159,17 @@ publications = Table(
     UniqueConstraint("period", "version", name="uq_publications_period_version"),
 )
 
+# Float columns of the frozen result rows may be NULL: a NaN of the result (a figure with no
+# value) is stored as NULL on both databases and read back as NaN (migration 5 relaxes the
+# NOT NULL of stores created before).
 _LINES = (*PAY_LINES, "total")
 pub_managers = Table(
     "pub_managers", metadata,
     Column("publication_id", Integer, ForeignKey("publications.id"), primary_key=True),
     Column("manager_id", String(64), primary_key=True),
     Column("name", String(200)), Column("branch", String(200), index=True),
-    *[Column(x, Float, nullable=False) for x in _LINES],
-    *[Column(x, Float, nullable=False) for x in ("deposit_avg", "deposit_increase", "loan_avg", "pay", "points_pay",
-                                                   "score")],
+    *[Column(x, Float) for x in _LINES],
+    *[Column(x, Float) for x in ("deposit_avg", "deposit_increase", "loan_avg", "pay", "points_pay", "score")],
     Column("grade", String(20), nullable=False),
     Column("rank", Integer, nullable=False), Column("branch_rank", Integer, nullable=False),
 )
@@ -156,8 +178,8 @@ pub_customers = Table(
     Column("publication_id", Integer, ForeignKey("publications.id"), primary_key=True),
     Column("customer_id", String(64), primary_key=True),
     Column("name", String(200)), Column("branch", String(200), index=True),
-    *[Column(x, Float, nullable=False) for x in _LINES],
-    Column("unattributed", Float, nullable=False),
+    *[Column(x, Float) for x in _LINES],
+    Column("unattributed", Float),
     Column("tier", String(20), nullable=False), Column("relationship_level", Integer, nullable=False),
 )
 
@@ -415,9 +437,41 @@ def _m4_bulk_friendly_dataset_rows(conn, dialect: str) -> None:
     conn.exec_driver_sql("ALTER TABLE ds_snapshots ALTER COLUMN data SET STORAGE EXTERNAL")
 
 
+def _m5_nullable_result_floats(conn, dialect: str) -> None:
+    # The float columns of pub_managers / pub_customers were NOT NULL, so a NaN in a result failed
+    # the publish on SQLite (NULL) and was stored as a float NaN on PostgreSQL (COPY reads "nan").
+    # PostgreSQL drops the constraint in place; SQLite cannot, so its two tables are rebuilt
+    # (one copy of the published rows, once) with the same columns, index names and row order.
+    from sqlalchemy import Float as _Float
+    from sqlalchemy import inspect
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    for table in (pub_managers, pub_customers):
+        floats = [c.name for c in table.columns if isinstance(c.type, _Float)]
+        if all(col["nullable"] for col in inspect(conn).get_columns(table.name) if col["name"] in floats):
+            continue                                   # created by this release's migration 1
+        if dialect == "postgresql":
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} "
+                                 + ", ".join(f'ALTER COLUMN "{c}" DROP NOT NULL' for c in floats))
+            continue
+        scratch = MetaData()
+        publications.to_metadata(scratch)              # what the foreign key names
+        new = table.to_metadata(scratch, name=f"_new_{table.name}")
+        for ix in list(new.indexes):
+            new.indexes.discard(ix)
+        conn.execute(CreateTable(new))
+        cols = ", ".join(f'"{c.name}"' for c in table.columns)
+        conn.exec_driver_sql(f'INSERT INTO "{new.name}" ({cols}) SELECT {cols} FROM "{table.name}"')
+        conn.exec_driver_sql(f'DROP TABLE "{table.name}"')
+        conn.exec_driver_sql(f'ALTER TABLE "{new.name}" RENAME TO "{table.name}"')
+        for ix in table.indexes:
+            conn.execute(CreateIndex(ix))
+
+
 MIGRATIONS = [(1, "initial schema", _m1_initial), (2, "row-level security on published rows", _m2_row_security),
               (3, "columnar snapshots of stored datasets", _m3_snapshots),
-              (4, "dataset rows without per-row index and key upkeep", _m4_bulk_friendly_dataset_rows)]
+              (4, "dataset rows without per-row index and key upkeep", _m4_bulk_friendly_dataset_rows),
+              (5, "NULL (not NaN) for missing result floats", _m5_nullable_result_floats)]
 
 
 def migrate(engine: Engine) -> list[int]:

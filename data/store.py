@@ -10,7 +10,8 @@ column as Arrow tables, then bound with the raw DBAPI ``executemany`` on SQLite 
 CSV through ``COPY ... FROM STDIN`` on PostgreSQL, inside the one write transaction. A stored
 dataset also keeps a Parquet snapshot of each typed frame (``ds_snapshots``), which is what
 :meth:`Store.load_frames` reads; the rows are reconciled against the frames in linear time
-(counts per table, balances per branch and line with the accounts aggregated per customer first).
+(counts per table, balances per branch and line with the accounts aggregated per customer first),
+before the upload commits and again whenever a publication is verified (:meth:`Store.check_dataset`).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from sqlalchemy import Float, Integer, and_, func, literal, select
+from sqlalchemy import Float, Integer, LargeBinary, Text, and_, bindparam, cast, func, literal, select
 from sqlalchemy.engine import Engine
 
+from calc.output import document_bytes, document_sha256, write_document
 from calc.pipeline import run
 from calc.scenario import Scenario
 from data.db import ROOT, SNAPSHOT_PART_BYTES, T, get_engine, migrate, read_tx, run_write
@@ -242,6 +244,40 @@ def _insert_snapshot(conn, parts: list[dict]) -> None:
                         [tuple(p[n] for n in names) for p in parts])
 
 
+def _insert_publication(conn, document, values: dict) -> int:
+    """Insert a publication row whose ``result_json`` is ``document``, canonical UTF-8 bytes; return its id.
+
+    The bytes go to the database as a binary parameter and become the text column there
+    (SQLite: ``CAST(? AS TEXT)`` in the database's UTF-8; PostgreSQL: ``convert_from(.., 'UTF8')``,
+    which also refuses invalid UTF-8), so no Python ``str`` of the document is built (at 5M
+    accounts ~225 MB as bytes, and twice that as a str holding any CJK character).
+
+    Parameters
+    ----------
+    conn : Connection
+        Inside the publish transaction.
+    document : bytes-like
+        The canonical document (:func:`calc.output.write_document`).
+    values : dict
+        The other columns (all but ``id`` and ``result_json``).
+
+    Returns
+    -------
+    int
+        The new publication's id.
+    """
+    if conn.dialect.name != "postgresql":
+        return conn.execute(T.publications.insert().values(
+            **values, result_json=cast(bindparam("document", document, type_=LargeBinary), Text))
+        ).inserted_primary_key[0]
+    names = list(values)
+    marks = ", ".join(["%s"] * len(names))
+    with conn.connection.driver_connection.cursor() as cur:
+        cur.execute(f'INSERT INTO publications ({", ".join(names)}, result_json) '
+                    f"VALUES ({marks}, convert_from(%b, 'UTF8')) RETURNING id", [*values.values(), document])
+        return cur.fetchone()[0]
+
+
 def _snapshot_parts(conn, dataset_id: int) -> list:
     """(sheet, part, rows, sha256, data) of a dataset's snapshots, by sheet and part (PostgreSQL: binary)."""
     s = T.snapshots
@@ -254,15 +290,25 @@ def _snapshot_parts(conn, dataset_id: int) -> list:
         return cur.fetchall()
 
 
-def _read_snapshot(key: str, parts: list, rows: int, digest: str) -> pd.DataFrame | None:
-    """The typed frame of a snapshot, or None when its bytes do not match their hash or row count."""
+def _snapshot_table(parts: list, rows: int, digest: str, columns: list[str] | None = None) -> pa.Table | None:
+    """A snapshot's Parquet as Arrow (only ``columns`` when given), or None when its bytes do not
+    match their hash or its row count the recorded one."""
     data = bytes(parts[0]) if len(parts) == 1 else b"".join(bytes(p) for p in parts)
     if hashlib.sha256(data).hexdigest() != digest:
         return None
-    table = pq.read_table(pa.BufferReader(data))
+    table = pq.read_table(pa.BufferReader(data), columns=columns)
     if table.num_rows != rows:
         return None
+    return table
+
+
+def _read_snapshot(key: str, parts: list, rows: int, digest: str) -> pd.DataFrame | None:
+    """The typed frame of a snapshot, or None when its bytes do not match their hash or row count."""
+    table = _snapshot_table(parts, rows, digest)
+    if table is None:
+        return None
     frame = table.to_pandas()
+    del table
     for c in sheet_by_key(key).columns:
         if c.kind in _DTYPES and frame[c.key].dtype != "str":
             frame[c.key] = frame[c.key].astype("str")
@@ -289,13 +335,20 @@ def _quarantine_rows(q: pd.DataFrame, dataset_id: int) -> pa.Table:
 
 
 def _pub_rows(table, frame: pd.DataFrame, publication_id: int) -> pa.Table:
-    """A result frame as the rows of a frozen publication table (its columns, in table order)."""
+    """A result frame as the rows of a frozen publication table (its columns, in table order).
+
+    A NaN in a float column becomes a null, so that both databases store NULL (SQLite would
+    anyway; PostgreSQL's COPY would otherwise read the CSV's ``nan`` as a float NaN), and
+    :func:`_pub_frame` reads it back as NaN.
+    """
     arrays, names = [], []
     for c in table.columns:
         if c.name == "publication_id":
             arr = pa.array(np.full(len(frame), publication_id, dtype=np.int64))
-        elif isinstance(c.type, Float):
-            arr = pa.array(np.asarray(frame[c.name], dtype=np.float64))
+        elif isinstance(c.type, Float):          # NaN is stored as NULL on both databases
+            values = np.asarray(frame[c.name], dtype=np.float64)
+            missing = np.isnan(values)
+            arr = pa.array(values, mask=missing) if missing.any() else pa.array(values)
         elif isinstance(c.type, Integer):
             arr = pa.array(np.asarray(frame[c.name], dtype=np.int64))
         else:
@@ -303,6 +356,14 @@ def _pub_rows(table, frame: pd.DataFrame, publication_id: int) -> pa.Table:
         arrays.append(arr)
         names.append(c.name)
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def _pub_frame(frame: pd.DataFrame, table) -> pd.DataFrame:
+    """Frozen publication rows as read: the float columns as float64, NULL as NaN."""
+    for c in table.columns:
+        if isinstance(c.type, Float) and frame[c.name].dtype != np.float64:
+            frame[c.name] = frame[c.name].astype(np.float64)
+    return frame
 
 
 def _branch_balances(dataset_id: int):
@@ -341,7 +402,8 @@ def _file_branch_balances(accounts: pd.DataFrame, customers: pd.DataFrame) -> di
     n_lines = max(len(lines), 1)
     key = branch_codes[pos[ok]].astype(np.int64) * n_lines + line_codes
     size = len(branches) * n_lines
-    sums = np.bincount(key, weights=np.asarray(accounts["avg_balance"], dtype=np.float64)[ok], minlength=size)
+    weights = np.nan_to_num(np.asarray(accounts["avg_balance"], dtype=np.float64)[ok], nan=0.0)  # SUM skips NULL
+    sums = np.bincount(key, weights=weights, minlength=size)
     seen = np.bincount(key, minlength=size)
     return {(branches[k // n_lines], lines[k % n_lines]): float(sums[k]) for k in np.flatnonzero(seen)}
 
@@ -354,6 +416,74 @@ def _balance_tolerance(total: float) -> float:
     the total covers that with a wide margin and still catches one yuan off at 1e11 yuan.
     """
     return 0.005 + abs(total) * 1e-12
+
+
+def _reconcile_problems(conn, ds_id: int, frames: dict, counts: dict, rejected: int,
+                        snapshot_bytes: dict | None = None, where: str = "read") -> list[str]:
+    """Differences between a stored dataset's rows and its frames (empty when they agree).
+
+    Linear in the rows: a count per table (a range of the primary key) against ``counts``, the
+    quarantined rows against ``rejected``, the snapshot sizes (when ``snapshot_bytes`` is
+    given), and the avg_balance per branch and line on each side (:func:`_branch_balances`, where
+    the database aggregates the accounts per customer and line before it joins the customers;
+    :func:`_file_branch_balances` over the frames' columns). Balances are compared only when
+    ``frames`` holds both ``accounts`` and ``customers``, unless ``where`` is ``"read"`` (an
+    upload, whose frames are complete).
+
+    Parameters
+    ----------
+    conn : Connection
+        Inside the transaction that stored the rows, or a read transaction.
+    ds_id : int
+    frames : dict of str to DataFrame
+        At least ``customer_id``, ``line``, ``avg_balance`` of accounts and ``customer_id``,
+        ``branch`` of customers (yuan).
+    counts : dict of str to int
+        Rows expected per sheet.
+    rejected : int
+        Rows expected in ``ds_quarantine``.
+    snapshot_bytes : dict of str to int, optional
+        Bytes of each sheet's snapshot as written.
+    where : str
+        How a message names the frames' side: ``"read"`` (an upload) or ``"in the snapshot"``.
+
+    Returns
+    -------
+    list of str
+        One message per difference, in English.
+    """
+    problems = []
+    for key, n in counts.items():
+        stored = conn.execute(select(func.count()).select_from(T.ds[key]).where(T.ds[key].c.dataset_id == ds_id)).scalar()
+        if stored != n:
+            problems.append(f"{key}: {n} rows {where} but {stored} stored")
+    stored_q = conn.execute(select(func.count()).select_from(T.quarantine)
+                            .where(T.quarantine.c.dataset_id == ds_id)).scalar()
+    if stored_q != rejected:
+        problems.append(f"quarantine: {rejected} rows rejected but {stored_q} stored")
+    if snapshot_bytes is not None:
+        s = T.snapshots
+        got = {k: (int(r or 0), int(b or 0)) for k, r, b in conn.execute(
+            select(s.c.sheet, func.max(s.c.rows), func.sum(func.length(s.c.data)))
+            .where(s.c.dataset_id == ds_id).group_by(s.c.sheet))}
+        for key, size in snapshot_bytes.items():
+            if got.get(key) != (counts[key], size):
+                problems.append(f"{key}: snapshot of {counts[key]} rows, {size} bytes written but {got.get(key)} stored")
+    accounts, customers = frames.get("accounts"), frames.get("customers")
+    if where != "read" and (accounts is None or customers is None):
+        return problems                     # a copy to compare with is missing (reported by the caller)
+    db = {(b, ln): float(v or 0.0) for b, ln, v in conn.execute(_branch_balances(ds_id))}
+    if accounts is None or not len(accounts) or customers is None:
+        if db:
+            problems.append(f"accounts: none {where} but balances stored")
+        return problems
+    label = "in the file" if where == "read" else where
+    file_totals = _file_branch_balances(accounts, customers)
+    for (b, ln) in sorted(set(file_totals) | set(db)):
+        v, got_v = file_totals.get((b, ln), 0.0), db.get((b, ln), 0.0)
+        if abs(got_v - v) > _balance_tolerance(v):
+            problems.append(f"branch {b} {ln} balances: {v:,.2f} {label} but {got_v:,.2f} stored")
+    return problems
 
 
 def _check_period(period: str) -> str:
@@ -372,6 +502,7 @@ class Store:
         self.engine = engine
         self._recomputed: dict[int, tuple] = {}
         self._recomputed_lock = threading.Lock()
+        self._fallbacks_noted: set[tuple[int, str]] = set()
 
     @classmethod
     def open(cls, url: str | None = None) -> "Store":
@@ -478,44 +609,22 @@ class Store:
                    snapshot_bytes: dict | None = None) -> None:
         """Compare what the transaction stored with the frames; raise before it commits when they differ.
 
-        Linear in the rows: a count per table (a range of the primary key), the snapshot sizes,
-        and the avg_balance per branch and line on each side (:func:`_branch_balances`), where
-        the database aggregates the accounts per customer and line before it joins the customers.
+        Linear in the rows (:func:`_reconcile_problems`); on PostgreSQL the new rows are analysed
+        first so that the balance query is planned for their real size.
+
+        Raises
+        ------
+        ReconciliationError
+            Naming the first difference found.
         """
-        for key, n in counts.items():
-            stored = conn.execute(select(func.count()).select_from(T.ds[key]).where(T.ds[key].c.dataset_id == ds_id)).scalar()
-            if stored != n:
-                raise ReconciliationError(f"{key}: {n} rows read but {stored} stored; nothing was saved")
-        stored_q = conn.execute(select(func.count()).select_from(T.quarantine)
-                                .where(T.quarantine.c.dataset_id == ds_id)).scalar()
-        if stored_q != rejected:
-            raise ReconciliationError(f"quarantine: {rejected} rows rejected but {stored_q} stored; nothing was saved")
-        if snapshot_bytes is not None:
-            s = T.snapshots
-            got = {k: (int(r or 0), int(b or 0)) for k, r, b in conn.execute(
-                select(s.c.sheet, func.max(s.c.rows), func.sum(func.length(s.c.data)))
-                .where(s.c.dataset_id == ds_id).group_by(s.c.sheet))}
-            for key, size in snapshot_bytes.items():
-                if got.get(key) != (counts[key], size):
-                    raise ReconciliationError(f"{key}: snapshot of {counts[key]} rows, {size} bytes written but "
-                                              f"{got.get(key)} stored; nothing was saved")
         if conn.dialect.name == "postgresql":
             # Statistics for the rows just copied (a fixed-size sample, ~0.3 s at 1M accounts):
             # without them the planner takes the new dataset for a few hundred rows and runs the
             # aggregation in 21 spilled batches (1M accounts: 1.6 s instead of 0.8 s).
             conn.exec_driver_sql("ANALYZE ds_accounts, ds_customers")
-        db = {(b, ln): float(v or 0.0) for b, ln, v in conn.execute(_branch_balances(ds_id))}
-        accounts, customers = frames.get("accounts"), frames.get("customers")
-        if accounts is None or not len(accounts) or customers is None:
-            if db:
-                raise ReconciliationError("accounts: none read but balances stored; nothing was saved")
-            return
-        file_totals = _file_branch_balances(accounts, customers)
-        for (b, ln) in sorted(set(file_totals) | set(db)):
-            v, got_v = file_totals.get((b, ln), 0.0), db.get((b, ln), 0.0)
-            if abs(got_v - v) > _balance_tolerance(v):
-                raise ReconciliationError(f"branch {b} {ln} balances: {v:,.2f} in the file but "
-                                          f"{got_v:,.2f} stored; nothing was saved")
+        problems = _reconcile_problems(conn, ds_id, frames, counts, rejected, snapshot_bytes)
+        if problems:
+            raise ReconciliationError(f"{problems[0]}; nothing was saved")
 
     @staticmethod
     def _info(row, created: bool = True) -> DatasetInfo:
@@ -549,10 +658,11 @@ class Store:
         """A stored dataset as typed frames, exactly as :mod:`data.ingest` produced them.
 
         Read from the dataset's Parquet snapshots (checked against their SHA-256 and row count);
-        a sheet without a valid snapshot (a dataset stored before snapshots existed) is read from
-        its rows.
+        a sheet without a snapshot (a dataset stored before snapshots existed) is read from its
+        rows, and so is a sheet whose snapshot fails its check, which is also written to the
+        audit log once (action ``snapshot_fallback``, :meth:`check_dataset`).
         """
-        frames = {}
+        frames, failed = {}, []
         with read_tx(self.engine) as conn:
             found: dict[str, tuple] = {}
             for key, _part, rows, digest, data in _snapshot_parts(conn, dataset_id):
@@ -562,10 +672,102 @@ class Store:
                 if sheet.key in found:
                     rows, digest, parts = found.pop(sheet.key)
                     frame = _read_snapshot(sheet.key, parts, rows, digest)
+                    del parts
+                    if frame is None:
+                        failed.append(sheet.key)
                 if frame is None:
                     frame = _rows_frame(conn, dataset_id, sheet.key)
                 frames[sheet.key] = frame
+        if failed:
+            self._note_fallback(dataset_id, failed)
         return frames
+
+    def _note_fallback(self, dataset_id: int, sheets: list[str]) -> None:
+        """Audit (once per dataset and sheet, actor ``system``) snapshots that failed their check."""
+        with self._recomputed_lock:
+            sheets = [k for k in sheets if (dataset_id, k) not in self._fallbacks_noted]
+        if not sheets:
+            return
+        a = T.audit_log
+
+        def write(conn):
+            for key in sheets:
+                target = f"dataset #{dataset_id} sheet {key}"
+                seen = conn.execute(select(func.count()).select_from(a).where(
+                    and_(a.c.action == _FALLBACK, a.c.target == target))).scalar()
+                if not seen:
+                    self._audit(conn, "system", _FALLBACK, target,
+                                after={"dataset_id": dataset_id, "sheet": key,
+                                       "problem": "snapshot fails its SHA-256 or row count; read from the rows"})
+
+        run_write(self.engine, write)
+        with self._recomputed_lock:
+            self._fallbacks_noted.update((dataset_id, k) for k in sheets)
+
+    def check_dataset(self, dataset_id: int) -> dict:
+        """Check that a stored dataset's two copies (rows and Parquet snapshots) still agree.
+
+        Every snapshot is checked against its SHA-256 and row count (a failing one is audited
+        once, as on :meth:`load_frames`); then the reconciliation an upload runs before it
+        commits is run again, linear in the rows: the rows per table and the quarantined rows
+        against the counts recorded with the dataset, and the avg_balance per branch and line
+        of the stored rows against the snapshots' (yuan). Only the snapshot columns the
+        balances need are decoded.
+
+        Parameters
+        ----------
+        dataset_id : int
+
+        Returns
+        -------
+        dict
+            ``consistent`` (bool), ``problems`` (list of str, English), ``snapshot_fallback``
+            (sheets whose snapshot failed its check and load from the rows), ``snapshots``
+            (bool: the dataset has snapshots at all; stored before they existed otherwise).
+
+        Raises
+        ------
+        ValueError
+            No dataset with this id.
+        """
+        info = self.dataset(dataset_id)
+        problems, failed, frames = [], [], {}
+        with read_tx(self.engine) as conn:
+            found: dict[str, tuple] = {}
+            for key, _part, rows, digest, data in _snapshot_parts(conn, dataset_id):
+                found.setdefault(key, (rows, digest, []))[2].append(data)
+            has_snapshots = bool(found)
+            for sheet in SHEETS:
+                if sheet.key not in found:
+                    if has_snapshots:
+                        problems.append(f"{sheet.key}: no snapshot stored")
+                    continue
+                rows, digest, parts = found.pop(sheet.key)
+                table = _snapshot_table(parts, rows, digest, _CHECK_COLUMNS.get(sheet.key, []))
+                del parts
+                if table is None:
+                    failed.append(sheet.key)
+                    problems.append(f"{sheet.key}: the snapshot fails its SHA-256 or row count; "
+                                    "the dataset loads from its rows")
+                    continue
+                expected = int(info.row_counts.get(sheet.key, 0))
+                if rows != expected:
+                    problems.append(f"{sheet.key}: {expected} rows recorded but {rows} in the snapshot")
+                if sheet.key in _CHECK_COLUMNS:
+                    frames[sheet.key] = table.to_pandas()
+                del table
+            counts = {s.key: int(info.row_counts.get(s.key, 0)) for s in SHEETS}
+            if has_snapshots:
+                problems += _reconcile_problems(conn, dataset_id, frames, counts, info.rejected_rows,
+                                                where="in the snapshot")
+            else:                                   # only one copy: its rows against the recorded counts
+                problems += _reconcile_problems(conn, dataset_id, {}, counts, info.rejected_rows,
+                                                where="recorded")
+        del frames
+        if failed:
+            self._note_fallback(dataset_id, failed)
+        return {"consistent": not problems, "problems": problems, "snapshot_fallback": failed,
+                "snapshots": has_snapshots}
 
     def load_quarantine(self, dataset_id: int) -> pd.DataFrame:
         """Rows rejected when the dataset was accepted with its valid rows only."""
@@ -643,8 +845,13 @@ class Store:
         if ds is None or ds.period != period:
             raise ValueError(f"no dataset stored for period {period}; load one first")
         frames = self.load_frames(ds.id)
-        _, result = run(frames, scenario)
-        text, result_hash = _result_text(result)
+        result = run(frames, scenario)[1]     # the Base and the frames are not kept past the run
+        del frames
+        # The canonical UTF-8 bytes, hashed while written (calc.output.write_document), are the
+        # one copy of the document: stored as they are, never decoded or re-encoded here (at 5M
+        # accounts the document is ~225 MB).
+        doc = io.BytesIO()
+        result_hash = write_document(result, doc)[1]
         code = code_version()
         inputs_hash = hashlib.sha256("\n".join([ds.sha256, scenario.to_toml(), code]).encode()).hexdigest()
         reason = (reason or "").strip()
@@ -655,10 +862,11 @@ class Store:
             if previous and not reason:
                 raise ValueError(f"period {period} was published before (v{previous}); re-publishing needs a reason")
             scenario_id, scenario_version = self._save_scenario(conn, scenario, user)
-            pub_id = conn.execute(T.publications.insert().values(
-                period=period, version=previous + 1, dataset_id=ds.id, scenario_id=scenario_id,
-                reason=reason or "first publication", published_by=user, published_at=_now(), inputs_hash=inputs_hash,
-                code_version=code, result_hash=result_hash, result_json=text)).inserted_primary_key[0]
+            with doc.getbuffer() as document:
+                pub_id = _insert_publication(conn, document, dict(
+                    period=period, version=previous + 1, dataset_id=ds.id, scenario_id=scenario_id,
+                    reason=reason or "first publication", published_by=user, published_at=_now(),
+                    inputs_hash=inputs_hash, code_version=code, result_hash=result_hash))
             _bulk_insert(conn, T.pub_managers, _pub_rows(T.pub_managers, result.managers, pub_id))
             _bulk_insert(conn, T.pub_customers, _pub_rows(T.pub_customers, result.customers, pub_id))
             self._audit(conn, user, "publish", f"period {period} v{previous + 1}",
@@ -669,7 +877,10 @@ class Store:
             return {"id": pub_id, "period": period, "version": previous + 1, "dataset_id": ds.id,
                     "scenario_id": scenario_id, "result_hash": result_hash, "inputs_hash": inputs_hash}
 
-        return run_write(self.engine, write)
+        try:
+            return run_write(self.engine, write)
+        finally:
+            doc.close()
 
     def publications(self, period: str | None = None, publication_id: int | None = None) -> pd.DataFrame:
         """Published versions (newest first), without the documents; optionally one period or one id."""
@@ -699,7 +910,7 @@ class Store:
             q = q.where(t.c.branch == branch)
         if manager_id is not None:
             q = q.where(t.c.manager_id == manager_id)
-        return self._frame(q)
+        return _pub_frame(self._frame(q), t)
 
     def published_customers(self, publication_id: int, branch: str | None = None) -> pd.DataFrame:
         """Frozen customer rows of a publication (optionally one branch)."""
@@ -707,7 +918,7 @@ class Store:
         q = select(t).where(t.c.publication_id == publication_id).order_by(t.c.customer_id)
         if branch is not None:
             q = q.where(t.c.branch == branch)
-        return self._frame(q)
+        return _pub_frame(self._frame(q), t)
 
     def latest_publications(self) -> pd.DataFrame:
         """The newest published version of every period, oldest period first."""
@@ -761,79 +972,79 @@ class Store:
     def verify(self, publication_id: int) -> dict:
         """Recompute a publication from its stored dataset and scenario and compare with the frozen document.
 
-        The same when the recomputed text has the stored hash, or else when both documents,
-        parsed, are equal number for number (so a change in how floats are written alone does
-        not make an old publication differ): every key, text and integer equal, every float equal
-        to within float64 rounding (:data:`_SAME_REL` of its size, at least :data:`_SAME_ABS`).
+        The same when the recomputed canonical text has the stored hash, or else when both
+        documents, parsed, are equal value for value: the same keys, text and integers equal,
+        and every float equal as a float64, exactly (:func:`_same_numbers`). The second way
+        exists only so that a release that writes floats differently does not make an old
+        publication "differ"; a float off in its last bit differs.
+
+        The dataset's two stored copies are checked as well (:meth:`check_dataset`): its rows
+        reconciled against its snapshots, and any snapshot that fails its hash or row count.
 
         Returns
         -------
         dict
             ``stored_hash``, ``recomputed_hash``, ``same`` (bool), ``how`` (``"hash"``,
-            ``"numbers"`` or None when they differ), ``code_changed`` (bool).
+            ``"numbers"`` or None when they differ), ``code_changed`` (bool),
+            ``dataset_consistent`` (bool), ``dataset_problems`` (list of str),
+            ``snapshot_fallback`` (sheets loaded from their rows because their snapshot failed).
         """
         row = self.publication(publication_id)
+        dataset = self.check_dataset(int(row["dataset_id"]))
         _, _, result = self.recompute(publication_id)
-        text, h = _result_text(result)
+        h = document_sha256(result)
         how = "hash" if h == row["result_hash"] else None
-        if how is None and _same_numbers(json.loads(self.published_document(publication_id)), json.loads(text)):
+        if how is None and _same_numbers(json.loads(self.published_document(publication_id)),
+                                         json.loads(document_bytes(result))):
             how = "numbers"
         return {"stored_hash": row["result_hash"], "recomputed_hash": h, "same": how is not None, "how": how,
-                "code_changed": row["code_version"] != code_version()}
+                "code_changed": row["code_version"] != code_version(),
+                "dataset_consistent": dataset["consistent"], "dataset_problems": dataset["problems"],
+                "snapshot_fallback": dataset["snapshot_fallback"]}
 
 
 _AUDIT_ACTOR = T.audit_log.c.actor.type.length       # audit texts are cut to their columns' sizes
 _AUDIT_TARGET = T.audit_log.c.target.type.length
 
 
-# Two floats of a document are "the same number" when they differ by float64 rounding only: a sum
-# taken in another order (a parallel engine) moves the last bits, ~1e-16 of the value. 1e-9 of
-# the value (and 1e-6 yuan or point near zero) is far below the 0.01 yuan anything is paid in.
-_SAME_REL = 1e-9
-_SAME_ABS = 1e-6
-
-
 def _same_numbers(a, b) -> bool:
-    """Parsed JSON documents equal number for number (see :meth:`Store.verify`)."""
+    """Parsed JSON documents equal value for value (see :meth:`Store.verify`).
+
+    The same keys and list lengths, text, booleans, nulls and integers equal (of the same type),
+    and numbers where either side is a float equal as float64, exactly: ``5`` and ``5.0`` are
+    the same number written two ways, ``0.1`` and the float after it are not.
+    """
     if a == b:                                   # exact, at C speed: the usual answer
-        return True
+        return _same_types(a, b)
+    return False
+
+
+def _same_types(a, b) -> bool:
+    """``a == b`` already holds; True unless a boolean met a number or text (``True == 1``)."""
     stack = [(a, b)]
     while stack:
         x, y = stack.pop()
         if isinstance(x, dict):
-            if not isinstance(y, dict) or x.keys() != y.keys():
-                return False
             stack.extend((x[k], y[k]) for k in x)
         elif isinstance(x, list):
-            if not isinstance(y, list) or len(x) != len(y):
-                return False
             stack.extend(zip(x, y))
+        elif isinstance(x, bool) or isinstance(y, bool):
+            if type(x) is not type(y):
+                return False
+        elif isinstance(x, int) and isinstance(y, int):
+            continue
         elif isinstance(x, float) or isinstance(y, float):
-            if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, (int, float)) \
-                    or not isinstance(y, (int, float)):
+            if not isinstance(x, (int, float)) or not isinstance(y, (int, float)) or float(x) != float(y):
                 return False
-            if x != y and abs(x - y) > max(_SAME_ABS, _SAME_REL * max(abs(x), abs(y))):
-                return False
-        elif x != y or type(x) is not type(y):
-            return False
     return True
 
 
-def _result_text(result) -> tuple[str, str]:
-    """The frozen text of a result (DOMAIN 10 JSON, canonical form) and its SHA-256: publish and
-    verify must build it byte for byte the same way."""
-    try:
-        from calc.output import document_text
-    except ImportError:                 # an older calc.output: the same canonical form, row by row
-        from calc.output import to_json_dict
-
-        def document_text(r):
-            return json.dumps(to_json_dict(r), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    text = document_text(result)
-    return text, hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 _DTYPES = {"id": "str", "text": "str", "enum": "str"}
+
+# The audit action of a snapshot that failed its check, and the snapshot columns the
+# reconciliation of a stored dataset reads (:meth:`Store.check_dataset`).
+_FALLBACK = "snapshot_fallback"
+_CHECK_COLUMNS = {"accounts": ["customer_id", "line", "avg_balance"], "customers": ["customer_id", "branch"]}
 
 
 def _rows_frame(conn, dataset_id: int, key: str) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import threading
 import pandas as pd
 import pyarrow as pa
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import and_, func, select, text
 
 from calc.scenario import Scenario
 from data.db import T, migrate
@@ -149,7 +149,7 @@ def test_migrations_apply_once(store_url):
     store = Store.open(store_url)
     assert migrate(store.engine) == []
     with store.engine.connect() as conn:
-        assert conn.execute(select(T.migrations.c.version)).scalars().all() == [1, 2, 3, 4]
+        assert conn.execute(select(T.migrations.c.version)).scalars().all() == [1, 2, 3, 4, 5]
 
 
 def test_a_store_from_before_migration_4_loses_its_dataset_id_indexes(store_url, small_frames):
@@ -354,30 +354,209 @@ def test_a_store_from_before_snapshots_is_upgraded_on_open(store_url, small_fram
     assert list(store.load_frames(info.id)["managers"]["manager_id"]) == ["007", "008"]
 
 
+def _publish_small(store_url, small_frames):
+    store = Store.open(store_url)
+    info = store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
+    return store, info, store.publish("2026Q3", Scenario(name="official"), "", "alice")
+
+
+def _rewrite(store, pub, doc) -> None:
+    """Freeze ``doc`` as an older release would have written it (another layout, its own hash)."""
+    import hashlib
+
+    text = json.dumps(doc, indent=2)
+    with store.engine.begin() as conn:
+        conn.execute(T.publications.update().where(T.publications.c.id == pub["id"])
+                     .values(result_json=text, result_hash=hashlib.sha256(text.encode()).hexdigest()))
+
+
 def test_verify_accepts_a_document_written_differently_with_the_same_numbers(store_url, small_frames):
-    """A frozen document whose floats are only written differently (or differ by float rounding) still
-    verifies, by number; a changed amount does not."""
+    """A frozen document whose floats are only written differently still verifies, by number; a
+    changed amount does not."""
+    store, _, pub = _publish_small(store_url, small_frames)
+    check = store.verify(pub["id"])
+    assert (check["how"], check["dataset_consistent"], check["dataset_problems"]) == ("hash", True, [])
+    doc = json.loads(store.published_document(pub["id"]))
+    _rewrite(store, pub, doc)                            # another text layout, the same numbers
+    check = store.verify(pub["id"])
+    assert (check["same"], check["how"]) == (True, "numbers") and check["recomputed_hash"] != check["stored_hash"]
+    doc["managers"][0]["pay"] += 0.01                    # one fen more: differs
+    _rewrite(store, pub, doc)
+    check = store.verify(pub["id"])
+    assert (check["same"], check["how"], check["code_changed"]) == (False, None, False)
+
+
+def test_verify_by_numbers_is_exact_to_the_last_bit(store_url, small_frames):
+    """The number-for-number comparison is float64 equality: a float one ulp away differs, and so
+    does an integer written as another integer or a boolean; 5.0 written as 5 is the same."""
+    import numpy as np
+
+    store, _, pub = _publish_small(store_url, small_frames)
+    original = json.loads(store.published_document(pub["id"]))
+    doc = json.loads(store.published_document(pub["id"]))
+    pay = doc["managers"][0]["pay"]
+    assert isinstance(pay, float) and pay != 0
+    doc["managers"][0]["pay"] = float(np.nextafter(pay, np.inf))          # the last bit only
+    _rewrite(store, pub, doc)
+    assert (store.verify(pub["id"])["same"], store.verify(pub["id"])["how"]) == (False, None)
+    doc = json.loads(json.dumps(original))
+    doc["managers"][0]["rank"] = True if doc["managers"][0]["rank"] == 1 else doc["managers"][0]["rank"] + 1
+    _rewrite(store, pub, doc)
+    assert store.verify(pub["id"])["how"] is None
+    doc = json.loads(json.dumps(original))
+    whole = [k for k, v in doc["totals"].items() if isinstance(v, float) and v.is_integer()]
+    for k in whole:                                      # a float with an integral value, written as an integer
+        doc["totals"][k] = int(doc["totals"][k])
+    _rewrite(store, pub, doc)
+    assert store.verify(pub["id"])["how"] == "numbers"
+
+
+def test_verify_reports_when_the_stored_rows_and_the_snapshot_disagree(store_url, small_frames):
+    """verify reruns the linear reconciliation of the dataset's rows against its snapshot: a row
+    lost or a balance changed in the rows is reported, though the publication reproduces (it is
+    computed from the snapshot)."""
+    store, info, pub = _publish_small(store_url, small_frames)
+    assert store.check_dataset(info.id) == {"consistent": True, "problems": [], "snapshot_fallback": [],
+                                            "snapshots": True}
+    acc = T.ds["accounts"]
+    with store.engine.begin() as conn:
+        first = conn.execute(select(func.min(acc.c.excel_row)).where(acc.c.dataset_id == info.id)).scalar()
+        conn.execute(acc.update().where(and_(acc.c.dataset_id == info.id, acc.c.excel_row == first))
+                     .values(avg_balance=acc.c.avg_balance + 1.0))
+    check = store.verify(pub["id"])
+    assert check["same"] and not check["dataset_consistent"]
+    assert len(check["dataset_problems"]) == 1 and "balances" in check["dataset_problems"][0]
+    assert "in the snapshot" in check["dataset_problems"][0]
+    with store.engine.begin() as conn:
+        conn.execute(acc.delete().where(and_(acc.c.dataset_id == info.id, acc.c.excel_row == first)))
+    problems = store.verify(pub["id"])["dataset_problems"]
+    n = info.row_counts["accounts"]
+    assert f"accounts: {n} rows in the snapshot but {n - 1} stored" in problems
+
+
+def test_a_snapshot_that_fails_its_check_is_audited_once_and_verify_reports_it(store_url, small_frames):
+    store, info, pub = _publish_small(store_url, small_frames)
+    with store.engine.begin() as conn:
+        conn.execute(T.snapshots.update().where(and_(T.snapshots.c.dataset_id == info.id,
+                                                     T.snapshots.c.sheet == "managers")).values(data=b"damaged"))
+    frames = store.load_frames(info.id)                  # falls back to the rows, the same frame
+    assert list(frames["managers"]["manager_id"]) == ["007", "008"]
+    store.load_frames(info.id)
+    Store.open(store_url).load_frames(info.id)           # another process: still once
+    check = store.verify(pub["id"])
+    assert check["same"] and not check["dataset_consistent"] and check["snapshot_fallback"] == ["managers"]
+    assert any("managers" in p and "SHA-256" in p for p in check["dataset_problems"])
+    log = store.audit_log()
+    fallback = log[log["action"] == "snapshot_fallback"]
+    assert len(fallback) == 1 and "managers" in fallback.iloc[0]["target"]
+    assert json.loads(fallback.iloc[0]["after"])["dataset_id"] == info.id
+
+
+def test_a_missing_result_float_is_stored_as_null_and_read_back_as_nan(store_url, small_frames, monkeypatch):
+    """A NaN in a result's float column is NULL in the database on both SQLite and PostgreSQL
+    (PostgreSQL's COPY would read the CSV "nan" as a float NaN) and NaN when read back."""
+    import numpy as np
+
+    import data.store as store_module
+
+    real = store_module.run
+
+    def with_nan(frames, scenario):
+        base, result = real(frames, scenario)
+        result.managers.loc[result.managers.index[0], "score"] = np.nan
+        result.customers.loc[result.customers.index[0], "unattributed"] = np.nan
+        return base, result
+
+    monkeypatch.setattr(store_module, "run", with_nan)
+    store = Store.open(store_url)
+    store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
+    pub = store.publish("2026Q3", Scenario(name="official"), "", "alice")
+    with store.engine.connect() as conn:
+        for table, col in ((T.pub_managers, "score"), (T.pub_customers, "unattributed")):
+            nulls = conn.execute(select(func.count()).select_from(table).where(table.c[col].is_(None))).scalar()
+            assert nulls == 1, (table.name, col)
+            if store.engine.dialect.name == "postgresql":
+                nans = conn.exec_driver_sql(f"SELECT count(*) FROM {table.name} WHERE {col} = 'NaN'").scalar()
+                assert nans == 0
+    managers, customers = store.published_managers(pub["id"]), store.published_customers(pub["id"])
+    assert managers["score"].dtype == np.float64 and managers["score"].isna().sum() == 1
+    assert customers["unattributed"].dtype == np.float64 and customers["unattributed"].isna().sum() == 1
+    assert [m["score"] for m in json.loads(store.published_document(pub["id"]))["managers"]].count(None) == 1
+
+
+def test_a_store_from_before_migration_5_accepts_missing_result_floats(store_url, small_frames):
+    """Migration 5 lifts NOT NULL from the published float columns; published rows, the branch
+    index and the row-level security stay."""
+    from sqlalchemy import MetaData, inspect
+
+    from data.db import MIGRATIONS, get_engine, metadata
+
+    engine = get_engine(store_url)
+    old = MetaData()
+    for t in metadata.sorted_tables:
+        copy = t.to_metadata(old)
+        if t.name in ("pub_managers", "pub_customers"):
+            for c in copy.columns:
+                if c.type.__class__.__name__ == "Float":
+                    c.nullable = False
+    with engine.begin() as conn:
+        old.create_all(conn)
+        for version, _d, fn in MIGRATIONS[:4]:
+            if version > 1:
+                fn(conn, engine.dialect.name)
+            else:                                     # migration 1's triggers, on the old tables
+                metadata.create_all(conn)
+            conn.execute(T.migrations.insert().values(version=version, applied_at=dt.datetime.now(dt.timezone.utc)))
+    assert not any(c["nullable"] for c in inspect(engine).get_columns("pub_managers") if c["name"] == "score")
     store = Store.open(store_url)
     store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
     pub = store.publish("2026Q3", Scenario(name="official"), "", "alice")
     assert store.verify(pub["id"])["how"] == "hash"
-    doc = json.loads(store.published_document(pub["id"]))
+    assert all(c["nullable"] for c in inspect(engine).get_columns("pub_customers") if c["name"] == "unattributed")
+    for t in ("pub_managers", "pub_customers"):
+        assert [ix["name"] for ix in inspect(engine).get_indexes(t)] == [f"ix_{t}_branch"]
+    from data.db import row_security_enforced
 
-    def rewrite(d):                                      # as an older release would have frozen it
-        import hashlib
+    assert row_security_enforced(engine) == (engine.dialect.name == "postgresql")
 
-        text = json.dumps(d, indent=2)
-        with store.engine.begin() as conn:
-            conn.execute(T.publications.update().where(T.publications.c.id == pub["id"])
-                         .values(result_json=text, result_hash=hashlib.sha256(text.encode()).hexdigest()))
 
-    rewrite(doc)                                         # another text layout, the same numbers
-    check = store.verify(pub["id"])
-    assert (check["same"], check["how"]) == (True, "numbers") and check["recomputed_hash"] != check["stored_hash"]
-    doc["managers"][0]["pay"] = doc["managers"][0]["pay"] * (1 + 1e-15) + 1e-12      # last bits only
-    rewrite(doc)
-    assert store.verify(pub["id"])["same"]
-    doc["managers"][0]["pay"] += 0.01                    # one fen more: differs
-    rewrite(doc)
-    assert store.verify(pub["id"]) | {"stored_hash": None, "recomputed_hash": None} == {
-        "stored_hash": None, "recomputed_hash": None, "same": False, "how": None, "code_changed": False}
+def test_publish_stores_the_canonical_bytes_hashed_once_and_frees_the_inputs(store_url, small_frames, monkeypatch):
+    """The stored document is calc.output's canonical text, its hash taken while it was written;
+    no str of the document is built to hash it, and the frames and the Base are released before
+    the document is written."""
+    import gc
+    import hashlib
+    import weakref
+
+    import calc.output
+    import data.store as store_module
+    from calc.output import document_bytes
+
+    real_run, real_write = store_module.run, store_module.write_document
+    refs, alive = {}, {}
+
+    def run(frames, scenario):
+        base, result = real_run(frames, scenario)
+        refs["base"], refs["accounts"] = weakref.ref(base), weakref.ref(frames["accounts"])
+        refs["result"] = result
+        return base, result
+
+    def write(result, fh, *args):
+        gc.collect()
+        alive.update({k: refs[k]() is not None for k in ("base", "accounts")})
+        return real_write(result, fh, *args)
+
+    def no_text(*_a, **_k):
+        raise AssertionError("the document was built as text")
+
+    monkeypatch.setattr(store_module, "run", run)
+    monkeypatch.setattr(store_module, "write_document", write)
+    monkeypatch.setattr(calc.output, "document_text", no_text)
+    store = Store.open(store_url)
+    store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
+    pub = store.publish("2026Q3", Scenario(name="official"), "", "alice")
+    assert alive == {"base": False, "accounts": False}
+    expected = document_bytes(refs["result"])
+    stored = store.published_document(pub["id"])
+    assert isinstance(stored, str) and stored.encode("utf-8") == expected
+    assert pub["result_hash"] == hashlib.sha256(expected).hexdigest()
