@@ -218,8 +218,8 @@ def cmd_publish(args) -> int:
 # How Store.verify found a publication: the line printed for it (English / Chinese).
 _VERIFIED = {
     "hash": "reproduces exactly (same SHA-256) / 完全一致（哈希相同）",
-    "numbers": ("reproduces number for number (every amount within 1e-9 relative; the text differs) / "
-                "数值一致（相对误差不超过 1e-9，文本不同）"),
+    "numbers": ("reproduces number for number (every value equal as float64; only the text differs) / "
+                "数值一致（每个数完全相等，仅文本格式不同）"),
     None: "DIFFERS from the frozen result / 与发布结果不一致",
 }
 
@@ -237,6 +237,7 @@ def cmd_verify(args) -> int:
         print(where, file=sys.stderr)
         return EXIT_INVALID
     counts = dict.fromkeys(_VERIFIED, 0)
+    inconsistent = 0
     for row in pubs.itertuples(index=False):          # newest first (period, then version)
         check = store.verify(int(row.id))
         how = check["how"]
@@ -244,10 +245,17 @@ def cmd_verify(args) -> int:
         note = (" (the calculation code changed since publication / 发布后计算代码已更新)"
                 if check["code_changed"] else "")
         print(f"{row.period} v{row.version}: {_VERIFIED[how]}{note}")
+        for sheet in check["snapshot_fallback"]:
+            print(f"  snapshot of {sheet} failed its check, read from its rows / {sheet} 快照校验失败，已改用明细行",
+                  file=sys.stderr)
+        if not check["dataset_consistent"]:
+            inconsistent += 1
+            for problem in check["dataset_problems"]:
+                print(f"  dataset rows and snapshot disagree / 数据集明细与快照不一致: {problem}", file=sys.stderr)
     if len(pubs) > 1:
         print(f"{len(pubs)} publications checked / 已核验 {len(pubs)} 个发布: {counts['hash']} same hash / 哈希相同, "
               f"{counts['numbers']} same numbers / 数值一致, {counts[None]} differ / 不一致")
-    return EXIT_INVALID if counts[None] else 0
+    return EXIT_INVALID if counts[None] or inconsistent else 0
 
 
 def cmd_user_add(args) -> int:

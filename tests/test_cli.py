@@ -252,6 +252,24 @@ def test_verify_says_how_each_publication_reproduces_and_fails_on_any_difference
     assert cli_module.main(["verify", "--period", "2026Q3"]) == 0       # that period still reproduces
 
 
+def test_verify_fails_when_the_stored_rows_no_longer_match_the_snapshot(published_store, capsys):
+    """The results reproduce from the snapshot, but someone changed an account's balance in the
+    row tables afterwards: verify says the dataset's two copies disagree and exits 1."""
+    import sqlite3
+
+    cli_module, db = published_store
+    with sqlite3.connect(db) as conn:
+        (ds_id,) = conn.execute("SELECT id FROM datasets WHERE period = '2026Q4'").fetchone()
+        conn.execute("UPDATE ds_accounts SET avg_balance = avg_balance + 1000 WHERE dataset_id = ? AND excel_row = "
+                     "(SELECT MIN(excel_row) FROM ds_accounts WHERE dataset_id = ?)", (ds_id, ds_id))
+    capsys.readouterr()
+    assert cli_module.main(["verify", "--period", "2026Q4"]) == 1
+    captured = capsys.readouterr()
+    assert "reproduces exactly" in captured.out            # the frozen numbers still reproduce ...
+    assert "数据集明细与快照不一致" in captured.err and "disagree" in captured.err   # ... but the copies differ
+    assert cli_module.main(["verify", "--period", "2026Q3"]) == 0      # the other period's dataset is intact
+
+
 def test_verify_without_publications_or_period(published_store, capsys):
     cli_module, _ = published_store
     assert cli_module.main(["verify", "--period", "2030Q1"]) == 1
