@@ -154,6 +154,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "phase_store": ("第 3 步 / 共 4 步：入库并核对…", "Step 3 of 4: storing and reconciling…"),
     "phase_compute": ("第 4 步 / 共 4 步：计算客户贡献度…", "Step 4 of 4: computing customer contribution…"),
     "phase_done": ("完成", "Done"),
+    "download_all_rows": ("下载全部 {total} 行（xlsx）", "Download all {total} rows (xlsx)"),
     "rows_shown": ("显示前 {shown} 行，共 {total} 行；完整数据请下载。", "Showing the first {shown} of {total} rows; download for all."),
     # publishing, history, admin
     "publish_title": ("发布本期正式方案", "Publish the period's official results"),

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from calc.explain import compare, reconciliation
-from data.export import labelled
+from data.export import labelled, write_workbook
 from ui import state
 from ui.i18n import t
 
@@ -66,6 +66,10 @@ def show(frame: pd.DataFrame, lang: str, key: str | None = None, extra: dict | N
     st.dataframe(shown, hide_index=True, key=key, **kwargs)
     if total > limit:
         st.caption(t("rows_shown", lang, shown=f"{limit:,}", total=f"{total:,}"))
+        name = key or "table"
+        st.download_button(t("download_all_rows", lang, total=f"{total:,}"),
+                           lambda: write_workbook({name[:31]: label_columns(frame, lang, extra)}), f"{name}.xlsx",
+                           key=f"{name}_all_rows")
 
 
 def pick_manager(ctx, key: str) -> str:
