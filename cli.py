@@ -220,6 +220,8 @@ _VERIFIED = {
     "hash": "reproduces exactly (same SHA-256) / 完全一致（哈希相同）",
     "numbers": ("reproduces number for number (every value equal as float64; only the text differs) / "
                 "数值一致（每个数完全相等，仅文本格式不同）"),
+    "rounding": ("reproduces to rounding (every amount within 1e-6 yuan; the calculation code changed since "
+                 "publication and adds in another order) / 在舍入误差内一致（各金额差不超过 1e-6 元；发布后计算代码已更新）"),
     None: "DIFFERS from the frozen result / 与发布结果不一致",
 }
 
@@ -243,7 +245,7 @@ def cmd_verify(args) -> int:
         how = check["how"]
         counts[how] += 1
         note = (" (the calculation code changed since publication / 发布后计算代码已更新)"
-                if check["code_changed"] else "")
+                if check["code_changed"] and how != "rounding" else "")
         print(f"{row.period} v{row.version}: {_VERIFIED[how]}{note}")
         for sheet in check["snapshot_fallback"]:
             print(f"  snapshot of {sheet} failed its check, read from its rows / {sheet} 快照校验失败，已改用明细行",
@@ -254,7 +256,8 @@ def cmd_verify(args) -> int:
                 print(f"  dataset rows and snapshot disagree / 数据集明细与快照不一致: {problem}", file=sys.stderr)
     if len(pubs) > 1:
         print(f"{len(pubs)} publications checked / 已核验 {len(pubs)} 个发布: {counts['hash']} same hash / 哈希相同, "
-              f"{counts['numbers']} same numbers / 数值一致, {counts[None]} differ / 不一致")
+              f"{counts['numbers']} same numbers / 数值一致, {counts['rounding']} to rounding / 舍入误差内一致, "
+              f"{counts[None]} differ / 不一致")
     return EXIT_INVALID if counts[None] or inconsistent else 0
 
 

@@ -142,9 +142,13 @@ class Base:
         if key not in cache:                                   # a slider move asks again for the same rows
             part = self.account_rows.iloc[rows]
             part.index = rows
-            if len(cache) >= 32:
-                cache.pop(next(iter(cache)))
-            cache[key] = _terms(part, self.daily_avg, self.scenario, SELECTION_ENGINE)
+            terms = _terms(part, self.daily_avg, self.scenario, SELECTION_ENGINE)
+            while len(cache) >= 32:                             # sessions share a Base: evict safely
+                try:
+                    cache.pop(next(iter(cache)), None)
+                except (StopIteration, RuntimeError):          # emptied or resized by another session
+                    break
+            cache[key] = terms
         return cache[key].copy()
 
     @functools.cached_property
@@ -248,9 +252,16 @@ def _customer_sums(batches, account_customers: np.ndarray, n: int) -> tuple[dict
             np.add.at(sums[c], cust, batch.column(c).to_numpy())     # one row after the other
         held[done:done + k] = _codes(batch.column("held"), known)
         done += k
+    if not late and done != len(account_customers):
+        raise ValueError(f"the engine returned {done:,} account rows for {len(account_customers):,} accounts; "
+                         "the heavy stage cannot sum them")
     if late:                                    # rows done.. in any order: sort them, then add
         rest = pa.Table.from_batches(late)
         rows = rest.column("_pos").to_numpy()
+        if done + len(rows) != len(account_customers) or (len(rows) and not np.array_equal(
+                np.sort(rows), np.arange(done, len(account_customers)))):
+            raise ValueError(f"the engine returned {done + len(rows):,} account rows for "
+                             f"{len(account_customers):,} accounts; the heavy stage cannot sum them")
         order = np.argsort(rows, kind="stable")
         rows = rows[order]
         cust = account_customers[rows]

@@ -252,6 +252,34 @@ def test_verify_says_how_each_publication_reproduces_and_fails_on_any_difference
     assert cli_module.main(["verify", "--period", "2026Q3"]) == 0       # that period still reproduces
 
 
+def test_verify_accepts_rounding_only_after_a_code_change(published_store, capsys):
+    """A publication made by an earlier release that added in another order differs in the last
+    bits: after the upgrade it "reproduces to rounding"; with the same code, or off by a fen, it differs."""
+    import sqlite3
+
+    cli_module, db = published_store
+
+    def nudged(by):
+        def change(text):
+            doc = json.loads(text)
+            doc["customers"][0]["contribution"]["total"] += by
+            return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return change
+
+    _tamper(db, "2026Q4", 1, text=nudged(3e-9), result_hash="2" * 64)       # the last bits, same code
+    capsys.readouterr()
+    assert cli_module.main(["verify", "--period", "2026Q4"]) == 1
+    assert "DIFFERS" in capsys.readouterr().out
+    with sqlite3.connect(db) as conn:                                       # ... made by an earlier release
+        conn.execute("UPDATE publications SET code_version = 'earlier' WHERE period = '2026Q4'")
+    assert cli_module.main(["verify", "--period", "2026Q4"]) == 0
+    out = capsys.readouterr().out
+    assert "to rounding" in out and "舍入误差内一致" in out
+    _tamper(db, "2026Q4", 1, text=nudged(0.01))                             # a fen is never rounding
+    assert cli_module.main(["verify", "--period", "2026Q4"]) == 1
+    assert "DIFFERS" in capsys.readouterr().out
+
+
 def test_verify_fails_when_the_stored_rows_no_longer_match_the_snapshot(published_store, capsys):
     """The results reproduce from the snapshot, but someone changed an account's balance in the
     row tables afterwards: verify says the dataset's two copies disagree and exits 1."""

@@ -130,3 +130,24 @@ def test_the_heavy_stage_gives_the_same_bits_on_every_run_and_for_any_chunking()
                 assert x.equals(y), col
         assert first.daily_avg["avg_balance"].to_numpy().tobytes() == other.daily_avg["avg_balance"].to_numpy().tobytes()
         assert first.accounts_total == other.accounts_total
+
+
+def test_customer_sums_refuse_an_engine_answer_that_lost_account_rows():
+    """An engine that dropped a row (in order or out of order) must not give silently smaller sums."""
+    import numpy as np
+    import pyarrow as pa
+
+    from calc.formulas import SUMMED
+    from calc.heavy import _customer_sums
+
+    def batch(positions):
+        cols = {"_pos": pa.array(positions, pa.int64()), **{c: pa.array([1.0] * len(positions)) for c in SUMMED},
+                "held": pa.array(["p"] * len(positions))}
+        return pa.RecordBatch.from_pydict(cols)
+
+    owners = np.array([0, 0, 1, 1], dtype=np.int64)
+    sums, _ = _customer_sums([batch([0, 1]), batch([2, 3])], owners, 2)
+    assert list(sums[SUMMED[0]]) == [2.0, 2.0]                               # the whole answer adds up
+    for lost in ([batch([0, 1]), batch([2])], [batch([0, 1]), batch([3])], [batch([1, 0, 3])]):
+        with pytest.raises(ValueError, match="account rows for 4 accounts"):
+            _customer_sums(lost, owners, 2)
