@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 from calc.light import Result
 from calc.output import float_text
 from calc.scenario import Scenario
-from data.schema import FORMULA_PREFIXES
+from data.schema import FORMULA_PREFIXES, column_letters
 
 __all__ = ["safe_text", "safe_text_column", "write_workbook", "frame_to_csv_bytes", "report_workbook",
            "statement_workbook", "LABELS", "labelled"]
@@ -119,14 +119,6 @@ def safe_text_column(values: pl.Series) -> pl.Series:
     return pl.select(pl.when(pl.lit(values).str.contains(_DANGER_RE)).then(pl.lit("'") + pl.lit(values))
                      .otherwise(pl.lit(values))).to_series().alias(values.name)
 
-
-def _col_letter(i: int) -> str:
-    s = ""
-    i += 1
-    while i:
-        i, r = divmod(i - 1, 26)
-        s = chr(65 + r) + s
-    return s
 
 
 def _xml_odd(m: re.Match) -> str:
@@ -312,7 +304,7 @@ _CHUNK_ROWS = 65_536    # rows built and compressed at a time: bounded memory, s
 def _sheet_xml(frame: pd.DataFrame, first: bool):
     """One worksheet's XML in chunks of bytes: a frozen header row, then one row per frame row."""
     n, k = len(frame), len(frame.columns)
-    letters = [_col_letter(c) for c in range(k)]
+    letters = [column_letters(c) for c in range(k)]
     heads = [safe_text(str(col))[:MAX_CELL_CHARS] for col in frame.columns]
     head_cells = "".join(
         f'<c r="{letters[c]}1" s="{_STYLE_HEAD}" t="inlineStr"><is><t xml:space="preserve">'

@@ -37,6 +37,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from data.report import ExtractError, Issue, Report
+from data.schema import column_letters
 
 __all__ = ["RawSheet", "RawBook", "read_input", "read_bytes", "sniff_kind", "decode_text", "to_utf8"]
 
@@ -262,7 +263,7 @@ class _Workbook:
         if not columns:
             return 0, []
         wanted = sorted(set(columns))
-        use = ",".join(_letters(j) for j in wanted) if self.absolute else wanted
+        use = ",".join(column_letters(j) for j in wanted) if self.absolute else wanted
         load = self._load
         try:                           # every column of one cell type (numbers, text, booleans, dates) keeps it
             batch = load(start, use, schema_sample_rows=None, dtype_coercion="strict")
@@ -312,7 +313,7 @@ class _Workbook:
         cols = [j for j in wanted if j in set(numeric)]
         if not cols:
             return {}
-        use = ",".join(_letters(j) for j in cols) if self.absolute else cols
+        use = ",".join(column_letters(j) for j in cols) if self.absolute else cols
         batch = self._load(start, use, dtypes="float")
         return dict(zip(cols, batch.columns)) if batch.num_columns == len(cols) else {}
 
@@ -338,7 +339,7 @@ def _xlsx_first_numbers(data: bytes, sheet: str, columns: list[int], first_row: 
     part = _sheet_part(zf, sheet)
     if part is None or part not in zf.namelist():
         return {}
-    letters = {_letters(j).encode(): j for j in columns}
+    letters = {column_letters(j).encode(): j for j in columns}
     cell = re.compile(rb'<(?:[A-Za-z_][\w.-]*:)?c(?=\s)(?![^>]*\st="(?!n")[^"]*")[^>]*?\sr="('
                       + b"|".join(letters) + rb')(\d+)"[^>]*(?<!/)>\s*'
                       rb'(?:<(?:[A-Za-z_][\w.-]*:)?f\b[^>]*/>\s*|<(?:[A-Za-z_][\w.-]*:)?f\b[^>]*>[^<]*</(?:[A-Za-z_][\w.-]*:)?f>\s*)?'
@@ -404,15 +405,6 @@ class _Heads:
         rows = self.cache[(sheet, n)]
         return None if rows is None else [list(r) for r in rows]
 
-
-def _letters(j: int) -> str:
-    """Excel column letters of the 0-based column index ``j`` (0 -> A, 26 -> AA)."""
-    s = ""
-    j += 1
-    while j:
-        j, r = divmod(j - 1, 26)
-        s = chr(65 + r) + s
-    return s
 
 
 def _unnamed_indices(names: list[str]) -> list[int]:

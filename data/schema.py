@@ -20,6 +20,7 @@ __all__ = [
     "SHEETS",
     "ENUMS",
     "normalize_label",
+    "column_letters",
     "sheet_by_key",
 ]
 
@@ -49,6 +50,17 @@ def normalize_label(text: object) -> str:
     s = unicodedata.normalize("NFKC", str(text)).strip().lower()
     s = _BRACKETED_SUFFIX.sub("", s).strip() or s
     return _SEPARATORS.sub("", s)
+
+
+def column_letters(j: int) -> str:
+    """Excel column letters of the 0-based column index ``j`` (0 -> A, 26 -> AA), for readers
+    and the workbook writer alike."""
+    s = ""
+    j += 1
+    while j:
+        j, r = divmod(j - 1, 26)
+        s = chr(65 + r) + s
+    return s
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,12 @@ import io
 import zipfile
 
 import pytest
-import xlsxwriter
 
 from data import readers
 from data.ingest import load_extract, parse_book, parse_uploads
 from data.readers import RawBook, RawSheet, decode_text, read_bytes, read_input
 from data.report import ExtractError
+from tests.test_hostile import _xlsxwriter_book
 from tests.test_ingest import BASE, write_book
 
 
@@ -72,16 +72,7 @@ def test_an_id_column_mixing_text_and_numbers_warns_on_its_first_number(tmp_path
     if writer == "openpyxl":                  # writes t="n" and inline strings
         write_book(path, sheets)
     else:                                     # writes no t attribute and shared strings
-        wb = xlsxwriter.Workbook(str(path))
-        for name, rows in sheets.items():
-            ws = wb.add_worksheet(name)
-            for i, r in enumerate(rows):
-                for j, v in enumerate(r):
-                    if isinstance(v, str):
-                        ws.write_string(i, j, v)
-                    elif v is not None:
-                        ws.write_number(i, j, v)
-        wb.close()
+        _xlsxwriter_book(path, sheets)
     extract, report = parse_book(read_input(path))
     assert report.ok
     assert _warnings(report) == [("账户", 3, "账号", "1002")]
