@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from data.sample.generate import line_scales
+
 __all__ = ["generate", "write_folder", "write_workbook", "read_folder", "main", "BRANCHES", "HEADERS", "SHEET_ZH"]
 
 BRANCHES = ("城东支行", "城西支行", "城南支行", "城北支行", "高新支行", "开发区支行", "滨江支行", "江北支行",
@@ -232,12 +234,7 @@ def generate(accounts: int, seed: int = 2026) -> dict[str, pl.DataFrame]:
         "客户类型": _take(("对私", "对公"), is_corp.astype(np.int64)),
         "新增客户": _take(("否", "是"), is_new.astype(np.int64)),
     })
-    dep_scale = np.where(is_corp, np.exp(np.log(1.6e6) + 1.55 * size), np.exp(np.log(9.0e4) + 1.25 * size))
-    loan_noise = rng.standard_normal(n_cust)
-    loan_scale = np.where(is_corp, np.exp(np.log(2.0e6) + 1.2 * size + 0.6 * loan_noise),
-                          np.exp(np.log(4.5e5) + 0.3 * size + 0.6 * loan_noise))
-    fee_scale = dep_scale * np.where(is_corp, rng.lognormal(np.log(0.0009), 0.8, n_cust),
-                                     rng.lognormal(np.log(0.0020), 0.8, n_cust))
+    dep_scale, loan_scale, fee_scale = line_scales(rng, is_corp, size)
 
     # ---- accounts: every customer holds one, bigger customers more
     weight = np.where(is_corp, 2.2, 1.0) * np.exp(0.35 * np.clip(size, -2, 3))

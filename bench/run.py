@@ -237,6 +237,19 @@ def total_rows(frames: dict[str, pd.DataFrame]) -> int:
 # --------------------------------------------------------------------------------------------
 # sections
 
+def read_and_check(path):
+    """Seconds of :func:`data.readers.read_input` and of :func:`data.ingest.parse_book` on ``path``,
+    and the extract; stops the bench when the generated extract does not validate."""
+    t0 = time.perf_counter()
+    book = read_input(path)
+    t1 = time.perf_counter()
+    extract, report = parse_book(book)
+    t2 = time.perf_counter()
+    if not report.ok:
+        raise SystemExit(f"the generated extract {path} does not validate: {report.issues[:3]}")
+    return t1 - t0, t2 - t1, extract
+
+
 def bench_ingest(tab: Table, tmp: Path, quick: bool) -> dict[str, dict]:
     section("1. Ingest: read + validate (data.ingest.load_extract)")
     runs = 3 if quick else 5
@@ -260,20 +273,11 @@ def bench_ingest(tab: Table, tmp: Path, quick: bool) -> dict[str, dict]:
           f"csv {sum(f.stat().st_size for f in csv_dir.iterdir()) / 2**20:.1f} MB)")
     del gen
 
-    def split(path):
-        t0 = time.perf_counter()
-        book = read_input(path)
-        t1 = time.perf_counter()
-        ext, report = parse_book(book)
-        t2 = time.perf_counter()
-        if not report.ok:
-            raise SystemExit(f"the generated extract {path} does not validate: {report.issues[:3]}")
-        return t1 - t0, t2 - t1, ext
 
     runs = 2 if quick else 3
     figures = {}
     for kind, path in (("xlsx", xlsx), ("csv", csv_dir)):
-        results = [split(path) for _ in range(runs)]
+        results = [read_and_check(path) for _ in range(runs)]
         read = statistics.median(r[0] for r in results)
         parse = statistics.median(r[1] for r in results)
         total = statistics.median(r[0] + r[1] for r in results)
@@ -542,23 +546,13 @@ def bench_bank_xlsx(tab: Table, label: str, quick: bool) -> None:
     path = bank_workbook(label, folder)
     runs = 3 if quick else 1            # one run at scale: the whole ingest of a large workbook is slow
 
-    def ingest():
-        t0 = time.perf_counter()
-        book = read_input(path)         # may only open the workbook: sheet bodies can load lazily
-        t1 = time.perf_counter()
-        extract, report = parse_book(book)
-        t2 = time.perf_counter()
-        if not report.ok:
-            raise SystemExit(f"the workbook {path} does not validate: {report.issues[:3]}")
-        return t1 - t0, t2 - t1, extract
-
     with PeakRSS() as mem:              # the first run is timed too (the sampler costs little)
-        first = ingest()
+        first = read_and_check(path)     # read_input may only open the workbook: bodies load lazily
     n_rows = total_rows(first[2].frames)
     results = [first[:2]]
     del first
     gc.collect()
-    results += [ingest()[:2] for _ in range(runs - 1)]
+    results += [read_and_check(path)[:2] for _ in range(runs - 1)]
     read = statistics.median(r[0] for r in results)
     parse = statistics.median(r[1] for r in results)
     total = statistics.median(r[0] + r[1] for r in results)

@@ -185,6 +185,19 @@ def _money(x: float) -> float:
     return round(float(x), 2)
 
 
+def line_scales(rng: np.random.Generator, is_corp: np.ndarray, size: np.ndarray):
+    """Per-customer scale of each line (yuan, daily average): deposits, loans and fee income, from
+    the customer's type and size factor (also used by ``bench.gen`` for banks of any size)."""
+    n = len(is_corp)
+    dep_scale = np.where(is_corp, np.exp(np.log(1.6e6) + 1.55 * size), np.exp(np.log(9.0e4) + 1.25 * size))
+    loan_noise = rng.standard_normal(n)
+    loan_scale = np.where(is_corp, np.exp(np.log(2.0e6) + 1.2 * size + 0.6 * loan_noise),
+                          np.exp(np.log(4.5e5) + 0.3 * size + 0.6 * loan_noise))
+    fee_scale = dep_scale * np.where(is_corp, rng.lognormal(np.log(0.0009), 0.8, n),
+                                     rng.lognormal(np.log(0.0020), 0.8, n))
+    return dep_scale, loan_scale, fee_scale
+
+
 def derived_coefficients(assignments: pd.DataFrame) -> np.ndarray:
     """Coefficient used per assignment row under the default rules (DOMAIN 5, stock factor 1)."""
     role_weight = Scenario().role_weight
@@ -274,13 +287,7 @@ def generate(seed: int = 2026, n_branches: int = 4, n_managers: int = 40, n_cust
         "is_new": is_new,
     })
 
-    # per-customer scale of each line (yuan, daily average)
-    dep_scale = np.where(is_corp, np.exp(np.log(1.6e6) + 1.55 * size), np.exp(np.log(9.0e4) + 1.25 * size))
-    loan_noise = rng.standard_normal(n_customers)
-    loan_scale = np.where(is_corp, np.exp(np.log(2.0e6) + 1.2 * size + 0.6 * loan_noise),
-                          np.exp(np.log(4.5e5) + 0.3 * size + 0.6 * loan_noise))
-    fee_scale = dep_scale * np.where(is_corp, rng.lognormal(np.log(0.0009), 0.8, n_customers),
-                                     rng.lognormal(np.log(0.0020), 0.8, n_customers))
+    dep_scale, loan_scale, fee_scale = line_scales(rng, is_corp, size)
 
     # ---- accounts: every customer holds one, bigger customers hold more
     weight = np.where(is_corp, 2.2, 1.0) * np.exp(0.35 * np.clip(size, -2, 3))
