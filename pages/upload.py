@@ -76,9 +76,9 @@ if files:
                     st.error(ctx.t("error_generic", err=e))
                 else:
                     bar.progress(0.6, text=ctx.t("phase_compute"))
-                    state.warm(info.id, ctx.scenario)       # the heavy stage, once, before the pages need it
-                    bar.progress(1.0, text=ctx.t("phase_done"))
                     state.set_active_dataset(info.id)
+                    state.warm(info.id)       # the heavy stage, once, under the baseline the pages will use
+                    bar.progress(1.0, text=ctx.t("phase_done"))
                     ss["_upload_notice"] = ctx.t("accepted" if info.created else "unchanged", name=info.label)
                     st.rerun()
 if ss.get("_upload_notice"):

@@ -100,10 +100,13 @@ def active_dataset() -> Dataset:
     return _stored(int(chosen))
 
 
-def warm(dataset_id: int, scenario: Scenario) -> Base:
+def warm(dataset_id: int) -> Base:
     """Load a just-stored dataset and run its heavy stage into the shared caches (the upload's
-    last phase), so the first page that shows it does not wait."""
-    return base_for(_stored(int(dataset_id)), scenario)
+    last phase), under the baseline its pages will start from (:func:`baseline_scenario`: the
+    period's published scenario, else the defaults), so the first page that shows it does not wait.
+    Call it after :func:`set_active_dataset`, which drops this session's earlier baseline."""
+    ds = _stored(int(dataset_id))
+    return base_for(ds, baseline_scenario(ds))
 
 
 def set_active_dataset(dataset_id: int) -> None:
