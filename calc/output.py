@@ -95,14 +95,12 @@ def _text_json(values) -> pl.Series:
 
 
 def _column(frame: pd.DataFrame, kind: str, col: str) -> pl.Series:
-    """One value column of the document, as JSON text (null where the value is missing)."""
+    """One value column of the document, as JSON text (null where the value is missing; an
+    ``int`` column has none, :func:`_check_result`)."""
     if kind == "float":
         return float_text(frame[col].to_numpy(dtype=np.float64, na_value=np.nan))
     if kind == "int":
-        v = frame[col]
-        if v.isna().any():
-            raise ValueError(f"column {col} has missing values; the document needs an integer in every row")
-        return pl.Series("v", v.to_numpy(dtype=np.int64)).cast(pl.String)
+        return pl.Series("v", frame[col].to_numpy(dtype=np.int64)).cast(pl.String)
     if kind == "text":
         v = frame[col].reset_index(drop=True)
         try:
@@ -143,17 +141,30 @@ def _array_parts(frame: pd.DataFrame, fields: dict, chunk_rows: int) -> Iterator
     yield b"]"
 
 
+def _leaves(fields: dict):
+    """The ``(kind, column)`` specs of a document shape, nested ones included."""
+    for spec in fields.values():
+        if isinstance(spec, dict):
+            yield from _leaves(spec)
+        else:
+            yield spec
+
+
 def _check_result(result: Result) -> None:
-    """Raise ValueError when ``result`` lacks a column or total the document needs."""
-    for name, frame, fields in (("managers", result.managers, MANAGER_FIELDS),
-                                ("customers", result.customers, CUSTOMER_FIELDS)):
-        need = {spec[1] for v in fields.values() for spec in (v.values() if isinstance(v, dict) else [v])}
-        missing = sorted(need - set(frame.columns))
+    """Raise ValueError when ``result`` lacks a column or total the document needs, or an
+    integer column has a missing value (checked before any byte is made, not midway through a file)."""
+    shapes = (("managers", result.managers, MANAGER_FIELDS), ("customers", result.customers, CUSTOMER_FIELDS))
+    for name, frame, fields in shapes:
+        missing = sorted({col for _, col in _leaves(fields)} - set(frame.columns))
         if missing:
             raise ValueError(f"result.{name} lacks column(s) {', '.join(missing)} needed by the DOMAIN 10 document")
     missing = [k for k in TOTAL_KEYS if k not in result.totals]
     if missing:
         raise ValueError(f"result.totals lacks {', '.join(missing)} needed by the DOMAIN 10 document")
+    for _, frame, fields in shapes:
+        for kind, col in _leaves(fields):
+            if kind == "int" and frame[col].isna().any():
+                raise ValueError(f"column {col} has missing values; the document needs an integer in every row")
 
 
 def document_parts(result: Result, chunk_rows: int = CHUNK_ROWS) -> Iterator[bytes]:
@@ -185,20 +196,7 @@ def document_parts(result: Result, chunk_rows: int = CHUNK_ROWS) -> Iterator[byt
     if not isinstance(chunk_rows, (int, np.integer)) or isinstance(chunk_rows, bool) or chunk_rows < 1:
         raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
     _check_result(result)
-    for frame, fields in ((result.managers, MANAGER_FIELDS), (result.customers, CUSTOMER_FIELDS)):
-        for spec in _leaves(fields):
-            if spec[0] == "int" and frame[spec[1]].isna().any():   # checked here, not midway through a file
-                raise ValueError(f"column {spec[1]} has missing values; the document needs an integer in every row")
     return _parts(result, int(chunk_rows))
-
-
-def _leaves(fields: dict):
-    """The ``(kind, column)`` specs of a document shape, nested ones included."""
-    for spec in fields.values():
-        if isinstance(spec, dict):
-            yield from _leaves(spec)
-        else:
-            yield spec
 
 
 def _parts(result: Result, chunk_rows: int) -> Iterator[bytes]:

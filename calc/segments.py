@@ -18,7 +18,7 @@ import pandas as pd
 from calc.scenario import TIERS, Scenario
 
 __all__ = ["TIER_ORDER", "tier_of", "relationship_level", "whale_curve", "whale_shares",
-           "segment_columns", "customer_segments"]
+           "segment_columns"]
 
 TIER_ORDER = (*TIERS, "small")
 
@@ -95,8 +95,13 @@ def segment_columns(customers: pd.DataFrame, scenario: Scenario, days: int, day_
 
     Parameters
     ----------
-    customers, scenario, days, day_basis
-        As in :func:`customer_segments`.
+    customers : DataFrame
+        Needs ``volume`` (yuan), ``products`` (count) and ``total`` (contribution for the
+        period, yuan).
+    scenario : Scenario
+        ``tiers``, ``loyalty_years``, ``acquisition_cost``.
+    days, day_basis : int
+        Period length and day basis of the contribution (annualisation factor day_basis/days).
 
     Returns
     -------
@@ -111,29 +116,3 @@ def segment_columns(customers: pd.DataFrame, scenario: Scenario, days: int, day_
                          "ltv": ltv, "ltv_net": ltv - scenario.acquisition_cost}, index=customers.index)
     return cols, whale_shares(total)
 
-
-def customer_segments(customers: pd.DataFrame, scenario: Scenario, days: int, day_basis: int):
-    """Add tier, relationship level and lifetime value to a customer frame.
-
-    Parameters
-    ----------
-    customers : DataFrame
-        Needs ``volume`` (yuan), ``products`` (count) and ``total`` (contribution for the
-        period, yuan).
-    scenario : Scenario
-        ``tiers``, ``loyalty_years``, ``acquisition_cost``.
-    days, day_basis : int
-        Period length and day basis of the contribution (annualisation factor day_basis/days).
-
-    Returns
-    -------
-    tuple of (DataFrame, dict)
-        A new frame with ``tier``, ``relationship_level``, ``ltv``, ``ltv_net`` (yuan) and the
-        whale figures of :func:`whale_shares`.
-    """
-    out = customers.copy()
-    out["tier"] = tier_of(out["volume"], scenario.tiers)
-    out["relationship_level"] = relationship_level(out["products"])
-    out["ltv"] = out["total"] * (day_basis / days) * scenario.loyalty_years
-    out["ltv_net"] = out["ltv"] - scenario.acquisition_cost
-    return out, whale_shares(out["total"])

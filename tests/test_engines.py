@@ -62,10 +62,41 @@ def test_duckdb_and_polars_run_the_same_definition_to_the_same_numbers(scenario)
 
 def test_accounts_of_computes_the_same_terms_as_every_account():
     base = build_base(_bank(), Scenario())
-    part = base.accounts_of(["C2"])
+    part = base.accounts_of(["C2"])                     # before .accounts: computed for these rows only
     assert list(part["account_id"]) == ["I1", "A2", "L2"]
-    whole = build_base(_bank(), Scenario()).accounts
-    assert np.allclose(part["contribution"].to_numpy(), whole.loc[part.index, "contribution"].to_numpy())
+    whole = base.accounts.loc[part.index]
+    for col in ("margin", "tax", "unit_cost", "balance_cost", "capital_charge", "contribution", "risk", "avg_balance"):
+        assert np.allclose(part[col].to_numpy(), whole[col].to_numpy(), rtol=1e-12, atol=1e-9), col
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "polars"])
+@pytest.mark.parametrize("scenario", [Scenario(), Scenario(days=10, day_basis=365, risk_weight_default=1.5)])
+def test_the_spark_entry_point_gives_the_heavy_stage_numbers(engine, scenario):
+    """customer_measures_sql and daily_average_sql (what a Spark run executes; the app adds the
+    parts itself) give every customer measure build_base computes."""
+    from calc.engines import run_queries
+    from calc.formulas import MEASURES, customer_measures_sql, daily_average_sql
+
+    frames = _bank()
+    base = build_base(frames, scenario)
+    daily = frames["daily_balances"]
+    tables = {"accounts": frames["accounts"],
+              "daily_balances": pd.DataFrame({"account_id": daily["account_id"],
+                                              "day_no": daily["date"].to_numpy().astype("datetime64[D]").astype(np.int64),
+                                              "balance": daily["balance"]})}
+    out = run_queries({"daily_avg": daily_average_sql(scenario.days),
+                       "measures": customer_measures_sql(scenario, daily="daily_avg")}, tables, engine)
+    avg = out["daily_avg"].to_pandas().set_index("account_id")["avg_balance"]
+    expected_avg = base.daily_avg.set_index("account_id")["avg_balance"]
+    assert sorted(avg.index) == sorted(expected_avg.index) == ["A2", "L1"]
+    assert np.allclose(avg.loc[expected_avg.index], expected_avg, rtol=1e-12, atol=0)
+    got = out["measures"].to_pandas().set_index("customer_id")
+    expected = base.customers.set_index("customer_id")
+    assert sorted(got.index) == ["C1", "C2"]                  # C3 holds no account: no row
+    assert (expected.loc["C3", list(MEASURES)] == 0).all()
+    for m in MEASURES:
+        x, y = got[m].to_numpy(dtype=float), expected.loc[got.index, m].to_numpy(dtype=float)
+        assert np.allclose(x, y, rtol=1e-12, atol=0), m
 
 
 def _big_bank(n_accounts=200_000, n_customers=2_000, chunk=None):
@@ -146,8 +177,11 @@ def test_customer_sums_refuse_an_engine_answer_that_lost_account_rows():
         return pa.RecordBatch.from_pydict(cols)
 
     owners = np.array([0, 0, 1, 1], dtype=np.int64)
-    sums, _ = _customer_sums([batch([0, 1]), batch([2, 3])], owners, 2)
+    sums, _, total = _customer_sums([batch([0, 1]), batch([2, 3])], owners, 2)
     assert list(sums[SUMMED[0]]) == [2.0, 2.0]                               # the whole answer adds up
+    assert total == 16.0                                           # asset + liability + intermediate + risk
+    sums, _, late_total = _customer_sums([batch([1, 0]), batch([3, 2])], owners, 2)
+    assert list(sums[SUMMED[0]]) == [2.0, 2.0] and late_total == 16.0      # out of order, same sums
     for lost in ([batch([0, 1]), batch([2])], [batch([0, 1]), batch([3])], [batch([1, 0, 3])]):
         with pytest.raises(ValueError, match="account rows for 4 accounts"):
             _customer_sums(lost, owners, 2)
