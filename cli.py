@@ -240,8 +240,9 @@ def cmd_verify(args) -> int:
         return EXIT_INVALID
     counts = dict.fromkeys(_VERIFIED, 0)
     inconsistent = 0
+    checked: dict = {}                                # dataset id -> check_dataset, once per dataset
     for row in pubs.itertuples(index=False):          # newest first (period, then version)
-        check = store.verify(int(row.id))
+        check = store.verify(int(row.id), checked)
         how = check["how"]
         counts[how] += 1
         note = (" (the calculation code changed since publication / 发布后计算代码已更新)"

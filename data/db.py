@@ -442,12 +442,11 @@ def _m5_nullable_result_floats(conn, dialect: str) -> None:
     # the publish on SQLite (NULL) and was stored as a float NaN on PostgreSQL (COPY reads "nan").
     # PostgreSQL drops the constraint in place; SQLite cannot, so its two tables are rebuilt
     # (one copy of the published rows, once) with the same columns, index names and row order.
-    from sqlalchemy import Float as _Float
     from sqlalchemy import inspect
     from sqlalchemy.schema import CreateIndex, CreateTable
 
     for table in (pub_managers, pub_customers):
-        floats = [c.name for c in table.columns if isinstance(c.type, _Float)]
+        floats = [c.name for c in table.columns if isinstance(c.type, Float)]
         if all(col["nullable"] for col in inspect(conn).get_columns(table.name) if col["name"] in floats):
             continue                                   # created by this release's migration 1
         if dialect == "postgresql":

@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 from calc.light import Result
 from calc.output import float_text
 from calc.scenario import Scenario
-from data.schema import FORMULA_PREFIXES, column_letters
+from data.schema import FORMULA_PREFIXES, FORMULA_START, column_letters
 
 __all__ = ["safe_text", "safe_text_column", "write_workbook", "frame_to_csv_bytes", "report_workbook",
            "statement_workbook", "LABELS", "labelled"]
@@ -102,7 +102,6 @@ def labelled(frame: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
     return frame.rename(columns={k: v[i] for k, v in LABELS.items() if k in frame.columns})
 
 
-_DANGER_RE = "^[" + re.escape("".join(FORMULA_PREFIXES)) + "]"
 # characters XML 1.0 cannot carry, and text that looks like Excel's own escape: written as _xHHHH_.
 # The polars pattern finds the cells to fix; the Python one fixes them, escaping every "_" that
 # starts "_xHHHH_" (a lookahead, so overlapping runs such as "_x005F_x0041_" round-trip)
@@ -116,7 +115,7 @@ _STYLE_HEAD, _STYLE_NUM, _STYLE_DATE = 1, 2, 3
 
 def safe_text_column(values: pl.Series) -> pl.Series:
     """:func:`safe_text` over a whole text column (nulls stay null)."""
-    return pl.select(pl.when(pl.lit(values).str.contains(_DANGER_RE)).then(pl.lit("'") + pl.lit(values))
+    return pl.select(pl.when(pl.lit(values).str.contains(FORMULA_START)).then(pl.lit("'") + pl.lit(values))
                      .otherwise(pl.lit(values))).to_series().alias(values.name)
 
 

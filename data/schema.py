@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "FORMULA_PREFIXES",
+    "FORMULA_START",
     "Column",
     "Sheet",
     "SHEETS",
@@ -31,6 +32,9 @@ _SEPARATORS = re.compile(r"[\s_\-\./:：、]+")
 # A cell starting with one of these is run as a formula by spreadsheets: flagged on the way in
 # (data/ingest.py) and neutralised on the way out (data/export.py).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+# A regular expression matching text that starts with one of them, each written as \xNN so that
+# Python's re, RE2 (pyarrow) and Rust's regex (polars) all read it the same way.
+FORMULA_START = "^[" + "".join(f"\\x{ord(c):02x}" for c in FORMULA_PREFIXES) + "]"
 
 
 def normalize_label(text: object) -> str:

@@ -278,16 +278,22 @@ def _insert_publication(conn, document, values: dict) -> int:
         return cur.fetchone()[0]
 
 
-def _snapshot_parts(conn, dataset_id: int) -> list:
-    """(sheet, part, rows, sha256, data) of a dataset's snapshots, by sheet and part (PostgreSQL: binary)."""
+def _snapshot_parts(conn, dataset_id: int) -> dict[str, tuple[int, str, list]]:
+    """A dataset's snapshots by sheet: ``(rows, sha256, parts)``, the parts' bytes in order
+    (PostgreSQL: read binary). Empty when the dataset has no snapshots."""
     s = T.snapshots
     if conn.dialect.name != "postgresql":
-        return conn.execute(select(s.c.sheet, s.c.part, s.c.rows, s.c.sha256, s.c.data)
-                            .where(s.c.dataset_id == dataset_id).order_by(s.c.sheet, s.c.part)).all()
-    with conn.connection.driver_connection.cursor(binary=True) as cur:
-        cur.execute("SELECT sheet, part, rows, sha256, data FROM ds_snapshots WHERE dataset_id = %s "
-                    "ORDER BY sheet, part", (dataset_id,))
-        return cur.fetchall()
+        found = conn.execute(select(s.c.sheet, s.c.part, s.c.rows, s.c.sha256, s.c.data)
+                             .where(s.c.dataset_id == dataset_id).order_by(s.c.sheet, s.c.part)).all()
+    else:
+        with conn.connection.driver_connection.cursor(binary=True) as cur:
+            cur.execute("SELECT sheet, part, rows, sha256, data FROM ds_snapshots WHERE dataset_id = %s "
+                        "ORDER BY sheet, part", (dataset_id,))
+            found = cur.fetchall()
+    grouped: dict[str, tuple[int, str, list]] = {}
+    for key, _part, rows, digest, data in found:
+        grouped.setdefault(key, (rows, digest, []))[2].append(data)
+    return grouped
 
 
 def _snapshot_table(parts: list, rows: int, digest: str, columns: list[str] | None = None) -> pa.Table | None:
@@ -316,7 +322,7 @@ def _read_snapshot(key: str, parts: list, rows: int, digest: str) -> pd.DataFram
     return frame
 
 
-def _empty_frame(key: str) -> pd.DataFrame:
+def _empty_frame() -> pd.DataFrame:
     """A sheet with no rows (an optional sheet that was not uploaded)."""
     return pd.DataFrame({"_row": pd.Series([], dtype="int64")})
 
@@ -587,7 +593,7 @@ class Store:
             snapshots = []
             for sheet in SHEETS:
                 frame = frames.get(sheet.key)
-                typed = _typed_arrow(_empty_frame(sheet.key) if frame is None else frame, sheet.key)
+                typed = _typed_arrow(_empty_frame() if frame is None else frame, sheet.key)
                 _bulk_insert(conn, T.ds[sheet.key], _rows(typed, ds_id, sheet.key))
                 data, n = _snapshot(typed)
                 del typed
@@ -664,9 +670,7 @@ class Store:
         """
         frames, failed = {}, []
         with read_tx(self.engine) as conn:
-            found: dict[str, tuple] = {}
-            for key, _part, rows, digest, data in _snapshot_parts(conn, dataset_id):
-                found.setdefault(key, (rows, digest, []))[2].append(data)
+            found = _snapshot_parts(conn, dataset_id)
             for sheet in SHEETS:
                 frame = None
                 if sheet.key in found:
@@ -732,10 +736,9 @@ class Store:
         """
         info = self.dataset(dataset_id)
         problems, failed, frames = [], [], {}
+        counts = {s.key: int(info.row_counts.get(s.key, 0)) for s in SHEETS}
         with read_tx(self.engine) as conn:
-            found: dict[str, tuple] = {}
-            for key, _part, rows, digest, data in _snapshot_parts(conn, dataset_id):
-                found.setdefault(key, (rows, digest, []))[2].append(data)
+            found = _snapshot_parts(conn, dataset_id)
             has_snapshots = bool(found)
             for sheet in SHEETS:
                 if sheet.key not in found:
@@ -750,19 +753,15 @@ class Store:
                     problems.append(f"{sheet.key}: the snapshot fails its SHA-256 or row count; "
                                     "the dataset loads from its rows")
                     continue
-                expected = int(info.row_counts.get(sheet.key, 0))
+                expected = counts[sheet.key]
                 if rows != expected:
                     problems.append(f"{sheet.key}: {expected} rows recorded but {rows} in the snapshot")
                 if sheet.key in _CHECK_COLUMNS:
                     frames[sheet.key] = table.to_pandas()
                 del table
-            counts = {s.key: int(info.row_counts.get(s.key, 0)) for s in SHEETS}
-            if has_snapshots:
-                problems += _reconcile_problems(conn, dataset_id, frames, counts, info.rejected_rows,
-                                                where="in the snapshot")
-            else:                                   # only one copy: its rows against the recorded counts
-                problems += _reconcile_problems(conn, dataset_id, {}, counts, info.rejected_rows,
-                                                where="recorded")
+            # without snapshots (frames is empty) only one copy: its rows against the recorded counts
+            problems += _reconcile_problems(conn, dataset_id, frames, counts, info.rejected_rows,
+                                            where="in the snapshot" if has_snapshots else "recorded")
         del frames
         if failed:
             self._note_fallback(dataset_id, failed)
@@ -969,7 +968,7 @@ class Store:
             self._recomputed[publication_id] = (scenario, base, result)
         return scenario, base, result
 
-    def verify(self, publication_id: int) -> dict:
+    def verify(self, publication_id: int, checked: dict | None = None) -> dict:
         """Recompute a publication from its stored dataset and scenario and compare with the frozen document.
 
         The same when the recomputed canonical text has the stored hash, or else when both
@@ -980,6 +979,14 @@ class Store:
 
         The dataset's two stored copies are checked as well (:meth:`check_dataset`): its rows
         reconciled against its snapshots, and any snapshot that fails its hash or row count.
+
+        Parameters
+        ----------
+        publication_id : int
+        checked : dict, optional
+            A cache of :meth:`check_dataset` results by dataset id, shared across calls (as when
+            verifying every publication of a period, several of one dataset): a dataset found in
+            it is not checked again, and one checked now is added to it.
 
         Returns
         -------
@@ -992,7 +999,12 @@ class Store:
             ``snapshot_fallback`` (sheets loaded from their rows because their snapshot failed).
         """
         row = self.publication(publication_id)
-        dataset = self.check_dataset(int(row["dataset_id"]))
+        dataset_id = int(row["dataset_id"])
+        dataset = None if checked is None else checked.get(dataset_id)
+        if dataset is None:
+            dataset = self.check_dataset(dataset_id)
+            if checked is not None:
+                checked[dataset_id] = dataset
         _, _, result = self.recompute(publication_id)
         h = document_sha256(result)
         how = "hash" if h == row["result_hash"] else None
@@ -1020,20 +1032,32 @@ def _same_numbers(a, b) -> bool:
     and numbers where either side is a float equal as float64, exactly: ``5`` and ``5.0`` are
     the same number written two ways, ``0.1`` and the float after it are not.
     """
-    if a == b:                                   # exact, at C speed: the usual answer
-        return _same_types(a, b)
-    return False
+    return a == b and _within_rounding(a, b, 0.0, 0.0)   # == at C speed; then True == 1 is refused
 
 
 ROUNDING_YUAN = 1e-6        # absolute, yuan (or points): a hundredth of a fen
 ROUNDING_REL = 1e-13        # relative, for bank-wide totals in the hundreds of billions
 
 
-def _within_rounding(a, b) -> bool:
+def _within_rounding(a, b, yuan: float = ROUNDING_YUAN, rel: float = ROUNDING_REL) -> bool:
     """Parsed documents equal but for float summation order: the same keys, list lengths, text,
-    booleans and integers (ranks, grades, tiers), and every float within ``ROUNDING_YUAN`` or
-    ``ROUNDING_REL`` of the other. Only accepted when the calculation code changed since the
-    publication (a release that adds in another order); with the same code, verify demands the bits.
+    booleans and integers (ranks, grades, tiers), and every float within ``yuan`` or ``rel`` of
+    the other. Only accepted when the calculation code changed since the publication (a release
+    that adds in another order); with the same code, verify demands the bits. With both
+    tolerances 0 every float must equal the other as a float64 (:func:`_same_numbers`).
+
+    Parameters
+    ----------
+    a, b
+        Parsed JSON documents.
+    yuan : float, default ROUNDING_YUAN
+        Absolute tolerance of a float (yuan, or points).
+    rel : float, default ROUNDING_REL
+        Relative tolerance of a float, of the larger magnitude of the two.
+
+    Returns
+    -------
+    bool
     """
     stack = [(a, b)]
     while stack:
@@ -1050,30 +1074,10 @@ def _within_rounding(a, b) -> bool:
             if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (x, y)):
                 return False
             x, y = float(x), float(y)
-            if abs(x - y) > max(ROUNDING_YUAN, ROUNDING_REL * max(abs(x), abs(y))):
+            if abs(x - y) > max(yuan, rel * max(abs(x), abs(y))):
                 return False
         elif type(x) is not type(y) or x != y:
             return False
-    return True
-
-
-def _same_types(a, b) -> bool:
-    """``a == b`` already holds; True unless a boolean met a number or text (``True == 1``)."""
-    stack = [(a, b)]
-    while stack:
-        x, y = stack.pop()
-        if isinstance(x, dict):
-            stack.extend((x[k], y[k]) for k in x)
-        elif isinstance(x, list):
-            stack.extend(zip(x, y))
-        elif isinstance(x, bool) or isinstance(y, bool):
-            if type(x) is not type(y):
-                return False
-        elif isinstance(x, int) and isinstance(y, int):
-            continue
-        elif isinstance(x, float) or isinstance(y, float):
-            if not isinstance(x, (int, float)) or not isinstance(y, (int, float)) or float(x) != float(y):
-                return False
     return True
 
 
