@@ -21,9 +21,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data.readers import RawBook, RawSheet, read_bytes, read_input
+from data.readers import RawBook, RawSheet, _is_blank, read_bytes, read_input
 from data.report import ExtractError, Issue, Report
-from data.schema import FORMULA_PREFIXES, COLUMN_LOOKUP, SHEET_LOOKUP, SHEETS, Column, Sheet, enum_choices, enum_value, normalize_label, sheet_by_key
+from data.schema import FORMULA_PREFIXES, FORMULA_START, COLUMN_LOOKUP, SHEET_LOOKUP, SHEETS, Column, Sheet, enum_choices, enum_value, normalize_label, sheet_by_key
 
 __all__ = ["Extract", "parse_book", "parse_uploads", "load_extract", "FORMULA_PREFIXES"]
 
@@ -63,14 +63,6 @@ class Extract:
 
 # --------------------------------------------------------------------------------------------
 # cell helpers (Python values: the few offending cells, the header rows, distinct values)
-
-def _is_blank(v) -> bool:
-    if v is None:
-        return True
-    if isinstance(v, float) and math.isnan(v):
-        return True
-    return isinstance(v, str) and v.strip() == ""
-
 
 def _enum_cell(col: Column, v) -> str | None:
     """A non-blank cell of an enumerated or yes/no column to its canonical value (None: unknown)."""
@@ -143,7 +135,6 @@ def _parse_date(v) -> pd.Timestamp | None:
 
 _STR_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)     # pandas' "str"
 _NUM_JUNK_RE2 = r"(?i)[,\s\p{Z}¥￥元]|rmb|cny"                  # _NUM_JUNK for Arrow (RE2); NFKC applied first
-_FORMULA_START = "^[" + "".join(f"\\x{ord(c):02x}" for c in FORMULA_PREFIXES) + "]"   # RE2, one char each
 
 
 def _is_text(arr: pa.Array) -> bool:
@@ -165,7 +156,7 @@ def _floats(arr: pa.Array) -> np.ndarray:
 
 
 def _blank_of(arr: pa.Array) -> np.ndarray:
-    """:func:`_is_blank` for a whole column: null, NaN, or text of spaces only."""
+    """:func:`data.readers._is_blank` for a whole column: null, NaN, or text of spaces only."""
     if _is_text(arr):
         empty = pc.or_kleene(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr))
         return _np_bool(pc.fill_null(empty, True))
@@ -237,11 +228,21 @@ def _cast_floats(arr: pa.Array) -> np.ndarray:
         return np.array(pl.Series(arr).cast(pl.Float64, strict=False).to_numpy(), dtype=float)
 
 
-def _parse_numbers(arr: pa.Array, percent_ok: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _parse_numbers(arr: pa.Array, percent_ok: bool, blank: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Text cells parsed as :func:`_parse_number` does, for the whole column.
 
-    Plain numbers are read in one multi-threaded cast; only the cells it leaves (separators,
-    currency, brackets, percent, spaces, junk) go through the text clean-up, still column-wise.
+    Plain numbers are read in one multi-threaded cast; only the non-blank cells it leaves
+    (separators, currency, brackets, percent, junk) go through the text clean-up, still
+    column-wise.
+
+    Parameters
+    ----------
+    arr : pyarrow.Array
+        The column's text cells.
+    percent_ok : bool
+        Whether a cell may end in ``%`` (rates and numbers).
+    blank : numpy.ndarray of bool
+        The blank cells (:func:`_blank_of`), left unparsed.
 
     Returns
     -------
@@ -252,7 +253,7 @@ def _parse_numbers(arr: pa.Array, percent_ok: bool) -> tuple[np.ndarray, np.ndar
     x = _cast_floats(arr)
     parsed = np.isfinite(x)
     pct = np.zeros(len(x), dtype=bool)
-    rest = np.flatnonzero(~parsed & ~_np_bool(pc.fill_null(pc.equal(pc.binary_length(arr), 0), True)))
+    rest = np.flatnonzero(~parsed & ~blank)
     if not len(rest):
         return x, parsed, pct
     s = pc.cast(arr.take(pa.array(rest)), pa.large_string())
@@ -437,7 +438,7 @@ class _SheetParser:
                     self.issue("id_number", int(rows[first]), header, _show(_values_at(values, [first])[0]),
                                severity="warning")
             else:
-                starts = pc.match_substring_regex(out, pattern=_FORMULA_START)
+                starts = pc.match_substring_regex(out, pattern=FORMULA_START)
                 cand = np.flatnonzero(_np_bool(pc.and_(starts, pc.greater(pc.utf8_length(out), 1))))
                 for i, v in zip(cand, _values_at(out, cand)):
                     if not _looks_numeric(v):
@@ -480,7 +481,7 @@ class _SheetParser:
             x = _floats(values)
             ok = ~blank & np.isfinite(x)
         elif _is_text(values):
-            x, ok, pct = _parse_numbers(values, kind in ("rate", "number"))
+            x, ok, pct = _parse_numbers(values, kind in ("rate", "number"), blank)
             ok &= ~blank
             if exact is not None:                          # a number cell's full precision
                 y = _floats(exact)
@@ -492,36 +493,24 @@ class _SheetParser:
             ok = np.zeros(n, dtype=bool)
         out[ok] = x[ok]
         x = np.where(ok, x, 0.0)
-        plain = ok & ~pct
-        if kind == "rate":
-            bad = plain & ((x > 1.0) | (x < 0.0))
+        if kind == "rate":                                 # out of range (percent cells as fractions)
+            bad = ok & ((x > 1.0) | (x < 0.0))
         elif kind == "money":
-            bad = plain & (x < 0) if not col.signed else np.zeros(n, dtype=bool)
+            bad = ok & (x < 0) if not col.signed else np.zeros(n, dtype=bool)
         elif col.key == "coefficient":
-            bad = plain & ~((x > 0.0) & (x <= 1.0))
+            bad = ok & ~((x > 0.0) & (x <= 1.0))
         elif kind == "number" and col.max_value is not None and not col.signed:
-            bad = plain & ~((x >= 0) & (x <= col.max_value))
+            bad = ok & ~((x >= 0) & (x <= col.max_value))
         else:
             bad = np.zeros(n, dtype=bool)
-        if kind == "rate":
-            bad_pct = pct & ok & ~((x >= 0.0) & (x <= 1.0))
-        elif col.key == "coefficient":
-            bad_pct = pct & ok & ~((x > 0.0) & (x <= 1.0))
-        elif kind == "number" and col.max_value is not None and not col.signed:
-            bad_pct = pct & ok & ~((x >= 0) & (x <= col.max_value))
-        else:
-            bad_pct = np.zeros(n, dtype=bool)
         junk = ~blank & ~ok                                # not a number (or a bool / date cell)
-        offending = np.flatnonzero(bad | bad_pct | junk)
+        offending = np.flatnonzero(bad | junk)
         for i, v in zip(offending, _values_at(values, offending)):
             r = int(rows[i])
             if junk[i]:
                 self._number_cell(col, v, r, header)       # the exact per-cell rules and message
-            elif pct[i]:
-                if kind == "rate":
-                    self.issue("rate_range", r, header, _show(v))
-                else:
-                    self._check_number(col, float(x[i]), r, header, _show(v))
+            elif pct[i]:                                   # as parsed column-wise (not parsed again)
+                self._check_percent(col, float(x[i]), r, header, _show(v))
             else:
                 self._check_value(col, float(x[i]), r, header, _show(v))
         return out
@@ -534,10 +523,7 @@ class _SheetParser:
                 self.issue("not_number", row, header, _show(v))
                 return None
             x = x / 100.0
-            if col.kind == "rate" and not 0.0 <= x <= 1.0:
-                self.issue("rate_range", row, header, _show(v))
-            elif col.kind == "number":
-                self._check_number(col, x, row, header, _show(v))
+            self._check_percent(col, x, row, header, _show(v))
             return x
         x = _parse_number(v)
         if x is None:
@@ -556,6 +542,14 @@ class _SheetParser:
         elif col.kind == "money" and not col.signed and x < 0:
             self.issue("negative", row, header, shown)
         elif col.kind == "number":
+            self._check_number(col, x, row, header, shown)
+
+    def _check_percent(self, col: Column, x: float, row: int, header: str, shown: str) -> None:
+        """The range rules of a percent cell of a rate or number column (``x`` already / 100)."""
+        if col.kind == "rate":
+            if not 0.0 <= x <= 1.0:
+                self.issue("rate_range", row, header, shown)
+        else:
             self._check_number(col, x, row, header, shown)
 
     def _check_number(self, col: Column, x: float, row: int, header: str, shown: str) -> None:

@@ -227,7 +227,7 @@ class _Workbook:
     """Backend of one workbook sheet: fastexcel for the body, a streaming look at the top rows.
 
     fastexcel parses the whole sheet on every load, so the header is found first from the top
-    rows alone (:func:`xlsx_head` streams them in milliseconds; for xls, xlsb and ods fastexcel
+    rows alone (:func:`xlsx_heads` streams them in milliseconds; for xls, xlsb and ods fastexcel
     reads them) and the body is then loaded once, typed.
     """
 
@@ -406,11 +406,6 @@ class _Heads:
         return None if rows is None else [list(r) for r in rows]
 
 
-
-def _unnamed_indices(names: list[str]) -> list[int]:
-    return [int(s.rsplit("_", 1)[-1]) for s in names]
-
-
 @dataclass
 class RawSheet:
     """One sheet as read. Row index ``i`` is Excel row ``i + 1``.
@@ -514,11 +509,6 @@ class RawSheet:
         was a number (text cells give null or their parse)."""
         return getattr(self.backend, "exact", {}) or {}
 
-    @property
-    def rows(self) -> list[list]:
-        """Every row as Python values (small sheets only: it builds one object per cell)."""
-        return self.head(None)
-
     def has_content(self) -> bool:
         """True when any cell is not blank (or the sheet cannot be read: it is then shown)."""
         try:
@@ -538,10 +528,11 @@ class RawSheet:
                        for c in batch.columns)
         if isinstance(self.backend, _Csv):
             return bool(self.backend.data.strip(b"\xef\xbb\xbf \t\r\n" + self.backend.delimiter.encode()))
-        return any(any(not _blank(c) for c in r) for r in self.backend.rows)
+        return any(any(not _is_blank(c) for c in r) for r in self.backend.rows)
 
 
-def _blank(v) -> bool:
+def _is_blank(v) -> bool:
+    """A Python cell that holds nothing: ``None``, NaN, or text of spaces only."""
     return v is None or (isinstance(v, str) and not v.strip()) or (isinstance(v, float) and v != v)
 
 
@@ -749,15 +740,20 @@ def read_input(path: str | os.PathLike) -> RawBook:
     return read_bytes(p.name, _read_limited(p))
 
 
+def _check_size(path: Path, limit: int) -> int:
+    """A file's size in bytes; refused (``file_too_large``) above ``limit``."""
+    size = path.stat().st_size
+    if size > limit:
+        raise ExtractError.of("file_too_large", sheet=path.name,
+                              detail=f"{size / 2**20:.0f} MB, the limit is {limit / 2**20:.0f} MB")
+    return size
+
+
 def _read_limited(path: Path, limit: int | None = None) -> bytes:
     """A file's bytes, refused above ``limit`` (default: the upload limit, which workbooks keep)."""
     from data.guards import MAX_UPLOAD_BYTES
 
-    limit = MAX_UPLOAD_BYTES if limit is None else limit
-    size = path.stat().st_size
-    if size > limit:
-        raise ExtractError.of("file_too_large", sheet=path.name,
-                    detail=f"{size / 2**20:.0f} MB, the limit is {limit / 2**20:.0f} MB")
+    _check_size(path, MAX_UPLOAD_BYTES if limit is None else limit)
     return path.read_bytes()
 
 
@@ -801,10 +797,7 @@ def _read_csv_file(f: Path) -> RawSheet:
     (never held whole in memory); anything else is read and decoded as an upload is."""
     from data.guards import MAX_LOCAL_BYTES
 
-    size = f.stat().st_size
-    if size > MAX_LOCAL_BYTES:
-        raise ExtractError.of("file_too_large", sheet=f.name,
-                              detail=f"{size / 2**20:.0f} MB, the limit is {MAX_LOCAL_BYTES / 2**20:.0f} MB")
+    size = _check_size(f, MAX_LOCAL_BYTES)
     with open(f, "rb") as fh:
         head = fh.read(_HEAD_BYTES)
     if sniff_kind(head[:4096]) == "text":
@@ -814,7 +807,7 @@ def _read_csv_file(f: Path) -> RawSheet:
             enc = "utf-8-sig" if head.startswith(b"\xef\xbb\xbf") else "utf-8"
             backend = _Csv(head, _delimiter(text), f, utf8_file=True, size=size, quoted=quoted)
             return RawSheet(name=f.stem if f.name else "sheet", backend=backend, source=f.name, encoding=enc)
-    data = _read_limited(f, MAX_LOCAL_BYTES)
+    data = f.read_bytes()                                 # its size was checked above
     sheet = read_csv_bytes(f.name, data, f)
     del data
     return sheet
@@ -980,28 +973,31 @@ def _si_text(si) -> list[str]:
     return parts
 
 
-def xlsx_head(data: bytes, sheet: str, n: int) -> list[list] | None:
-    """The first ``n`` rows of an xlsx sheet as Python values (text, float, bool; ``''`` blank).
-
-    Streams the sheet's XML and only as much of the shared-string table as those rows use, so
-    it costs milliseconds on a sheet of a million rows. Cell ``[i][j]`` is Excel row ``i + 1``,
-    column ``j`` counted from A. Returns ``None`` when the file is not an xlsx this can stream
-    (the caller then reads the rows another way).
-    """
-    return xlsx_heads(data, [sheet], n).get(sheet)
-
-
 def xlsx_heads(data: bytes, sheets: list[str], n: int) -> dict[str, list[list] | None]:
-    """:func:`xlsx_head` of several sheets, with one pass over the shared-string table.
+    """The first ``n`` rows of several xlsx sheets as Python values (text, float, bool; ``''``
+    blank), with one pass over the shared-string table.
 
-    The table is shared by every sheet and written in the order strings first appear, so a
-    later sheet's header sits deep in it (2.8M entries in a 1M-account workbook); one counted
-    pass (:func:`_shared_strings`) serves all the sheets.
+    Streams each sheet's XML and only as much of the shared-string table as those rows use, so
+    it costs milliseconds on a sheet of a million rows. The table is shared by every sheet and
+    written in the order strings first appear, so a later sheet's header sits deep in it (2.8M
+    entries in a 1M-account workbook); one counted pass (:func:`_shared_strings`) serves all
+    the sheets.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole workbook file.
+    sheets : list of str
+        Names of the sheets wanted.
+    n : int
+        Rows wanted per sheet.
 
     Returns
     -------
     dict of str to list of rows or None
-        Per sheet, its top rows, or ``None`` when it cannot be streamed.
+        Per sheet, its top rows (cell ``[i][j]`` is Excel row ``i + 1``, column ``j`` counted
+        from A), or ``None`` when the file is not an xlsx this can stream (the caller then
+        reads the rows another way).
     """
     import zipfile
 
