@@ -321,36 +321,6 @@ class _Roles:
         return iter(self._roles())
 
 
-def _check_xml_defences() -> None:
-    """:func:`data.guards.check_xml_safety`, without importing openpyxl when this process has not.
-
-    No command here parses XML with openpyxl (workbooks are read by fastexcel and a streamed
-    expat header scan, written by :mod:`data.export`), and importing it costs 0.15-0.35 s. What
-    the guard asks of openpyxl, that it would use defusedxml, holds exactly when defusedxml is
-    importable and ``OPENPYXL_DEFUSEDXML`` is not set to anything but ``True`` (how
-    ``openpyxl.xml`` decides); that is checked here, and the full guard runs if openpyxl is
-    already loaded.
-
-    Raises
-    ------
-    RuntimeError
-        When the defences are missing (as the guard raises).
-    """
-    import os
-
-    if "openpyxl" in sys.modules:
-        from data.guards import check_xml_safety
-
-        check_xml_safety()
-        return
-    try:
-        import defusedxml  # noqa: F401
-    except ImportError as e:
-        raise RuntimeError(f"defusedxml is required to read workbooks safely: {e}") from None
-    if os.environ.get("OPENPYXL_DEFUSEDXML", "True") != "True":
-        raise RuntimeError("openpyxl is not using defusedxml; reinstall requirements.txt")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (sub-commands)."""
     parser = argparse.ArgumentParser(prog="cli.py", description="Jixiao client-manager performance (绩效) tools")
@@ -410,7 +380,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        _check_xml_defences()
+        from data.guards import check_xml_safety
+
+        check_xml_safety()
         return args.func(args)
     except KeyboardInterrupt:
         return 130
