@@ -37,33 +37,42 @@ def compare(a: Result, b: Result, sa: Scenario, sb: Scenario) -> pd.DataFrame:
         changed, ``both``, or ``none``), sorted by absolute rank change, largest first.
     """
     cols = ["manager_id", "name", "branch", "rank", "pay", "points_pay", "score", "grade", *PAY_LINES]
-    m = a.managers[cols].merge(b.managers[["manager_id", "rank", "pay", "points_pay", "score", "grade", *PAY_LINES]],
-                               on="manager_id", suffixes=("_a", "_b"))
-    m["rank_change"] = m["rank_a"] - m["rank_b"]
-    m["pay_delta"] = m["pay_b"] - m["pay_a"]
-    m["score_delta"] = m["score_b"] - m["score_a"]
-    m["grade_crossed"] = m["grade_a"] != m["grade_b"]
-    order = {g: i for i, g in enumerate(GRADE_ORDER)}
-    m["grade_move"] = [order[x] - order[y] for x, y in zip(m["grade_a"], m["grade_b"])]   # + = better grade
+    own = ["rank", "pay", "points_pay", "score", "grade", *PAY_LINES]
+    ma, mb = a.managers, b.managers
+    if len(ma) == len(mb) and np.array_equal(ma["manager_id"].to_numpy(), mb["manager_id"].to_numpy()):
+        # the same managers in the same order (two scenarios on one dataset): no join needed
+        data = {c: ma[c].to_numpy() for c in ("manager_id", "name", "branch")}
+        data.update({f"{c}_a": ma[c].to_numpy() for c in own})
+        data.update({f"{c}_b": mb[c].to_numpy() for c in own})
+    else:
+        m = ma[cols].merge(mb[["manager_id", *own]], on="manager_id", suffixes=("_a", "_b"))
+        data = {c: m[c].to_numpy() for c in m.columns}
+    n = len(data["manager_id"])
+    data["rank_change"] = data["rank_a"] - data["rank_b"]
+    data["pay_delta"] = data["pay_b"] - data["pay_a"]
+    data["score_delta"] = data["score_b"] - data["score_a"]
+    data["grade_crossed"] = data["grade_a"] != data["grade_b"]
+    grade_a = pd.Categorical(data["grade_a"], categories=GRADE_ORDER).codes.astype(np.int64)
+    grade_b = pd.Categorical(data["grade_b"], categories=GRADE_ORDER).codes.astype(np.int64)
+    data["grade_move"] = grade_a - grade_b                 # + = better grade
     deltas = []
     for line in PAY_LINES:
-        d = sb.pay_factor[line] * m[f"{line}_b"] - sa.pay_factor[line] * m[f"{line}_a"]
-        m[f"delta_{line}"] = d
-        deltas.append(d.to_numpy())
-    d = np.abs(np.column_stack(deltas)) if len(m) else np.zeros((0, len(PAY_LINES)))
-    idx = d.argmax(axis=1) if len(m) else np.zeros(0, dtype=int)
-    m["driver"] = [PAY_LINES[i] if d[r, i] > 1e-9 else "" for r, i in enumerate(idx)]
-    causes = []
-    for r, line in zip(m.itertuples(index=False), m["driver"]):
-        if not line:
-            causes.append("none")
-            continue
-        factor = sa.pay_factor[line] != sb.pay_factor[line]
-        contrib = abs(getattr(r, f"{line}_b") - getattr(r, f"{line}_a")) > 1e-6
-        causes.append("both" if factor and contrib else "factor" if factor else "coefficients" if contrib else "none")
-    m["cause"] = causes
-    m["abs_move"] = m["rank_change"].abs()
-    return m.sort_values(["abs_move", "rank_b"], ascending=[False, True]).drop(columns="abs_move").reset_index(drop=True)
+        d = sb.pay_factor[line] * data[f"{line}_b"] - sa.pay_factor[line] * data[f"{line}_a"]
+        data[f"delta_{line}"] = d
+        deltas.append(np.asarray(d, dtype=float))
+    d = np.abs(np.column_stack(deltas)) if n else np.zeros((0, len(PAY_LINES)))
+    idx = d.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
+    moved = d[np.arange(n), idx] > 1e-9
+    data["driver"] = np.where(moved, np.asarray(PAY_LINES, dtype=object)[idx], "").astype(object)
+    # the driver line's cause: its factor changed, its attributed contribution changed, or both
+    factor = np.array([sa.pay_factor[x] != sb.pay_factor[x] for x in PAY_LINES])[idx]
+    contrib_a = np.column_stack([np.asarray(data[f"{x}_a"], dtype=float) for x in PAY_LINES]) if n else d
+    contrib_b = np.column_stack([np.asarray(data[f"{x}_b"], dtype=float) for x in PAY_LINES]) if n else d
+    contrib = np.abs(contrib_b[np.arange(n), idx] - contrib_a[np.arange(n), idx]) > 1e-6
+    cause = np.where(factor & contrib, "both", np.where(factor, "factor", np.where(contrib, "coefficients", "none")))
+    data["cause"] = np.where(moved, cause, "none").astype(object)
+    order = np.lexsort((data["rank_b"], -np.abs(data["rank_change"])))   # largest move first, then by rank
+    return pd.DataFrame({k: v[order] for k, v in data.items()})
 
 
 def manager_chain(base: Base, result: Result, scenario: Scenario, manager_id: str) -> dict[str, pd.DataFrame]:

@@ -21,7 +21,7 @@ Rules chosen where DOMAIN.md is silent (also in docs/RULES.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
 
 import numpy as np
 import pandas as pd
@@ -40,9 +40,13 @@ COMPUTED_KPIS = ("deposit_avg", "deposit_increase", "loan_avg", "loan_increase",
 _M = {m: i for i, m in enumerate(CUSTOMER_MEASURES)}
 
 
-@dataclass(frozen=True)
 class Result:
     """One scenario's results.
+
+    ``managers``, ``totals`` and ``whale`` are computed by the light stage; ``customers``,
+    ``kpi`` and ``assignments`` (hundreds of thousands of rows at a bank's scale) may be given
+    as functions that compute them on first access, so a slider move builds only what the page
+    reads.
 
     Attributes
     ----------
@@ -66,12 +70,48 @@ class Result:
         Pareto figures: ``top20_share``, ``bottom30_share``, ``n``.
     """
 
-    managers: pd.DataFrame
-    customers: pd.DataFrame
-    kpi: pd.DataFrame
-    assignments: pd.DataFrame
-    totals: dict
-    whale: dict
+    _LAZY = ("customers", "kpi", "assignments")
+    __slots__ = ("managers", "totals", "whale", "_parts", "_lock")
+
+    def __init__(self, managers: pd.DataFrame, customers, kpi, assignments, totals: dict, whale: dict):
+        self.managers = managers
+        self.totals = totals
+        self.whale = whale
+        self._parts = {"customers": customers, "kpi": kpi, "assignments": assignments}
+        self._lock = threading.Lock()
+
+    def _part(self, name: str) -> pd.DataFrame:
+        value = self._parts[name]
+        if callable(value):
+            with self._lock:                     # sessions may share a result: compute it once
+                value = self._parts[name]
+                if callable(value):
+                    value = value()
+                    self._parts[name] = value
+        return value
+
+    @property
+    def customers(self) -> pd.DataFrame:
+        return self._part("customers")
+
+    @property
+    def kpi(self) -> pd.DataFrame:
+        return self._part("kpi")
+
+    @property
+    def assignments(self) -> pd.DataFrame:
+        return self._part("assignments")
+
+    def replace(self, **changes) -> "Result":
+        """A copy with some of the six parts replaced (the others shared, lazy ones still lazy)."""
+        parts = {"managers": self.managers, "totals": self.totals, "whale": self.whale, **self._parts}
+        unknown = set(changes) - set(parts)
+        if unknown:
+            raise ValueError(f"Result has no part {sorted(unknown)}")
+        return Result(**{**parts, **changes})
+
+    def __repr__(self) -> str:
+        return f"Result(managers={len(self.managers)} rows, totals={self.totals!r})"
 
 
 def coefficients(base: Base, role_weight: dict, stock_factor: float, overrides: dict | None = None):
@@ -186,7 +226,7 @@ def score_kpis(measures: pd.DataFrame, base: Base, kpis) -> pd.DataFrame:
     """
     ids = measures["manager_id"]
     n = len(ids)
-    parts = {k: [] for k in ("actual", "target", "from_targets", "points")}
+    scored = []
     for k in kpis:
         if k.code in COMPUTED_KPIS:
             actual = measures[k.code].to_numpy(dtype=float)
@@ -199,37 +239,61 @@ def score_kpis(measures: pd.DataFrame, base: Base, kpis) -> pd.DataFrame:
             given = ids.map(base.targets[k.code]).to_numpy(dtype=float)
         else:
             given = np.full(n, np.nan)
-        mean = float(actual.mean()) if len(actual) else 0.0
-        target = np.where(np.isnan(given), mean, given)
-        w, cap = float(k.weight), float(k.cap)
-        if k.kind == "deduction":
-            points = -w * actual
-        elif k.kind == "ratio":
-            ratio = np.divide(actual, target, out=np.zeros_like(actual), where=target > 0)
-            points = np.where(target > 0, w * np.clip(ratio, 0.0, cap), np.where(actual >= target, w, 0.0))
-        else:  # inverse
-            ratio = np.divide(target, actual, out=np.full_like(actual, cap), where=actual > 0)
-            scored = np.where(actual <= 0, w * cap, w * np.clip(ratio, 0.0, cap))
-            points = np.where(target > 0, scored, np.where(actual <= target, w, 0.0))
-        for key, value in (("actual", actual), ("target", target), ("from_targets", ~np.isnan(given)),
-                           ("points", points)):
-            parts[key].append(value)
+        scored.append(kpi_points(k, actual, given))
+    return kpi_table(ids.to_numpy(), list(kpis), scored)
+
+
+def kpi_points(k, actual: np.ndarray, given: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One KPI's points for every manager (DOMAIN 6).
+
+    Parameters
+    ----------
+    k : KpiDef
+    actual : ndarray
+        The KPI's value per manager (yuan, counts or ratios; 0 where an uploaded value is missing).
+    given : ndarray
+        The ``targets`` sheet's value per manager, NaN where none is given (the mean of
+        ``actual`` is then the target).
+
+    Returns
+    -------
+    tuple of ndarray
+        ``actual``, ``target``, ``from_targets`` (bool), ``points``.
+    """
+    mean = float(actual.mean()) if len(actual) else 0.0
+    target = np.where(np.isnan(given), mean, given)
+    w, cap = float(k.weight), float(k.cap)
+    if k.kind == "deduction":
+        points = -w * actual
+    elif k.kind == "ratio":
+        ratio = np.divide(actual, target, out=np.zeros_like(actual), where=target > 0)
+        points = np.where(target > 0, w * np.clip(ratio, 0.0, cap), np.where(actual >= target, w, 0.0))
+    else:  # inverse
+        ratio = np.divide(target, actual, out=np.full_like(actual, cap), where=actual > 0)
+        scored = np.where(actual <= 0, w * cap, w * np.clip(ratio, 0.0, cap))
+        points = np.where(target > 0, scored, np.where(actual <= target, w, 0.0))
+    return actual, target, ~np.isnan(given), points
+
+
+def kpi_table(ids: np.ndarray, kpis: list, scored: list) -> pd.DataFrame:
+    """The long KPI table from :func:`kpi_points` of each KPI (same order as ``kpis``)."""
     if not kpis:
         return pd.DataFrame(columns=["manager_id", "kpi", "perspective", "kind", "weight", "cap", "actual",
                                      "target", "target_source", "points"])
-    kpis = list(kpis)
+    n = len(ids)
 
     def each(values) -> np.ndarray:            # one value per KPI, repeated for its managers
         return np.repeat(np.asarray(values, dtype=object), n)
 
+    actual, target, from_targets, points = (np.concatenate([x[i] for x in scored]) for i in range(4))
     return pd.DataFrame({
-        "manager_id": np.tile(ids.to_numpy(), len(kpis)),
+        "manager_id": np.tile(ids, len(kpis)),
         "kpi": each([k.code for k in kpis]), "perspective": each([k.perspective for k in kpis]),
         "kind": each([k.kind for k in kpis]),
         "weight": np.repeat([float(k.weight) for k in kpis], n), "cap": np.repeat([float(k.cap) for k in kpis], n),
-        "actual": np.concatenate(parts["actual"]), "target": np.concatenate(parts["target"]),
-        "target_source": np.where(np.concatenate(parts["from_targets"]), "targets", "mean").astype(object),
-        "points": np.concatenate(parts["points"]),
+        "actual": actual, "target": target,
+        "target_source": np.where(from_targets, "targets", "mean").astype(object),
+        "points": points,
     })
 
 
@@ -243,15 +307,37 @@ def grade_of(score: np.ndarray, grades: dict) -> np.ndarray:
 
 
 def rank_desc(values, groups=None) -> np.ndarray:
-    """Rank descending; ties share the lower rank number (1, 2, 2, 4). Compares to 1e-6."""
-    s = pd.Series(np.round(np.asarray(values, dtype=float), 6))
-    if groups is None:
-        return s.rank(method="min", ascending=False).to_numpy(dtype=np.int64)
-    return s.groupby(np.asarray(groups)).rank(method="min", ascending=False).to_numpy(dtype=np.int64)
+    """Rank descending; ties share the lower rank number (1, 2, 2, 4). Compares to 1e-6.
+
+    ``groups`` (optional, one label per value): rank within each group instead. Sorting, not
+    a pandas group-by: a few thousand managers rank in well under a millisecond.
+    """
+    v = np.round(np.asarray(values, dtype=float), 6)
+    n = len(v)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    g = np.zeros(n, dtype=np.int64) if groups is None else pd.factorize(np.asarray(groups), use_na_sentinel=False)[0]
+    order = np.lexsort((-v, g))                  # group, then value from high to low
+    gs, vs = g[order], v[order]
+    pos = np.arange(n)
+    new_group = np.empty(n, dtype=bool)
+    new_group[0] = True
+    new_group[1:] = gs[1:] != gs[:-1]
+    new_run = new_group.copy()
+    new_run[1:] |= vs[1:] != vs[:-1]             # a tie (same rounded value) continues the run
+    group_start = np.maximum.accumulate(np.where(new_group, pos, 0))
+    run_start = np.maximum.accumulate(np.where(new_run, pos, 0))
+    out = np.empty(n, dtype=np.int64)
+    out[order] = run_start - group_start + 1
+    return out
 
 
 def evaluate(base: Base, scenario: Scenario, overrides: dict | None = None) -> Result:
-    """Run the light stage for one scenario.
+    """Run the light stage for one scenario, every step over every assignment row.
+
+    The reference: the command line, publications and their verification use it (its sums run
+    in a fixed row order, so a publication recomputes to the same bits). The app's what-if uses
+    :func:`live`, which gives the same numbers (to float rounding) from per-manager aggregates.
 
     Parameters
     ----------
@@ -357,3 +443,367 @@ def _given_or_derived(is_given: np.ndarray):
     import pyarrow.compute as pc
 
     return pd.array(pc.if_else(pa.array(is_given, type=pa.bool_()), "given", "derived"), dtype="str")
+
+
+# --------------------------------------------------------------------------------------------
+# The live what-if: the same light stage from per-manager aggregates (DOMAIN 5 by pattern)
+
+_ONES = len(CUSTOMER_MEASURES)          # the extra column of ones in the aggregates: sum of coefficients
+_N_ROLES = len(ROLES)
+
+
+class _Aggregates:
+    """What no lever changes, per Base, for :class:`Live` (built once, ~0.1-0.3 s at 1M accounts).
+
+    A derived coefficient is ``left(c) * w[role] / (w . n(c)) * s(c)``: ``left(c)`` is what the
+    given coefficients of customer ``c`` leave, ``n(c)`` the count of its blank coefficients per
+    role (its *pattern*; a bank has a handful), ``s(c)`` 1 for a new customer, else the stock
+    factor. So ``sum over a manager's blank rows of coefficient * X`` is a sum over the groups
+    (manager, role, pattern, new) of ``w[role] / (w . n(pattern)) * s(new)`` times the group's
+    fixed ``sum of left(c) * X``: a move costs O(groups), not O(assignments).
+    """
+
+    def __init__(self, base: Base):
+        asg = base.assignments
+        self.n_mgr, self.n_cust = len(base.managers), len(base.customers)
+        cust = asg["cust_idx"].to_numpy().astype(np.int64)
+        mgr = asg["mgr_idx"].to_numpy().astype(np.int64)
+        given = asg["coefficient"].to_numpy(dtype=float)
+        is_given = ~np.isnan(given)
+        role = np.asarray(base.assignment_roles, dtype=np.int64) % _N_ROLES   # as weights[role] reads -1
+        X = np.empty((len(cust), _ONES + 1))
+        X[:, :_ONES] = base.assignment_measures
+        X[:, _ONES] = 1.0
+        self.cust, self.mgr, self.role, self.given, self.is_given, self.X = cust, mgr, role, given, is_given, X
+        self.is_new = base.customers["is_new"].to_numpy(dtype=bool)
+        nc, nm = self.n_cust, self.n_mgr
+
+        # the given coefficients' part of every manager sum (fixed without overrides)
+        self.G = _sums_by(mgr[is_given], given[is_given, None] * X[is_given], nm)
+        # per customer: the given sum, what it leaves, its pattern of blank roles
+        self.given_sum = np.bincount(cust, weights=np.where(is_given, given, 0.0), minlength=nc)
+        self.left = np.clip(1.0 - self.given_sum, 0.0, None)
+        blank = ~is_given
+        counts = np.stack([np.bincount(cust[blank & (role == r)], minlength=nc) for r in range(_N_ROLES)], axis=1) \
+            if nc else np.zeros((0, _N_ROLES), dtype=np.int64)
+        k = int(counts.max()) + 1 if counts.size else 1
+        code = (counts[:, 0] * k + counts[:, 1]) * k + counts[:, 2]
+        codes, self.pattern = np.unique(code, return_inverse=True)
+        self.patterns = np.stack([codes // (k * k), codes // k % k, codes % k], axis=1).astype(float)
+        # the blank rows grouped by (manager, role, pattern, new): fixed sums of left * X
+        b = np.flatnonzero(blank)
+        cb = cust[b]
+        n_pat = len(codes)
+        key = ((mgr[b] * _N_ROLES + role[b]) * n_pat + self.pattern[cb]) * 2 + self.is_new[cb]
+        gkeys, gid = np.unique(key, return_inverse=True)
+        self.A = _sums_by(gid, self.left[cb, None] * X[b], len(gkeys))
+        self.g_new = (gkeys % 2).astype(np.int64)
+        self.g_pat = gkeys // 2 % n_pat
+        self.g_role = gkeys // (2 * n_pat) % _N_ROLES
+        g_mgr = gkeys // (2 * n_pat * _N_ROLES)
+        self.g_managers, self.g_starts = np.unique(g_mgr, return_index=True)   # keys sorted: by manager
+        # per customer: the measures the totals add up (contribution per line and total)
+        c = base.customers
+        self.C = np.column_stack([c[x].to_numpy(dtype=float) for x in (*PAY_LINES, "total")]) \
+            if nc else np.zeros((0, len(PAY_LINES) + 1))
+        self.contribution = {x: float(c[x].sum()) for x in (*PAY_LINES, "total")}
+        # ... and their coefficient-weighted sums by class (pattern, new): the unattributed
+        # totals of a move in O(classes); each customer's coefficient sum only when read
+        self.cls = self.pattern * 2 + self.is_new
+        self.GC = self.given_sum @ self.C if nc else np.zeros(self.C.shape[1])
+        self.LC = _sums_by(self.cls, self.left[:, None] * self.C, 2 * n_pat)
+        self.SC = self.C.sum(axis=0)
+        # where each customer's rows are, for overrides (a few customers)
+        self.by_cust = np.argsort(cust, kind="stable")
+        self.cust_starts = np.concatenate([[0], np.cumsum(np.bincount(cust, minlength=nc))])
+        self.branch = pd.factorize(base.managers["branch"].to_numpy(), use_na_sentinel=False)[0]
+        ids = base.managers["manager_id"]
+        self.kpi_actual = {code: np.nan_to_num(ids.map(base.kpis[code]).to_numpy(dtype=float), nan=0.0)
+                           for code in base.kpis.columns if code not in COMPUTED_KPIS}
+        self.kpi_target = {code: ids.map(base.targets[code]).to_numpy(dtype=float) for code in base.targets.columns}
+
+    def shares(self, w: np.ndarray) -> np.ndarray:
+        """``w[role] / (w . n(pattern))`` per (pattern, role); 0 where the pattern's blank roles weigh 0."""
+        wn = self.patterns @ w
+        return np.divide(np.broadcast_to(w, self.patterns.shape), wn[:, None], out=np.zeros(self.patterns.shape),
+                         where=wn[:, None] > 0)
+
+    def rows_of(self, customers: np.ndarray) -> np.ndarray:
+        """Assignment rows of the given customer positions (sorted)."""
+        parts = [self.by_cust[self.cust_starts[c]:self.cust_starts[c + 1]] for c in customers]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _sums_by(groups: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Column sums of ``values`` (rows x columns) per group ``0 .. n-1``."""
+    out = np.zeros((n, values.shape[1]))
+    for j in range(values.shape[1]):
+        out[:, j] = np.bincount(groups, weights=values[:, j], minlength=n) if len(groups) else 0.0
+    return out
+
+
+def _row_coefficients(agg: _Aggregates, rows: np.ndarray, given: np.ndarray, w: np.ndarray,
+                      stock_factor: float) -> np.ndarray:
+    """DOMAIN 5 for the assignment ``rows`` (every row of their customers) with the given
+    coefficients ``given`` (NaN = blank): the same rule as :func:`coefficients`, on a few rows."""
+    cust = agg.cust[rows]
+    local, inverse = np.unique(cust, return_inverse=True)
+    is_given = ~np.isnan(given)
+    wr = np.where(is_given, 0.0, w[agg.role[rows]])
+    given_sum = np.bincount(inverse, weights=np.where(is_given, given, 0.0), minlength=len(local))
+    blank_w = np.bincount(inverse, weights=wr, minlength=len(local))
+    left = np.clip(1.0 - given_sum, 0.0, None)[inverse]
+    denom = blank_w[inverse]
+    share = np.divide(wr, denom, out=np.zeros_like(wr), where=denom > 0)
+    derived = left * share * np.where(agg.is_new[cust], 1.0, stock_factor)
+    return np.where(is_given, given, derived)
+
+
+class Live:
+    """The light stage for slider moves on one Base: :meth:`evaluate` gives what
+    :func:`evaluate` gives (to float rounding), recomputing only what the moved levers change.
+
+    - role weights, stock factor, overrides -> the manager sums (O(managers x patterns)) and
+      each customer's coefficient sum (O(customers), closed form);
+    - pay-link factors, floor, pool, pay method -> pay, points pay, ranks (O(managers));
+    - KPI table, grade bounds -> scores and grades (O(managers x KPIs));
+    - tiers, lifetime value, whale figures: once per segmentation parameters.
+
+    The last few results of each step are kept, so moving one lever back and forth reuses the
+    others. Customers, assignments and the KPI table are built only when read (see :class:`Result`).
+    Sessions share a Live (one per Base); it holds no per-session state.
+    """
+
+    KEEP = 8            # results kept per step
+
+    def __init__(self, base: Base):
+        self.base = base
+        self.agg = _Aggregates(base)
+        self._memo: dict[str, dict] = {"coef": {}, "measures": {}, "pay": {}, "score": {}}
+        self._lock = threading.Lock()
+
+    def _remember(self, step: str, key, compute):
+        memo = self._memo[step]
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
+        value = compute()
+        with self._lock:
+            if len(memo) >= self.KEEP:
+                memo.pop(next(iter(memo)))
+            memo[key] = value
+        return value
+
+    # -- the steps --------------------------------------------------------------------------
+
+    def _coef_step(self, role_weight: tuple, stock_factor: float, overrides: tuple):
+        """Manager sums ``M`` (managers x measures + ones), coefficient sum per customer, and the
+        override rows (rows, their given coefficients) or None."""
+        agg = self.agg
+        w = np.asarray(role_weight, dtype=float)
+        share = agg.shares(w)
+        s = np.array([stock_factor, 1.0])
+        f = share[agg.g_pat, agg.g_role] * s[agg.g_new]
+        M = agg.G.copy()
+        if len(f):
+            M[agg.g_managers] += np.add.reduceat(agg.A * f[:, None], agg.g_starts, axis=0)
+        wn = agg.patterns @ w
+        # what each class (pattern, new) of customers passes on of what its given coefficients leave
+        passed = np.stack([(wn > 0) * stock_factor, (wn > 0) * 1.0], axis=1).reshape(-1)
+        attributed = agg.GC + passed @ agg.LC            # coefficient-weighted customer sums
+        c_sum = None                                     # per customer: built when read
+        touched = None
+        if overrides:
+            rows, given = self._override_rows(dict(overrides))
+            if len(rows):
+                before = _row_coefficients(agg, rows, agg.given[rows], w, stock_factor)
+                after = _row_coefficients(agg, rows, given, w, stock_factor)
+                M += _sums_by(agg.mgr[rows], (after - before)[:, None] * agg.X[rows], agg.n_mgr)
+                cust = agg.cust[rows]
+                attributed = attributed + (after - before) @ agg.C[cust]
+                touched = (rows, given)
+        return M, attributed, passed, touched
+
+    def _coef_sums(self, passed: np.ndarray, touched, w: np.ndarray, stock_factor: float) -> np.ndarray:
+        """Each customer's coefficient sum (when the customers are read)."""
+        agg = self.agg
+        c_sum = agg.given_sum + agg.left * passed[agg.cls]
+        if touched is not None:
+            rows, given = touched
+            cust = agg.cust[rows]
+            c_sum[np.unique(cust)] = 0.0
+            np.add.at(c_sum, cust, _row_coefficients(agg, rows, given, w, stock_factor))
+        return c_sum
+
+    def _override_rows(self, overrides: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Every assignment row of the customers an override touches, and their given
+        coefficients after the overrides (as :func:`coefficients` sets them)."""
+        agg = self.agg
+        given = agg.given.copy()
+        keys = list(overrides)
+        values = np.array([float(overrides[k]) for k in keys])
+        pairs = self.base.assignment_pairs
+        if pairs.is_unique:
+            at = pairs.get_indexer(keys)
+            hit = at[at >= 0]
+            given[hit] = values[at >= 0]
+        else:
+            hit = []
+            for k, v in zip(keys, values):
+                mask = pairs.isin([k])
+                given[mask] = v
+                hit.extend(np.flatnonzero(mask))
+            hit = np.asarray(hit, dtype=np.int64)
+        rows = agg.rows_of(np.unique(agg.cust[hit]))
+        return rows, given[rows]
+
+    def _pay_step(self, M: np.ndarray, pay_factor: tuple, floor_at_zero: bool, pool: float, pay_method: str):
+        lines = [M[:, _M[line]] for line in PAY_LINES]
+        pay_raw = 0
+        for factor, x in zip(pay_factor, lines):
+            pay_raw = pay_raw + factor * x
+        pay_raw = np.asarray(pay_raw, dtype=float) + 0.0
+        pay = np.clip(pay_raw, 0.0, None) if floor_at_zero else pay_raw
+        positive = np.clip(pay_raw, 0.0, None)
+        denom = float(positive.sum())
+        points_pay = pool * positive / denom if denom > 0 else np.zeros(len(M))
+        rank_on = points_pay if pay_method == "points" else pay
+        return {"pay_raw": pay_raw, "pay": pay, "points_pay": points_pay, "rank": rank_desc(rank_on),
+                "branch_rank": rank_desc(rank_on, self.agg.branch)}
+
+    def _score_step(self, measures: dict, kpis: tuple, grades: tuple):
+        agg, n = self.agg, self.agg.n_mgr
+        scored = []
+        for k in kpis:
+            if k.code in COMPUTED_KPIS:
+                actual = measures[k.code]
+            else:
+                actual = agg.kpi_actual.get(k.code, np.zeros(n))
+            given = agg.kpi_target.get(k.code)
+            scored.append(kpi_points(k, actual, np.full(n, np.nan) if given is None else given))
+        cols, score = {}, np.zeros(n)
+        for persp in PERSPECTIVES:
+            col = np.zeros(n)
+            for k, x in zip(kpis, scored):
+                if k.perspective == persp:
+                    col = col + x[3]
+            cols[f"score_{persp}"] = col
+            score = score + col
+        cols["score"] = score
+        cols["grade"] = grade_of(score, dict(grades))
+        return cols, scored
+
+    # -- one move ---------------------------------------------------------------------------
+
+    def evaluate(self, scenario: Scenario, overrides: dict | None = None) -> Result:
+        """The light stage for ``scenario`` (and per-pair ``overrides``, see :func:`coefficients`).
+
+        Raises
+        ------
+        ValueError
+            When the Base was built with other account-level parameters than ``scenario``'s.
+        """
+        base, agg = self.base, self.agg
+        if base.account_key != scenario.account_key():
+            raise ValueError("the heavy stage was computed with other account-level parameters "
+                             "(days, day basis, tax, costs, capital); rebuild it for this scenario")
+        role_weight = tuple(float(scenario.role_weight[r]) for r in ROLES)
+        over = tuple(sorted((k, float(v)) for k, v in overrides.items())) if overrides else ()
+        coef_key = (role_weight, float(scenario.stock_factor), over)
+        M, attributed, passed, touched = self._remember("coef", coef_key, lambda: self._coef_step(*coef_key))
+        measures = self._remember("measures", coef_key, lambda: _measures_of(M))
+        pay_key = (coef_key, tuple(float(scenario.pay_factor[x]) for x in PAY_LINES), bool(scenario.floor_at_zero),
+                   float(scenario.pool), scenario.pay_method)
+        pay = self._remember("pay", pay_key, lambda: self._pay_step(M, *pay_key[1:]))
+        kpis = tuple(scenario.kpi)
+        score_key = (coef_key, kpis, tuple(sorted(scenario.grades.items())))
+        scores, scored = self._remember("score", score_key, lambda: self._score_step(measures, kpis, score_key[2]))
+
+        cols = dict(measures)
+        cols["pay_raw"], cols["pay"], cols["points_pay"] = pay["pay_raw"], pay["pay"], pay["points_pay"]
+        cols.update(scores)
+        cols["rank"], cols["branch_rank"] = pay["rank"], pay["branch_rank"]
+        m = _with_columns(base.managers, cols)
+
+        unattributed = agg.SC - attributed
+        totals = {
+            "contribution": agg.contribution["total"],
+            "attributed": float(measures["total"].sum()),
+            "unattributed": float(unattributed[-1]),
+            "pay": float(pay["pay"].sum()),
+            "points_pay": float(pay["points_pay"].sum()),
+            "pool": float(scenario.pool),
+            "pool_undistributed": float(scenario.pool) - float(pay["points_pay"].sum()),
+        }
+        for j, line in enumerate(PAY_LINES):
+            totals[f"contribution_{line}"] = agg.contribution[line]
+            totals[f"attributed_{line}"] = float(measures[line].sum())
+            totals[f"unattributed_{line}"] = float(unattributed[j])
+        segments, whale = _segments(base, scenario)
+
+        def customers() -> pd.DataFrame:
+            c_sum = self._coef_sums(passed, touched, np.asarray(role_weight), float(scenario.stock_factor))
+            total = base.customers["total"].to_numpy()
+            return pd.concat([base.customers, pd.DataFrame({"coef_sum": c_sum, "attributed": c_sum * total,
+                                                            "unattributed": (1.0 - c_sum) * total},
+                                                           index=base.customers.index), segments], axis=1)
+
+        def assignments() -> pd.DataFrame:
+            coef, is_given = self._row_coefficients(role_weight, float(scenario.stock_factor), touched)
+            source = _given_or_derived(is_given) if touched is not None else _coefficient_source(base, is_given, None)
+            return _with_columns(base.assignments, {"coefficient_used": coef, "coefficient_source": source})
+
+        def kpi() -> pd.DataFrame:
+            return kpi_table(base.managers["manager_id"].to_numpy(), list(kpis), scored)
+
+        return Result(managers=m, customers=customers, kpi=kpi, assignments=assignments, totals=totals,
+                      whale=dict(whale))
+
+    def _row_coefficients(self, role_weight: tuple, stock_factor: float, touched) -> tuple[np.ndarray, np.ndarray]:
+        """The coefficient of every assignment row (when a page reads the assignments)."""
+        agg = self.agg
+        w = np.asarray(role_weight, dtype=float)
+        s = np.where(agg.is_new, 1.0, stock_factor)[agg.cust]
+        derived = agg.left[agg.cust] * agg.shares(w)[agg.pattern[agg.cust], agg.role] * s
+        coef = np.where(agg.is_given, agg.given, derived)
+        is_given = agg.is_given
+        if touched is not None:
+            rows, given = touched
+            coef = coef.copy()
+            coef[rows] = _row_coefficients(agg, rows, given, w, stock_factor)
+            is_given = is_given.copy()
+            is_given[rows] = ~np.isnan(given)
+        return coef, is_given
+
+
+def _measures_of(M: np.ndarray) -> dict:
+    """The manager columns of :func:`manager_measures` from the manager sums ``M``."""
+    col = {x: M[:, _M[x]] for x in CUSTOMER_MEASURES}
+    c_sum = M[:, _ONES]
+    n = len(M)
+    cols = {line: col[line] for line in PAY_LINES}
+    cols["total"] = col["asset"] + col["liability"] + col["intermediate"] + col["risk"]
+    cols["deposit_avg"] = col["liability_avg"]
+    cols["deposit_increase"] = col["liability_increase"]
+    cols["loan_avg"] = col["asset_avg"]
+    cols["loan_increase"] = col["asset_increase"]
+    cols["asset_contribution"] = cols["asset"]
+    cols["liability_contribution"] = cols["liability"]
+    cols["intermediate_contribution"] = cols["intermediate"]
+    cols["risk_contribution"] = cols["risk"]
+    cols["total_contribution"] = cols["total"]
+    cols["new_customers"] = col["new"]
+    cols["cross_sell"] = np.divide(col["products"], c_sum, out=np.zeros(n), where=c_sum > 0)
+    loans = cols["loan_avg"]
+    cols["npl_ratio"] = np.divide(col["npl_balance"], loans, out=np.zeros(n), where=loans > 0)
+    cols["customers"] = c_sum
+    return cols
+
+
+def live(base: Base) -> Live:
+    """The :class:`Live` what-if of ``base`` (built on first use, then kept with the Base)."""
+    cache = base.light_cache
+    model = cache.get("live")
+    if model is None:
+        model = cache.setdefault("live", Live(base))
+    return model

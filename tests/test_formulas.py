@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 from calc.heavy import account_results, build_base, daily_average
-from calc.light import evaluate, grade_of, rank_desc
+import calc.light
+import calc.pipeline
+from calc.light import evaluate, grade_of, live, rank_desc
 from calc.pipeline import run
 from calc.scenario import KpiDef, Scenario, default_kpis
 from calc.segments import whale_shares
@@ -168,6 +170,19 @@ def test_customer_contribution_sums_accounts_and_missing_numbers_count_zero():
 
 # --------------------------------------------------------------------------------------------
 # DOMAIN 4: balances
+
+@pytest.fixture(autouse=True, params=["evaluate", "live"])
+def light_stage(request, monkeypatch):
+    """Every hand-computed case runs twice: on the reference light stage (command line,
+    publications) and on the app's incremental what-if (:func:`calc.light.live`)."""
+    if request.param == "live":
+        def incremental(base, scenario, overrides=None):
+            return live(base).evaluate(scenario, overrides)
+
+        monkeypatch.setitem(globals(), "evaluate", incremental)
+        monkeypatch.setattr(calc.pipeline, "evaluate", incremental)
+    return request.param
+
 
 def _daily_rows():
     return [
@@ -977,3 +992,40 @@ def test_build_base_refuses_orphans_with_a_clear_message():
     )
     with pytest.raises(ValueError, match=r"accounts.customer_id refers to ids that are not in the extract \(C9\)"):
         run(frames)
+
+
+# --------------------------------------------------------------------------------------------
+# DOMAIN 11: who moves, and why (calc.explain.compare)
+
+def test_compare_names_who_moves_and_why():
+    from calc.explain import compare
+
+    frames = make_frames(
+        managers=[{"manager_id": f"M{i}"} for i in (1, 2, 3)],
+        customers=[{"customer_id": f"C{i}"} for i in (1, 2, 3)],
+        accounts=[{"account_id": "I1", "customer_id": "C1", "line": "intermediate", "fee_income": 3_000},
+                  {"account_id": "I2", "customer_id": "C2", "line": "intermediate", "fee_income": 2_000},
+                  {"account_id": "A3", "customer_id": "C3", "line": "asset", "recovery": 1_000}],
+        assignments=[{"customer_id": f"C{i}", "manager_id": f"M{i}", "coefficient": 1.0} for i in (1, 2, 3)],
+    )
+    sa = Scenario().replace(tax_rate=0.0, unit_cost={"asset": 0.0, "liability": 0.0, "intermediate": 0.0})
+    sb = sa.replace(pay_factor={**sa.pay_factor, "risk": 0.25})
+    base = build_base(frames, sa)
+    a = evaluate(base, sa)
+    b = evaluate(base, sb, overrides={("C2", "M2"): 0.5})
+    # A: pay M1 0.10 * 3,000 = 300, M2 0.10 * 2,000 = 200, M3 0.08 * 1,000 (risk) = 80
+    # B: M1 300, M2 0.10 * 0.5 * 2,000 = 100, M3 0.25 * 1,000 = 250
+    c = compare(a, b, sa, sb)
+    assert list(c["manager_id"]) == ["M3", "M2", "M1"]        # the largest rank moves first, then by rank
+    r = c.set_index("manager_id")
+    assert list(r.loc[["M1", "M2", "M3"], "rank_a"]) == [1, 2, 3]
+    assert list(r.loc[["M1", "M2", "M3"], "rank_b"]) == [1, 3, 2]
+    assert list(r.loc[["M1", "M2", "M3"], "rank_change"]) == [0, -1, 1]
+    assert r.loc["M3", "pay_delta"] == approx(170.0)
+    assert r.loc["M2", "pay_delta"] == approx(-100.0)
+    assert r.loc["M3", "delta_risk"] == approx(170.0)
+    assert (r.loc["M3", "driver"], r.loc["M3", "cause"]) == ("risk", "factor")
+    assert (r.loc["M2", "driver"], r.loc["M2", "cause"]) == ("intermediate", "coefficients")
+    assert (r.loc["M1", "driver"], r.loc["M1", "cause"]) == ("", "none")
+    assert not r["grade_crossed"].any()
+    assert (r["grade_move"] == 0).all()

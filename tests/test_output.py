@@ -3,7 +3,6 @@ row-by-row writers they replace, canonical text for publications, inert formula-
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -111,7 +110,7 @@ def random_result(tmp_path_factory):
     c["customer_id"] = c["customer_id"].astype(object)
     c.loc[c.index[2], "customer_id"] = 'q"uote'
     totals = dict(result.totals, pay=float("nan"))
-    return dataclasses.replace(result, managers=m, customers=c, totals=totals)
+    return result.replace(managers=m, customers=c, totals=totals)
 
 
 # --- the document ---
@@ -157,7 +156,7 @@ def test_float_text_round_trips_like_repr():
 
 
 def test_missing_column_is_a_clear_error(sample_result):
-    broken = dataclasses.replace(sample_result, customers=sample_result.customers.drop(columns=["tier"]))
+    broken = sample_result.replace(customers=sample_result.customers.drop(columns=["tier"]))
     with pytest.raises(ValueError, match="tier"):
         document_text(broken)
 
@@ -178,7 +177,7 @@ def test_streamed_document_is_the_same_bytes_in_bounded_pieces(random_result, ch
 
 
 def test_streamed_document_of_an_empty_result(sample_result):
-    empty = dataclasses.replace(sample_result, customers=sample_result.customers.iloc[:0],
+    empty = sample_result.replace(customers=sample_result.customers.iloc[:0],
                                 managers=sample_result.managers.iloc[:0])
     sink = io.BytesIO()
     write_document(empty, sink)
@@ -191,8 +190,8 @@ def test_a_bad_result_writes_nothing(sample_result):
     c = sample_result.customers.copy()
     c["relationship_level"] = c["relationship_level"].astype(float)
     c.loc[c.index[-1], "relationship_level"] = np.nan               # in the last piece
-    for broken in (dataclasses.replace(sample_result, customers=c),
-                   dataclasses.replace(sample_result, customers=sample_result.customers.drop(columns=["tier"]))):
+    for broken in (sample_result.replace(customers=c),
+                   sample_result.replace(customers=sample_result.customers.drop(columns=["tier"]))):
         sink = io.BytesIO()
         with pytest.raises(ValueError, match="relationship_level|tier"):
             write_document(broken, sink, chunk_rows=10)

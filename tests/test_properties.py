@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from calc.heavy import build_base
-from calc.light import evaluate
+from calc.light import evaluate, live
 from calc.pipeline import run
 from calc.scenario import PAY_LINES, KpiDef, Scenario
 from factories import make_frames
@@ -218,3 +218,73 @@ def test_pay_is_never_negative_when_floored(data):
     pos = off.managers["pay_raw"] > 0
     # where pay_raw > 0 the floor changes nothing
     assert np.allclose(res.managers.loc[pos, "pay"], off.managers.loc[pos, "pay"], rtol=1e-12, atol=0)
+
+
+@st.composite
+def lever_moves(draw, frames):
+    """1-4 successive what-if moves: each changes some of the levers a slider or editor moves."""
+    pairs = list(zip(frames["assignments"]["customer_id"], frames["assignments"]["manager_id"]))
+    moves = []
+    for _ in range(draw(st.integers(1, 4))):
+        change = {}
+        if draw(st.booleans()):
+            change["pay_factor"] = {x: draw(st.sampled_from((0.0, 0.005, 0.1, 0.37, 0.5))) for x in PAY_LINES}
+        if draw(st.booleans()):
+            change["role_weight"] = {r: draw(st.sampled_from((0.0, 0.05, 0.3, 0.7, 1.0))) for r in ROLES}
+        if draw(st.booleans()):
+            change["stock_factor"] = draw(st.sampled_from((0.0, 0.35, 1.0)))
+        if draw(st.booleans()):
+            change["pool"] = draw(st.sampled_from((0.0, 500_000.0, 2_000_000.0)))
+            change["pay_method"] = draw(st.sampled_from(("factor", "points")))
+            change["floor_at_zero"] = draw(st.booleans())
+        if draw(st.booleans()):
+            change["kpi"] = [KpiDef("deposit_avg", "financial", draw(st.sampled_from((0, 15, 40))), "ratio"),
+                             KpiDef("npl_ratio", "financial", 10, "inverse"),
+                             KpiDef("customers", "customer", draw(st.sampled_from((0, 5))), "ratio"),
+                             KpiDef("complaints", "customer", 5, "inverse"),
+                             KpiDef("compliance_points", "internal", 5, "deduction")]
+        if draw(st.booleans()):
+            change["grades"] = {"senior": 60.0, "advanced": 40.0, "manager": 20.0, "assistant": 0.0}
+        overrides = {}
+        if pairs and draw(st.booleans()):
+            for pair in draw(st.lists(st.sampled_from(pairs), max_size=3)):
+                overrides[pair] = draw(st.sampled_from((0.05, 0.5, 1.0)))
+            if draw(st.booleans()):
+                overrides[("no such customer", "no such manager")] = 0.5
+        moves.append((change, overrides or None))
+    return moves
+
+
+def _same_frame(a: pd.DataFrame, b: pd.DataFrame, what: str) -> None:
+    """Same columns in the same order, same rows; floats to 1e-9 of the column's largest value."""
+    assert list(a.columns) == list(b.columns), what
+    assert len(a) == len(b), what
+    for col in a.columns:
+        x, y = a[col].to_numpy(), b[col].to_numpy()
+        if a[col].dtype.kind == "f":
+            scale = max(float(np.nanmax(np.abs(x), initial=0.0)), 1.0)
+            assert np.array_equal(np.isnan(x), np.isnan(y)), (what, col)
+            assert np.nanmax(np.abs(x - y), initial=0.0) <= 1e-9 * scale, (what, col, x, y)
+        else:
+            assert list(x) == list(y), (what, col, x, y)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_live_what_if_equals_a_full_evaluation(data):
+    """The app's incremental light stage (``live``) gives what the reference ``evaluate`` gives,
+    move after move on one Base (its kept intermediate results included)."""
+    frames, scenario = data.draw(datasets())
+    base = build_base(frames, scenario)
+    model = live(base)
+    for change, overrides in data.draw(lever_moves(frames)):
+        s = scenario.replace(**change)
+        want, got = evaluate(base, s, overrides), model.evaluate(s, overrides)
+        _same_frame(want.managers, got.managers, "managers")
+        for key, value in want.totals.items():
+            assert close(value, got.totals[key], abs(want.totals["contribution"]) + abs(want.totals["pay"])), key
+        assert got.totals.keys() == want.totals.keys()
+        assert got.whale == want.whale
+        _same_frame(want.customers, got.customers, "customers")
+        _same_frame(want.assignments, got.assignments, "assignments")
+        _same_frame(want.kpi, got.kpi, "kpi")
