@@ -524,9 +524,9 @@ class _Aggregates:
 
     def shares(self, w: np.ndarray) -> np.ndarray:
         """``w[role] / (w . n(pattern))`` per (pattern, role); 0 where the pattern's blank roles weigh 0."""
-        wn = self.patterns @ w
+        wn = self.patterns @ w               # only a role the pattern has: then w[role] <= w . n
         return np.divide(np.broadcast_to(w, self.patterns.shape), wn[:, None], out=np.zeros(self.patterns.shape),
-                         where=wn[:, None] > 0)
+                         where=(wn[:, None] > 0) & (self.patterns > 0))
 
     def rows_of(self, customers: np.ndarray) -> np.ndarray:
         """Assignment rows of the given customer positions (sorted)."""
