@@ -298,12 +298,22 @@ def kpi_table(ids: np.ndarray, kpis: list, scored: list) -> pd.DataFrame:
 
 
 def grade_of(score: np.ndarray, grades: dict) -> np.ndarray:
-    """Grade name per score: ``senior`` >= grades['senior'], ..., else ``unrated``."""
+    """Grade name per score: ``senior`` >= grades['senior'], ..., else ``unrated``.
+
+    The highest grade whose bound the score reaches (also when bounds are out of order).
+    """
+    return _GRADE_NAMES[_grade_codes(score, grades)]
+
+
+def _grade_codes(score: np.ndarray, grades: dict) -> np.ndarray:
+    """Position in :data:`GRADE_ORDER` of each score's grade."""
     score = np.asarray(score, dtype=float)
-    out = np.full(score.shape, "unrated", dtype=object)
-    for g in reversed(GRADE_ORDER[:-1]):  # lowest bound first, higher grades overwrite
-        out[score >= grades[g]] = g
-    return out
+    return np.select([score >= grades[g] for g in GRADE_ORDER[:-1]], range(len(GRADE_ORDER) - 1),
+                     len(GRADE_ORDER) - 1)
+
+
+_GRADE_NAMES = np.array(GRADE_ORDER, dtype=object)
+_GRADE_STR = pd.array(GRADE_ORDER, dtype="str")
 
 
 def rank_desc(values, groups=None) -> np.ndarray:
@@ -316,8 +326,14 @@ def rank_desc(values, groups=None) -> np.ndarray:
     n = len(v)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    g = np.zeros(n, dtype=np.int64) if groups is None else pd.factorize(np.asarray(groups), use_na_sentinel=False)[0]
-    order = np.lexsort((-v, g))                  # group, then value from high to low
+    order = np.argsort(-v, kind="stable")       # from high to low ...
+    if groups is None:
+        g = np.zeros(n, dtype=np.int64)
+    else:                                        # ... within each group (a stable sort keeps the order)
+        g = np.asarray(groups)
+        if g.dtype.kind not in "iu":
+            g = pd.factorize(g, use_na_sentinel=False)[0]
+        order = order[np.argsort(g[order], kind="stable")]
     gs, vs = g[order], v[order]
     pos = np.arange(n)
     new_group = np.empty(n, dtype=bool)
@@ -494,14 +510,17 @@ class _Aggregates:
         b = np.flatnonzero(blank)
         cb = cust[b]
         n_pat = len(codes)
-        key = ((mgr[b] * _N_ROLES + role[b]) * n_pat + self.pattern[cb]) * 2 + self.is_new[cb]
-        gkeys, gid = np.unique(key, return_inverse=True)
-        self.A = _sums_by(gid, self.left[cb, None] * X[b], len(gkeys))
-        self.g_new = (gkeys % 2).astype(np.int64)
-        self.g_pat = gkeys // 2 % n_pat
-        self.g_role = gkeys // (2 * n_pat) % _N_ROLES
-        g_mgr = gkeys // (2 * n_pat * _N_ROLES)
-        self.g_managers, self.g_starts = np.unique(g_mgr, return_index=True)   # keys sorted: by manager
+        # new customers' groups and stock customers' groups apart: a stock-factor move only
+        # rescales the second part (see Live._blank_parts)
+        self.parts = []
+        for new in (True, False):
+            b_part = b[self.is_new[cb] == new]
+            cp = cust[b_part]
+            key = (mgr[b_part] * _N_ROLES + role[b_part]) * n_pat + self.pattern[cp]
+            gkeys, gid = np.unique(key, return_inverse=True)
+            A = np.asfortranarray(_sums_by(gid, self.left[cp, None] * X[b_part], len(gkeys)))   # by column
+            g_managers, g_starts = np.unique(gkeys // (n_pat * _N_ROLES), return_index=True)  # keys sorted
+            self.parts.append((A, gkeys % n_pat, gkeys // n_pat % _N_ROLES, g_managers, g_starts))
         # per customer: the measures the totals add up (contribution per line and total)
         c = base.customers
         self.C = np.column_stack([c[x].to_numpy(dtype=float) for x in (*PAY_LINES, "total")]) \
@@ -520,6 +539,8 @@ class _Aggregates:
         ids = base.managers["manager_id"]
         self.kpi_actual = {code: np.nan_to_num(ids.map(base.kpis[code]).to_numpy(dtype=float), nan=0.0)
                            for code in base.kpis.columns if code not in COMPUTED_KPIS}
+        self.no_target = np.full(self.n_mgr, np.nan)
+        self.no_target.flags.writeable = False
         self.kpi_target = {code: ids.map(base.targets[code]).to_numpy(dtype=float) for code in base.targets.columns}
 
     def shares(self, w: np.ndarray) -> np.ndarray:
@@ -579,7 +600,7 @@ class Live:
     def __init__(self, base: Base):
         self.base = base
         self.agg = _Aggregates(base)
-        self._memo: dict[str, dict] = {"coef": {}, "measures": {}, "pay": {}, "score": {}}
+        self._memo: dict[str, dict] = {"blank": {}, "coef": {}, "measures": {}, "pay": {}, "score": {}}
         self._lock = threading.Lock()
 
     def _remember(self, step: str, key, compute):
@@ -596,17 +617,26 @@ class Live:
 
     # -- the steps --------------------------------------------------------------------------
 
+    def _blank_parts(self, role_weight: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """Manager sums of the derived coefficients' part, for new customers and for stock
+        customers (before the stock factor): managers x (measures + ones) each."""
+        agg = self.agg
+        share = agg.shares(np.asarray(role_weight, dtype=float))
+        out = []
+        for A, g_pat, g_role, g_managers, g_starts in agg.parts:
+            M = np.zeros_like(agg.G)
+            if len(A):
+                M[g_managers] = np.add.reduceat(A * share[g_pat, g_role][:, None], g_starts, axis=0)
+            out.append(M)
+        return out[0], out[1]
+
     def _coef_step(self, role_weight: tuple, stock_factor: float, overrides: tuple):
-        """Manager sums ``M`` (managers x measures + ones), coefficient sum per customer, and the
-        override rows (rows, their given coefficients) or None."""
+        """Manager sums ``M`` (managers x measures + ones), what each class of customers passes
+        on (for the coefficient sums), the coefficient-weighted customer sums, the override rows."""
         agg = self.agg
         w = np.asarray(role_weight, dtype=float)
-        share = agg.shares(w)
-        s = np.array([stock_factor, 1.0])
-        f = share[agg.g_pat, agg.g_role] * s[agg.g_new]
-        M = agg.G.copy()
-        if len(f):
-            M[agg.g_managers] += np.add.reduceat(agg.A * f[:, None], agg.g_starts, axis=0)
+        new, stock = self._remember("blank", role_weight, lambda: self._blank_parts(role_weight))
+        M = agg.G + new + stock_factor * stock
         wn = agg.patterns @ w
         # what each class (pattern, new) of customers passes on of what its given coefficients leave
         passed = np.stack([(wn > 0) * stock_factor, (wn > 0) * 1.0], axis=1).reshape(-1)
@@ -680,7 +710,7 @@ class Live:
             else:
                 actual = agg.kpi_actual.get(k.code, np.zeros(n))
             given = agg.kpi_target.get(k.code)
-            scored.append(kpi_points(k, actual, np.full(n, np.nan) if given is None else given))
+            scored.append(kpi_points(k, actual, agg.no_target if given is None else given))
         cols, score = {}, np.zeros(n)
         for persp in PERSPECTIVES:
             col = np.zeros(n)
@@ -690,7 +720,7 @@ class Live:
             cols[f"score_{persp}"] = col
             score = score + col
         cols["score"] = score
-        cols["grade"] = grade_of(score, dict(grades))
+        cols["grade"] = _GRADE_STR.take(_grade_codes(score, dict(grades)))   # text without Python strings
         return cols, scored
 
     # -- one move ---------------------------------------------------------------------------
@@ -723,7 +753,8 @@ class Live:
         cols["pay_raw"], cols["pay"], cols["points_pay"] = pay["pay_raw"], pay["pay"], pay["points_pay"]
         cols.update(scores)
         cols["rank"], cols["branch_rank"] = pay["rank"], pay["branch_rank"]
-        m = _with_columns(base.managers, cols)
+        m = pd.DataFrame({**{c: base.managers[c].array for c in base.managers.columns}, **cols},
+                         index=base.managers.index)       # one step (as _with_columns, without a concat)
 
         unattributed = agg.SC - attributed
         totals = {
