@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 from calc.formulas import (ACCOUNT_INPUTS, NPL_CLASSES, SUMMED, account_measures_sql, account_terms_sql,
                            daily_amounts_sql)
 from calc.engines import iter_batches, run_queries, run_sql, to_arrow
+from calc.rules import check_coefficients
 from calc.scenario import ROLES, Scenario
 
 __all__ = ["Base", "account_results", "daily_average", "with_daily_average", "build_base", "CUSTOMER_MEASURES", "NPL_CLASSES"]
@@ -440,6 +441,9 @@ def build_base(frames: dict[str, pd.DataFrame], scenario: Scenario, *, engine: s
     ------
     ValueError
         When an account or an assignment names a customer or manager that is not in the extract.
+    calc.rules.CoefficientError
+        (a ValueError) When given coefficients break DOMAIN 5 (one outside (0, 1], or a
+        customer's sum above 1), naming the customer and the sum.
     """
     accounts = frames["accounts"][list(ACCOUNT_INPUTS)]          # a lazy (copy-on-write) selection
     customers = frames["customers"][["customer_id", "name", "branch", "type", "is_new"]].reset_index(drop=True).copy()
@@ -448,6 +452,8 @@ def build_base(frames: dict[str, pd.DataFrame], scenario: Scenario, *, engine: s
 
     managers = frames["managers"][["manager_id", "name", "branch", "level"]].reset_index(drop=True).copy()
     asg = frames["assignments"][["customer_id", "manager_id", "role", "coefficient", "_row"]].reset_index(drop=True).copy()
+    check_coefficients(asg["customer_id"], asg["manager_id"],
+                       asg["coefficient"].to_numpy(dtype=float), "assignments")   # DOMAIN 5, any source
     n_accounts = len(accounts)
     tables = {
         "accounts": to_arrow(accounts.assign(_pos=np.arange(n_accounts, dtype=np.int64))),   # converted once

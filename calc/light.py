@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from calc.heavy import CUSTOMER_MEASURES, Base
+from calc.rules import check_coefficients
 from calc.scenario import GRADES, PAY_LINES, PERSPECTIVES, ROLES, Scenario
 from calc.segments import segment_columns
 
@@ -132,6 +133,12 @@ def coefficients(base: Base, role_weight: dict, stock_factor: float, overrides: 
     -------
     tuple of (ndarray, ndarray)
         Coefficients (float, one per assignment row) and a bool array, True where given.
+
+    Raises
+    ------
+    calc.rules.CoefficientError
+        When the overrides break DOMAIN 5 (a coefficient outside (0, 1], a customer's given
+        coefficients summing above 1), naming the customer and the sum.
     """
     asg = base.assignments
     given = asg["coefficient"].to_numpy(dtype=float).copy()
@@ -145,6 +152,7 @@ def coefficients(base: Base, role_weight: dict, stock_factor: float, overrides: 
         else:
             for k, v in zip(keys, values):
                 given[pairs.isin([k])] = v
+        check_coefficients(asg["customer_id"].to_numpy(), asg["manager_id"].to_numpy(), given, "coefficient edits")
     is_given = ~np.isnan(given)
     cust = asg["cust_idx"].to_numpy()
     n_cust = len(base.customers)
@@ -685,6 +693,9 @@ class Live:
                 hit.extend(np.flatnonzero(mask))
             hit = np.asarray(hit, dtype=np.int64)
         rows = agg.rows_of(np.unique(agg.cust[hit]))
+        asg = self.base.assignments                  # the touched customers only: DOMAIN 5 holds
+        check_coefficients(asg["customer_id"].to_numpy()[rows], asg["manager_id"].to_numpy()[rows], given[rows],
+                           "coefficient edits")
         return rows, given[rows]
 
     def _pay_step(self, M: np.ndarray, pay_factor: tuple, floor_at_zero: bool, pool: float, pay_method: str):

@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from calc.rules import SUM_TOLERANCE, coefficient_problems
 from data.readers import RawBook, RawSheet, _is_blank, read_bytes, read_input
 from data.report import ExtractError, Issue, Report
 from data.schema import FORMULA_PREFIXES, FORMULA_START, COLUMN_LOOKUP, SHEET_LOOKUP, SHEETS, Column, Sheet, enum_choices, enum_value, normalize_label, sheet_by_key
@@ -636,15 +637,19 @@ def _check_coefficients(p: _SheetParser, df: pd.DataFrame) -> None:
     if df.empty:
         return
     given = df[df["coefficient"].notna()]
-    sums = given.groupby("customer_id")["coefficient"].sum()
-    over = sums[sums > 1.0 + 1e-9]
     header = p.headers.get("coefficient", "coefficient")
+    # the sums above 1 as calc's rule finds them (calc.rules); each cell's range was reported
+    # when the column was read
+    problems = coefficient_problems(given["customer_id"], given["manager_id"],
+                                    given["coefficient"].to_numpy(dtype=float))
+    over = problems[problems["rule"] == "sum"].set_index("customer_id")["value"]
     if len(over):
         hit = given[given["customer_id"].isin(over.index)]
         hit = hit.assign(_total=hit["customer_id"].map(over)).sort_values(["customer_id", "_row"], kind="stable")
         for r, cust, total in zip(hit["_row"], hit["customer_id"], hit["_total"]):
             p.issue("coefficient_sum", int(r), header, f"{total:g}", key=cust)
-    full = sums[(sums >= 1.0 - 1e-9) & (sums <= 1.0 + 1e-9)]
+    sums = given.groupby("customer_id")["coefficient"].sum()
+    full = sums[(sums >= 1.0 - SUM_TOLERANCE) & (sums <= 1.0 + SUM_TOLERANCE)]
     if len(full):
         blanks = df[df["coefficient"].isna() & df["customer_id"].isin(full.index)]
         for r, cust in zip(blanks["_row"], blanks["customer_id"]):

@@ -280,6 +280,34 @@ def _used(result):
     return dict(zip(a["manager_id"], a["coefficient_used"]))
 
 
+def test_coefficient_rule_holds_for_app_edits():
+    """Edits in the app (overrides) go through the same DOMAIN 5 rule as the upload."""
+    from calc.rules import CoefficientError
+
+    frames = _coef_frames([{"manager_id": "M1", "role": "primary", "coefficient": 0.6},
+                           {"manager_id": "M2", "role": "secondary"}])
+    base = build_base(frames, Scenario())
+    # 0.6 given + 1.1 set for M2 = 1.7 > 1 -- and 1.1 is itself above 1
+    with pytest.raises(CoefficientError, match=r"customer C1: given coefficients sum to 1\.7, more than 1") as e:
+        evaluate(base, Scenario(), overrides={("C1", "M2"): 1.1})
+    assert set(e.value.problems["rule"]) == {"sum", "range"}
+    with pytest.raises(CoefficientError, match=r"customer C1, manager M2: coefficient -0\.2 is outside \(0, 1\]"):
+        evaluate(base, Scenario(), overrides={("C1", "M2"): -0.2})
+    # 0.6 + 0.4 = 1 holds: M2 gets 0.4 (given), nothing is left unattributed
+    res = evaluate(base, Scenario(), overrides={("C1", "M2"): 0.4})
+    assert _used(res) == {"M1": approx(0.6), "M2": approx(0.4)}
+
+
+def test_coefficient_rule_holds_for_frames_that_skipped_the_validator():
+    """A caller handing frames straight to the calculation cannot get pay on a broken set."""
+    from calc.rules import CoefficientError
+
+    frames = _coef_frames([{"manager_id": "M1", "role": "primary", "coefficient": 0.7},
+                           {"manager_id": "M2", "role": "secondary", "coefficient": 0.5}])
+    with pytest.raises(CoefficientError, match=r"assignments: customer C1: given coefficients sum to 1\.2"):
+        build_base(frames, Scenario())
+
+
 def test_primary_alone_gets_everything():
     _, res = run(_coef_frames([{"manager_id": "M1", "role": "primary"}]))
     assert _used(res) == {"M1": approx(1.0)}
