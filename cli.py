@@ -8,6 +8,8 @@ python cli.py evaluate INPUT [--scenario FILE.toml] [--json OUT.json] [--xlsx OU
 python cli.py load INPUT --period 2026Q3 [--accept-valid-rows]
 python cli.py publish --period 2026Q3 [--scenario FILE.toml] [--reason TEXT]
 python cli.py verify (--period 2026Q3 | --all)
+python cli.py statement --period 2026Q3 --manager M [--version N] [--json OUT.json]
+python cli.py seed
 python cli.py user add USERNAME --role ROLE [--branch B] [--manager-id M]   (password from stdin)
 python cli.py user list
 
@@ -241,13 +243,29 @@ def cmd_verify(args) -> int:
     counts = dict.fromkeys(_VERIFIED, 0)
     inconsistent = 0
     checked: dict = {}                                # dataset id -> check_dataset, once per dataset
+    statements_differ = 0
     for row in pubs.itertuples(index=False):          # newest first (period, then version)
         check = store.verify(int(row.id), checked)
         how = check["how"]
         counts[how] += 1
-        note = (" (the calculation code changed since publication / 发布后计算代码已更新)"
-                if check["code_changed"] and how != "rounding" else "")
+        code = (f"published with code {check['code_version'][:12]}, now {check['code_now'][:12]} / "
+                f"发布时代码 {check['code_version'][:12]}，现为 {check['code_now'][:12]}")
+        note = ""
+        if check["code_changed"]:
+            note = (f" (the calculation code changed since publication: {code})" if how != "rounding"
+                    else f" ({code})")
         print(f"{row.period} v{row.version}: {_VERIFIED[how]}{note}")
+        for problem in check["problems"]:
+            print(f"  {problem}")
+        if check["statements"] == "differ":
+            statements_differ += 1
+            print(f"  frozen statements DIFFER from the recomputed ones / 冻结的工资单与重新计算结果不一致"
+                  + ("" if check["code_changed"] else " (same code: the stored rows were changed / 代码未变：存储的行被改动)"))
+            for problem in check["statement_problems"]:
+                print(f"  {problem}")
+        elif check["statements"] == "absent":
+            print("  statements were not frozen (published before they were); a statement of it is recomputed / "
+                  "该发布早于工资单冻结，工资单按需重新计算")
         for sheet in check["snapshot_fallback"]:
             print(f"  snapshot of {sheet} failed its check, read from its rows / {sheet} 快照校验失败，已改用明细行",
                   file=sys.stderr)
@@ -259,7 +277,61 @@ def cmd_verify(args) -> int:
         print(f"{len(pubs)} publications checked / 已核验 {len(pubs)} 个发布: {counts['hash']} same hash / 哈希相同, "
               f"{counts['numbers']} same numbers / 数值一致, {counts['rounding']} to rounding / 舍入误差内一致, "
               f"{counts[None]} differ / 不一致")
-    return EXIT_INVALID if counts[None] or inconsistent else 0
+    return EXIT_INVALID if counts[None] or inconsistent or statements_differ else 0
+
+
+def cmd_statement(args) -> int:
+    """One manager's published statement, as frozen at publish (a publication made before statements
+    were frozen is recomputed, with a warning on stderr and in the JSON)."""
+    import json
+
+    from data.export import statement_document
+    from data.store import Store
+
+    store = Store.open()
+    pubs = store.publications(args.period)
+    if args.version is not None:
+        pubs = pubs[pubs["version"] == args.version]
+    if pubs.empty:
+        which = f"{args.period} v{args.version}" if args.version is not None else args.period
+        print(f"period {which} has no publication / 该期间尚未发布", file=sys.stderr)
+        return EXIT_INVALID
+    pub = pubs.iloc[0]                                  # newest version first
+    try:
+        chain = store.statement(int(pub["id"]), args.manager)
+    except ValueError as e:
+        print(f"no statement / 无工资单: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    for warning in chain["warnings"]:
+        print(f"warning / 注意: {warning}", file=sys.stderr)
+    doc = statement_document(chain, str(pub["period"]))
+    if args.json:
+        text = json.dumps(doc, ensure_ascii=False, indent=1, allow_nan=False)
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+    else:
+        s = chain["summary"].iloc[0]
+        print(f"{pub['period']} v{int(pub['version'])} {s['manager_id']} {s['name']} ({s['branch']}): "
+              f"pay {float(s['pay']):,.2f}" + ("" if chain["frozen"] else " (recomputed / 重新计算)"))
+        for line, v in doc["lines"].items():
+            print(f"  {line:<13} contribution {v['contribution'] or 0:>16,.2f} x {v['factor'] or 0:<6g} = "
+                  f"{v['pay'] or 0:>12,.2f}")
+        print(f"  {len(doc['customers'])} customer(s) credited; --json writes them all")
+    return 0
+
+
+def cmd_seed(args) -> int:
+    """Load the sample bank into the configured store, when it holds no dataset yet."""
+    from data.db import database_url
+    from data.seed import seed, shown_url
+    from data.store import Store
+
+    store = Store.open()
+    where = shown_url(database_url())
+    if seed(store, force=True):
+        print(f"seeded the sample bank (2026Q2, 2026Q3 published) into {where}")
+        return 0
+    print(f"not seeded: {where} already holds a dataset / 未载入示例：该库已有数据", file=sys.stderr)
+    return EXIT_INVALID
 
 
 def cmd_user_add(args) -> int:
@@ -359,6 +431,16 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--period", help="check every publication of this period, newest first")
     which.add_argument("--all", action="store_true", help="check every publication of every period")
     vf.set_defaults(func=cmd_verify)
+
+    sm = sub.add_parser("statement", help="one manager's published statement, as frozen at publish")
+    sm.add_argument("--period", required=True)
+    sm.add_argument("--manager", required=True, help="manager id")
+    sm.add_argument("--version", type=int, help="publication version (default: the newest)")
+    sm.add_argument("--json", help="write the statement here (JSON)")
+    sm.set_defaults(func=cmd_statement)
+
+    sd = sub.add_parser("seed", help="load the sample bank into the configured store (only when it is empty)")
+    sd.set_defaults(func=cmd_seed)
 
     us = sub.add_parser("user", help="manage accounts").add_subparsers(dest="user_command", required=True)
     ua = us.add_parser("add", help="add an account (password from stdin)")

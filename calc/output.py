@@ -24,28 +24,32 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from calc.columns import COLUMNS, CUSTOMER_DOCUMENT, LINE_TOTALS, MANAGER_PUBLISHED
 from calc.light import Result
-from calc.scenario import PAY_LINES
 
 __all__ = ["to_json_dict", "document_text", "document_bytes", "document_parts", "write_document",
            "document_sha256", "float_text", "CHUNK_ROWS"]
 
 # The document's shape: key -> (kind, column) or key -> nested shape. Kinds: "text" (a JSON
-# string, or null), "float" (unrounded yuan or points; null when not finite), "int".
-_CONTRIBUTION = {line: ("float", line) for line in (*PAY_LINES, "total")}
-MANAGER_FIELDS: dict = {
-    "manager_id": ("text", "manager_id"), "name": ("text", "name"), "branch": ("text", "branch"),
-    "contribution": _CONTRIBUTION,
-    "deposit_avg": ("float", "deposit_avg"), "deposit_increase": ("float", "deposit_increase"),
-    "loan_avg": ("float", "loan_avg"),
-    "pay": ("float", "pay"), "points_pay": ("float", "points_pay"), "score": ("float", "score"),
-    "grade": ("text", "grade"), "rank": ("int", "rank"), "branch_rank": ("int", "branch_rank"),
-}
-CUSTOMER_FIELDS: dict = {
-    "customer_id": ("text", "customer_id"), "contribution": _CONTRIBUTION,
-    "unattributed": ("float", "unattributed"), "tier": ("text", "tier"),
-    "relationship_level": ("int", "relationship_level"),
-}
+# string, or null), "float" (unrounded yuan or points; null when not finite), "int". The columns
+# are those declared in calc.columns (MANAGER_PUBLISHED, CUSTOMER_DOCUMENT), with the line
+# amounts and their total nested under "contribution" (DOMAIN 10).
+_JSON_KIND = {"id": "text", "text": "text", "code": "text", "float": "float", "int": "int"}
+
+
+def _shape(names) -> dict:
+    shape: dict = {}
+    for name in names:
+        spec = (_JSON_KIND[COLUMNS[name].kind], name)
+        if name in LINE_TOTALS:
+            shape.setdefault("contribution", {})[name] = spec
+        else:
+            shape[name] = spec
+    return shape
+
+
+MANAGER_FIELDS: dict = _shape(MANAGER_PUBLISHED)
+CUSTOMER_FIELDS: dict = _shape(CUSTOMER_DOCUMENT)
 TOTAL_KEYS = ("contribution", "attributed", "unattributed", "pay", "points_pay")
 # Rows (customers or managers) turned into text at a time when the document is streamed: ~25 MB
 # of text and column buffers per piece, whatever the bank's size.

@@ -116,8 +116,18 @@ def _check_number(key: str, value, low=None, high=None, *, low_open: bool = Fals
         raise ValueError(f"{key} = {value!r} must be <= {high}")
 
 
-def _d(**kw):
-    return field(default_factory=lambda: dict(kw))
+# Field metadata: ``account_level`` marks the parameters the heavy (account-level) stage reads
+# (calc.formulas' account terms); :meth:`Scenario.account_key` is made of exactly these, so a
+# Base is rebuilt when one of them changes and reused when any other lever moves.
+ACCOUNT_LEVEL = {"account_level": True}
+
+
+def _d(metadata=None, **kw):
+    return field(default_factory=lambda: dict(kw), metadata=metadata or {})
+
+
+def _account(default):
+    return field(default=default, metadata=ACCOUNT_LEVEL)
 
 
 @dataclass
@@ -129,20 +139,20 @@ class Scenario:
     """
 
     name: str = "default"
-    days: int = 90
-    day_basis: int = 360
-    tax_rate: float = 0.0672
-    capital_ratio: float = 0.105
-    cost_of_capital: float = 0.10
-    risk_weight_default: float = 1.0
+    days: int = _account(90)
+    day_basis: int = _account(360)
+    tax_rate: float = _account(0.0672)
+    capital_ratio: float = _account(0.105)
+    cost_of_capital: float = _account(0.10)
+    risk_weight_default: float = _account(1.0)
     stock_factor: float = 1.0
     floor_at_zero: bool = True
     pool: float = 1_000_000.0
     loyalty_years: float = 2.0
     acquisition_cost: float = 2_000.0
     pay_method: str = "factor"
-    unit_cost: dict = _d(asset=300.0, liability=20.0, intermediate=10.0)
-    cost_rate: dict = _d(asset=0.004, liability=0.002, intermediate=0.0)
+    unit_cost: dict = _d(ACCOUNT_LEVEL, asset=300.0, liability=20.0, intermediate=10.0)
+    cost_rate: dict = _d(ACCOUNT_LEVEL, asset=0.004, liability=0.002, intermediate=0.0)
     role_weight: dict = _d(primary=0.7, secondary=0.3, support=0.1)
     pay_factor: dict = _d(asset=0.06, liability=0.05, intermediate=0.10, risk=0.08)
     grades: dict = _d(senior=85.0, advanced=70.0, manager=50.0, assistant=20.0)
@@ -293,8 +303,13 @@ class Scenario:
                 data[k] = v
         return Scenario.from_dict(data)
 
+    @classmethod
+    def account_fields(cls) -> tuple[str, ...]:
+        """The names of the account-level fields (declared with ``account_level`` metadata)."""
+        return tuple(f.name for f in fields(cls) if f.metadata.get("account_level"))
+
     def account_key(self) -> tuple:
-        """The parameters the heavy (account-level) stage depends on, as a hashable key."""
-        return (self.days, self.day_basis, self.tax_rate, self.capital_ratio, self.cost_of_capital,
-                self.risk_weight_default,
-                tuple(sorted(self.unit_cost.items())), tuple(sorted(self.cost_rate.items())))
+        """The parameters the heavy (account-level) stage depends on, as a hashable key: every
+        field declared ``account_level`` (:meth:`account_fields`), by name; tables as sorted items."""
+        return tuple((name, tuple(sorted(v.items())) if isinstance(v, dict) else v)
+                     for name in self.account_fields() for v in (getattr(self, name),))

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from calc.explain import manager_chain
 from data.auth import Principal
 from data.db import scoped
-from data.store import Store
+from data.store import Store, code_version
 
-__all__ = ["Access", "PAGE_ROLES", "ACTIONS"]
+__all__ = ["Access", "Statement", "PAGE_ROLES", "ACTIONS"]
 
 # Which roles may open which page (server side, in the shared frame).
 PAGE_ROLES = {
@@ -103,9 +102,24 @@ class Access:
         with self._wall():
             return self.store.history(manager_id=manager_id, branch=scope.get("branch"))
 
-    def statement(self, publication_id: int, manager_id: str) -> dict:
-        """One manager's published chain (summary from the frozen rows; detail from the frozen
-        dataset and scenario), if this principal may see that manager.
+    def statement(self, publication_id: int, manager_id: str) -> "Statement":
+        """One manager's published statement, if this principal may see that manager.
+
+        Everything but the account detail is read from the rows frozen at publish
+        (:meth:`data.store.Store.statement`), inside the principal's database scope: the summary
+        (frozen pay, points pay, score, grade, ranks; ``pay_raw`` = the sum of the line pays),
+        the pay lines, the customers credited (coefficient, source, attributed amounts) and the
+        KPIs. The account detail (``accounts``, every formula term of the customers' accounts) is
+        not frozen: it is recomputed from the frozen dataset and scenario when first read. A
+        publication made before statements were frozen is recomputed whole, and says so in
+        ``warnings``.
+
+        Returns
+        -------
+        Statement
+            A dict: ``summary``, ``lines``, ``customers``, ``kpi`` (DataFrames), ``accounts``
+            (computed on first access), ``scenario``, ``period``, ``version``, ``frozen`` (bool)
+            and ``warnings`` (list of str, to show with the statement).
 
         Raises
         ------
@@ -115,10 +129,35 @@ class Access:
         rows = self.managers(publication_id)
         if manager_id not in set(rows["manager_id"]):
             raise PermissionError(f"manager {manager_id} is outside what {self.who.username} may see")
-        scenario, base, result = self.store.recompute(publication_id)
-        chain = manager_chain(base, result, scenario, manager_id)
-        frozen = rows[rows["manager_id"] == manager_id].iloc[0]
-        for col in ("pay", "points_pay", "score", "grade", "rank", "branch_rank"):
-            chain["summary"].loc[0, col] = frozen[col]
-        chain["scenario"] = scenario
+        with self._wall():
+            chain = Statement(self.store, publication_id, self.store.statement(publication_id, manager_id))
+        code = self.store.publication(publication_id)["code_version"]
+        if chain["frozen"] and code != code_version():
+            chain["warnings"].append(ACCOUNTS_RECOMPUTED)
         return chain
+
+
+ACCOUNTS_RECOMPUTED = ("the account detail is recomputed with the current calculation code, which changed since "
+                       "this publication: it may not add up to the frozen amounts / 账户明细按当前计算代码重新计算，"
+                       "发布后计算代码已更新，可能与冻结金额不完全一致")
+
+
+class Statement(dict):
+    """A manager's statement (see :meth:`Access.statement`): its ``accounts`` are computed when
+    first read (the heavy stage of the frozen dataset, cached per publication by the store)."""
+
+    def __init__(self, store: Store, publication_id: int, parts: dict):
+        super().__init__(parts)
+        self._store = store
+        self._publication_id = publication_id
+
+    def __missing__(self, key):
+        if key != "accounts":
+            raise KeyError(key)
+        _, base, _ = self._store.recompute(self._publication_id)
+        customers = self["customers"]
+        accounts = base.accounts_of(customers["customer_id"]).merge(
+            customers[["customer_id", "coefficient_used"]], on="customer_id")
+        accounts["attributed"] = accounts["coefficient_used"] * (accounts["contribution"] + accounts["risk"])
+        self["accounts"] = accounts = accounts.reset_index(drop=True)
+        return accounts

@@ -9,10 +9,11 @@ SQLite is opened with WAL, foreign keys and a busy timeout; every write transact
 ``BEGIN IMMEDIATE`` and writers in one process are serialised by a lock, so concurrent uploads
 and publishes wait their turn instead of failing with "database is locked".
 
-On PostgreSQL the published result rows (``pub_managers``, ``pub_customers``) also carry
-row-level security as a second wall behind :mod:`data.access`: inside :func:`scoped` every read
-transaction sets ``jixiao.branch`` / ``jixiao.manager`` and the database itself returns only the
-rows of that branch or manager, even to a query that forgot its ``WHERE``. The policy binds only
+On PostgreSQL the published result rows (``pub_managers``, ``pub_customers`` and the frozen
+statements ``pub_statement_*``) also carry row-level security as a second wall behind
+:mod:`data.access`: inside :func:`scoped` every read transaction sets ``jixiao.branch`` /
+``jixiao.manager`` and the database itself returns only the rows of that branch or manager, even
+to a query that forgot its ``WHERE``. The policy binds only
 roles without ``SUPERUSER`` or ``BYPASSRLS``, so the app must connect as an ordinary role that
 owns its schema (see the README).
 """
@@ -32,11 +33,13 @@ from sqlalchemy import (Boolean, Column, Date, DateTime, Float, ForeignKey, Inde
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from calc.scenario import PAY_LINES
+from calc.columns import (COLUMNS as RESULT_COLUMNS, CUSTOMER_PUBLISHED, MANAGER_PUBLISHED, STATEMENT_CUSTOMER,
+                          STATEMENT_KPI, STATEMENT_LINE)
 from data.schema import SHEETS
 
-__all__ = ["ROOT", "database_url", "get_engine", "metadata", "T", "migrate", "write_tx", "run_write", "read_tx",
-           "DATASET_TABLES", "scoped", "row_security_enforced", "SNAPSHOT_PART_BYTES"]
+__all__ = ["ROOT", "DEFAULT_URL", "database_url", "is_default_store", "get_engine", "metadata", "T", "migrate",
+           "MIGRATIONS", "write_tx", "run_write", "read_tx", "DATASET_TABLES", "scoped", "row_security_enforced",
+           "ROW_SECURITY_TABLES", "SNAPSHOT_PART_BYTES"]
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_URL = f"sqlite:///{ROOT / 'var' / 'jixiao.db'}"
@@ -49,10 +52,11 @@ _TYPES = {"id": String(64), "text": String(200), "enum": String(20), "bool": Boo
 def _dataset_table(sheet) -> Table:
     """The table ``ds_<sheet>`` of a sheet's stored rows: ``dataset_id``, ``excel_row``, its columns.
 
-    Why ``dataset_id`` has no foreign key to ``datasets`` (on PostgreSQL; SQLite stores created
-    before migration 4 keep theirs, since SQLite cannot drop one without copying the table):
-    PostgreSQL checks a foreign key by a trigger fired for every inserted row, which took ~60%
-    of a 1M-row ``COPY`` (6 s -> 2 s without it), and a bank stores millions of rows a period.
+    Why ``dataset_id`` has no foreign key to ``datasets`` (dropped by migration 4 on PostgreSQL
+    and by migration 6 on SQLite, which must copy the table to drop one): PostgreSQL checks a
+    foreign key by a trigger fired for every inserted row, which took ~60% of a 1M-row ``COPY``
+    (6 s -> 2 s without it), SQLite probes a B-tree per row (~10% of an insert), and a bank
+    stores millions of rows a period.
 
     What guards the same integrity instead (no dataset row without its ``datasets`` row, none
     left behind by a failed upload):
@@ -159,29 +163,60 @@ publications = Table(
     UniqueConstraint("period", "version", name="uq_publications_period_version"),
 )
 
-# Float columns of the frozen result rows may be NULL: a NaN of the result (a figure with no
-# value) is stored as NULL on both databases and read back as NaN (migration 5 relaxes the
-# NOT NULL of stores created before).
-_LINES = (*PAY_LINES, "total")
+# The frozen result rows. Their columns are declared once in calc.columns (name and kind); a
+# column's kind gives its type here: id String(64), text String(200) (may be NULL), code String(20)
+# and int Integer (never NULL), float Float. Float columns may be NULL: a NaN of the result (a
+# figure with no value) is stored as NULL on both databases and read back as NaN (migration 5
+# relaxed the NOT NULL of stores created before). Changing a declaration changes these tables,
+# and so needs a migration below (tests/test_migrations.py compares the two).
+_KIND_TYPES = {"id": lambda: String(64), "text": lambda: String(200), "code": lambda: String(20), "float": Float,
+               "int": Integer, "bool": Boolean}
+
+
+def _result_column(name: str, *, primary_key: bool = False, index: bool = False) -> Column:
+    """The stored column of a result column declared in :data:`calc.columns.COLUMNS`."""
+    kind = RESULT_COLUMNS[name].kind
+    return Column(name, _KIND_TYPES[kind](), primary_key=primary_key, index=index,
+                  nullable=not primary_key and kind in ("text", "float", "bool"))
+
+
+def _result_columns(names, key: str, indexed: tuple[str, ...] = ()) -> list[Column]:
+    return [_result_column(n, primary_key=n == key, index=n in indexed) for n in names]
+
+
 pub_managers = Table(
     "pub_managers", metadata,
     Column("publication_id", Integer, ForeignKey("publications.id"), primary_key=True),
-    Column("manager_id", String(64), primary_key=True),
-    Column("name", String(200)), Column("branch", String(200), index=True),
-    *[Column(x, Float) for x in _LINES],
-    *[Column(x, Float) for x in ("deposit_avg", "deposit_increase", "loan_avg", "pay", "points_pay", "score")],
-    Column("grade", String(20), nullable=False),
-    Column("rank", Integer, nullable=False), Column("branch_rank", Integer, nullable=False),
+    *_result_columns(MANAGER_PUBLISHED, "manager_id", indexed=("branch",)),
 )
 pub_customers = Table(
     "pub_customers", metadata,
     Column("publication_id", Integer, ForeignKey("publications.id"), primary_key=True),
-    Column("customer_id", String(64), primary_key=True),
-    Column("name", String(200)), Column("branch", String(200), index=True),
-    *[Column(x, Float) for x in _LINES],
-    Column("unattributed", Float),
-    Column("tier", String(20), nullable=False), Column("relationship_level", Integer, nullable=False),
+    *_result_columns(CUSTOMER_PUBLISHED, "customer_id", indexed=("branch",)),
 )
+
+# A manager's statement frozen at publish (migration 7): one row per pay line, one per customer
+# credited to the manager (the attributed amounts c x C per line), one per KPI of the scorecard.
+# ``manager_branch`` is the manager's branch: the scope a branch head reads them by (row-level
+# security on PostgreSQL; data.access everywhere). Account terms are not frozen (docs/RULES.md).
+# No foreign key to publications, as the dataset rows have none: PostgreSQL checks one by a
+# trigger per row, which doubled the insert of the ~290k customer rows of a 1M-account bank
+# (+1.2 s). The rows are written only by Store.publish, in the transaction that inserts their
+# publication row and takes publication_id from it, and publications are never updated or deleted.
+def _statement_table(name: str, key: str, names: tuple[str, ...]) -> Table:
+    return Table(
+        name, metadata,
+        Column("publication_id", Integer, primary_key=True),
+        Column("manager_id", String(64), primary_key=True),
+        _result_column(key, primary_key=True),
+        Column("manager_branch", String(200)),
+        *[_result_column(n) for n in names if n != key],
+    )
+
+
+pub_statement_lines = _statement_table("pub_statement_lines", "line", STATEMENT_LINE)
+pub_statement_customers = _statement_table("pub_statement_customers", "customer_id", STATEMENT_CUSTOMER)
+pub_statement_kpis = _statement_table("pub_statement_kpis", "kpi", STATEMENT_KPI)
 
 audit_log = Table(
     "audit_log", metadata,
@@ -225,6 +260,9 @@ class T:
     publications = publications
     pub_managers = pub_managers
     pub_customers = pub_customers
+    pub_statement_lines = pub_statement_lines
+    pub_statement_customers = pub_statement_customers
+    pub_statement_kpis = pub_statement_kpis
     audit_log = audit_log
     users = users
     migrations = migrations
@@ -248,6 +286,18 @@ def database_url() -> str:
         if data.get("database_url"):
             return str(data["database_url"])
     return DEFAULT_URL
+
+
+def is_default_store(url) -> bool:
+    """True when ``url`` (text or a SQLAlchemy URL) names the embedded default store
+    (``var/jixiao.db`` under the project), the only one ``make run`` seeds with the sample bank."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        given = make_url(url) if isinstance(url, str) else url
+    except Exception:  # noqa: BLE001 - not a URL at all: not the default either
+        return False
+    return given.render_as_string(hide_password=False) == make_url(DEFAULT_URL).render_as_string(hide_password=False)
 
 
 _engines: dict[str, Engine] = {}
@@ -370,10 +420,154 @@ def row_security_enforced(engine: Engine) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# migrations: each is (version, description, function(conn, dialect)); applied in order, once
+# migrations: each is (version, description, function(conn, dialect)); applied in order, once.
+#
+# Every migration is a frozen description of its own change: it names its tables and columns
+# explicitly and never reads the current ``metadata`` above (which follows the code), so a table
+# changed in a later release reaches existing and fresh databases alike through the migration
+# that changes it. A fresh database runs them all, in order. Never edit a migration that has
+# shipped; add the next one. tests/test_migrations.py checks that the migrations build exactly
+# the tables of ``metadata`` and that a store upgraded from any earlier version ends the same.
+
+def _v1_dataset_tables(meta: MetaData, foreign_keys: bool = True) -> dict[str, Table]:
+    """The dataset tables ``ds_<sheet>`` as migration 1 created them (frozen)."""
+
+    def ds(key: str, *cols: Column, indexed: str | None = None) -> Table:
+        dataset_id = (Column("dataset_id", Integer, ForeignKey("datasets.id", ondelete="RESTRICT"), primary_key=True)
+                      if foreign_keys else Column("dataset_id", Integer, primary_key=True))
+        table = Table(f"ds_{key}", meta, dataset_id, Column("excel_row", Integer, primary_key=True), *cols)
+        if indexed:
+            Index(f"ix_ds_{key}_id", table.c.dataset_id, table.c[indexed])
+        return table
+
+    def money(*names: str, nullable: bool = True) -> list[Column]:
+        return [Column(n, Float, nullable=nullable) for n in names]
+
+    return {t.name: t for t in (
+        ds("managers", Column("manager_id", String(64), nullable=False), Column("name", String(200), nullable=False),
+           Column("branch", String(200), nullable=False), Column("level", String(200)), indexed="manager_id"),
+        ds("customers", Column("customer_id", String(64), nullable=False), Column("name", String(200), nullable=False),
+           Column("branch", String(200), nullable=False), Column("type", String(20)), Column("is_new", Boolean),
+           indexed="customer_id"),
+        ds("accounts", Column("account_id", String(64), nullable=False),
+           Column("customer_id", String(64), nullable=False),
+           Column("line", String(20), nullable=False), Column("product", String(200)),
+           *money("avg_balance", "base_avg_balance", "rate", "ftp_rate", "fee_income", "provision", "recovery",
+                  "risk_weight"),
+           Column("classification", String(20)), indexed="account_id"),
+        ds("assignments", Column("customer_id", String(64), nullable=False),
+           Column("manager_id", String(64), nullable=False),
+           Column("role", String(20), nullable=False), Column("coefficient", Float)),
+        ds("daily_balances", Column("account_id", String(64), nullable=False), Column("date", Date, nullable=False),
+           Column("balance", Float, nullable=False)),
+        ds("targets", Column("manager_id", String(64), nullable=False), Column("kpi", String(200), nullable=False),
+           Column("target", Float)),
+        ds("kpis", Column("manager_id", String(64), nullable=False), Column("kpi", String(200), nullable=False),
+           Column("value", Float)),
+    )}
+
+
+_V1_DATASET_TABLES = ("ds_managers", "ds_customers", "ds_accounts", "ds_assignments", "ds_daily_balances",
+                      "ds_targets", "ds_kpis")
+_V1_LINES = ("asset", "liability", "intermediate", "risk", "total")
+
+
+def _v1_result_tables(meta: MetaData, nullable_floats: bool = False) -> dict[str, Table]:
+    """``pub_managers`` and ``pub_customers`` as migration 1 created them (frozen); with
+    ``nullable_floats`` as migration 5 left them."""
+    def floats(*names: str) -> list[Column]:
+        return [Column(x, Float, nullable=nullable_floats) for x in names]
+
+    managers = Table(
+        "pub_managers", meta,
+        Column("publication_id", Integer, ForeignKey("publications.id"), primary_key=True),
+        Column("manager_id", String(64), primary_key=True),
+        Column("name", String(200)), Column("branch", String(200), index=True),
+        *floats(*_V1_LINES, "deposit_avg", "deposit_increase", "loan_avg", "pay", "points_pay", "score"),
+        Column("grade", String(20), nullable=False),
+        Column("rank", Integer, nullable=False), Column("branch_rank", Integer, nullable=False),
+    )
+    customers = Table(
+        "pub_customers", meta,
+        Column("publication_id", Integer, ForeignKey("publications.id"), primary_key=True),
+        Column("customer_id", String(64), primary_key=True),
+        Column("name", String(200)), Column("branch", String(200), index=True),
+        *floats(*_V1_LINES, "unattributed"),
+        Column("tier", String(20), nullable=False), Column("relationship_level", Integer, nullable=False),
+    )
+    return {"pub_managers": managers, "pub_customers": customers}
+
+
+def _v1_tables(meta: MetaData) -> None:
+    """Every table of migration 1 (the first release), frozen."""
+    Table("datasets", meta,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("period", String(20), nullable=False),
+          Column("version", Integer, nullable=False),
+          Column("file_name", String(500), nullable=False),
+          Column("sha256", String(64), nullable=False),
+          Column("uploader", String(100), nullable=False),
+          Column("created_at", DateTime(timezone=True), nullable=False),
+          Column("row_counts", Text, nullable=False),
+          Column("rejected_rows", Integer, nullable=False),
+          UniqueConstraint("period", "version", name="uq_datasets_period_version"),
+          UniqueConstraint("period", "sha256", name="uq_datasets_period_sha"))
+    _v1_dataset_tables(meta)
+    Table("ds_quarantine", meta,
+          Column("dataset_id", Integer, ForeignKey("datasets.id"), primary_key=True),
+          Column("seq", Integer, primary_key=True),
+          Column("sheet", String(100), nullable=False),
+          Column("excel_row", Integer, nullable=False),
+          Column("reason", Text, nullable=False),
+          Column("row_values", Text, nullable=False))
+    Table("scenarios", meta,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("name", String(200), nullable=False),
+          Column("version", Integer, nullable=False),
+          Column("author", String(100), nullable=False),
+          Column("created_at", DateTime(timezone=True), nullable=False),
+          Column("toml", Text, nullable=False),
+          UniqueConstraint("name", "version", name="uq_scenarios_name_version"))
+    Table("publications", meta,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("period", String(20), nullable=False),
+          Column("version", Integer, nullable=False),
+          Column("dataset_id", Integer, ForeignKey("datasets.id"), nullable=False),
+          Column("scenario_id", Integer, ForeignKey("scenarios.id"), nullable=False),
+          Column("reason", Text, nullable=False),
+          Column("published_by", String(100), nullable=False),
+          Column("published_at", DateTime(timezone=True), nullable=False),
+          Column("inputs_hash", String(64), nullable=False),
+          Column("code_version", String(64), nullable=False),
+          Column("result_hash", String(64), nullable=False),
+          Column("result_json", Text, nullable=False),
+          UniqueConstraint("period", "version", name="uq_publications_period_version"))
+    _v1_result_tables(meta)
+    Table("audit_log", meta,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("at", DateTime(timezone=True), nullable=False),
+          Column("actor", String(100), nullable=False),
+          Column("action", String(50), nullable=False),
+          Column("target", String(300), nullable=False),
+          Column("before", Text), Column("after", Text))
+    Table("users", meta,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("username", String(100), nullable=False, unique=True),
+          Column("password_hash", String(300)),
+          Column("role", String(20), nullable=False),
+          Column("branch", String(200)),
+          Column("manager_id", String(64)),
+          Column("oidc_subject", String(300), unique=True),
+          Column("active", Boolean, nullable=False),
+          Column("failed_attempts", Integer, nullable=False),
+          Column("locked_until", DateTime(timezone=True)),
+          Column("created_at", DateTime(timezone=True), nullable=False))
+
 
 def _m1_initial(conn, dialect: str) -> None:
-    metadata.create_all(conn)
+    meta = MetaData()
+    _v1_tables(meta)
+    meta.create_all(conn)
     if dialect == "sqlite":
         conn.exec_driver_sql("CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
                              "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END")
@@ -391,50 +585,89 @@ def _m1_initial(conn, dialect: str) -> None:
 # Unset or empty settings mean "not scoped" (admins, analysts, the publisher writing rows).
 _UNSCOPED = ("coalesce(current_setting('jixiao.branch', true), '') = '' "
              "AND coalesce(current_setting('jixiao.manager', true), '') = ''")
-_POLICIES = {
+_M2_POLICIES = {
     "pub_managers": f"{_UNSCOPED} OR branch = current_setting('jixiao.branch', true) "
                     "OR manager_id = current_setting('jixiao.manager', true)",
     "pub_customers": f"{_UNSCOPED} OR branch = current_setting('jixiao.branch', true)",   # a manager: none
 }
+# A statement's rows: a branch head reads those of their branch's managers (their customers may
+# be booked elsewhere), a manager their own.
+_M7_POLICY = (f"{_UNSCOPED} OR manager_branch = current_setting('jixiao.branch', true) "
+              "OR manager_id = current_setting('jixiao.manager', true)")
+_M7_TABLES = ("pub_statement_lines", "pub_statement_customers", "pub_statement_kpis")
+_POLICIES = {**_M2_POLICIES, **dict.fromkeys(_M7_TABLES, _M7_POLICY)}
+ROW_SECURITY_TABLES = tuple(_POLICIES)
 
 
-def _m2_row_security(conn, dialect: str) -> None:
-    if dialect != "postgresql":
-        return
-    for table, using in _POLICIES.items():
+def _row_security(conn, policies: dict) -> None:
+    for table, using in policies.items():
         conn.exec_driver_sql(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         conn.exec_driver_sql(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")      # the owner too
         conn.exec_driver_sql(f"DROP POLICY IF EXISTS jixiao_scope ON {table}")
         conn.exec_driver_sql(f"CREATE POLICY jixiao_scope ON {table} USING ({using})")
 
 
+def _m2_row_security(conn, dialect: str) -> None:
+    if dialect == "postgresql":
+        _row_security(conn, _M2_POLICIES)
+
+
 def _m3_snapshots(conn, dialect: str) -> None:
-    # A store created before this release has no ds_snapshots (a fresh one got it from migration
-    # 1's create_all); its datasets load from their rows until stored again.
-    snapshots.create(conn, checkfirst=True)
+    meta = MetaData()
+    Table("datasets", meta, Column("id", Integer, primary_key=True))      # what the foreign key names
+    snapshots_v3 = Table(
+        "ds_snapshots", meta,
+        Column("dataset_id", Integer, ForeignKey("datasets.id", ondelete="RESTRICT"), primary_key=True),
+        Column("sheet", String(40), primary_key=True),
+        Column("part", Integer, primary_key=True),
+        Column("rows", Integer, nullable=False),
+        Column("sha256", String(64), nullable=False),
+        Column("data", LargeBinary, nullable=False),
+    )
+    # A store created by the releases whose migration 1 was metadata.create_all may have it already.
+    snapshots_v3.create(conn, checkfirst=True)
 
 
 def _m4_bulk_friendly_dataset_rows(conn, dialect: str) -> None:
     # Releases up to migration 3 indexed (dataset_id, id column) of managers, customers and
     # accounts and gave every dataset row a foreign key to datasets; only the customers' index is
     # read (by the reconciliation), the bulk insert paid for the rest on every row. SQLite cannot
-    # drop a foreign key without rebuilding the table (a copy of every stored row), so an older
-    # SQLite store keeps its keys (a per-row B-tree probe there, ~10% of an insert).
+    # drop a foreign key without rebuilding the table: migration 6 does that.
     from sqlalchemy import inspect
 
-    for sheet in SHEETS:
-        if sheet.id_column and sheet.key not in _INDEXED:
-            conn.exec_driver_sql(f"DROP INDEX IF EXISTS ix_ds_{sheet.key}_id")
+    for key in ("managers", "accounts"):
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS ix_ds_{key}_id")
     if dialect != "postgresql":
         return
     insp = inspect(conn)
-    for sheet in SHEETS:
-        for fk in insp.get_foreign_keys(f"ds_{sheet.key}"):
+    for table in _V1_DATASET_TABLES:
+        for fk in insp.get_foreign_keys(table):
             if fk.get("name"):
-                conn.exec_driver_sql(f'ALTER TABLE "ds_{sheet.key}" DROP CONSTRAINT "{fk["name"]}"')
+                conn.exec_driver_sql(f'ALTER TABLE "{table}" DROP CONSTRAINT "{fk["name"]}"')
     # Snapshot parts are Parquet already: stored out of line without TOAST's pglz pass (~2 s for
     # the 57 MB of 1M accounts, on write and again on read).
     conn.exec_driver_sql("ALTER TABLE ds_snapshots ALTER COLUMN data SET STORAGE EXTERNAL")
+
+
+def _sqlite_rebuild(conn, new: Table) -> None:
+    """Replace the SQLite table named ``new.name`` by ``new`` (the same columns), copying its rows
+    in their order, then create ``new``'s indexes (SQLite alters neither keys nor NOT NULL in place)."""
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    scratch = MetaData()
+    for fk in new.foreign_keys:                        # what the keys name
+        if fk.column.table.key not in scratch.tables:
+            fk.column.table.to_metadata(scratch)
+    staged = new.to_metadata(scratch, name=f"_new_{new.name}")
+    for ix in list(staged.indexes):
+        staged.indexes.discard(ix)
+    conn.execute(CreateTable(staged))
+    cols = ", ".join(f'"{c.name}"' for c in new.columns)
+    conn.exec_driver_sql(f'INSERT INTO "{staged.name}" ({cols}) SELECT {cols} FROM "{new.name}"')
+    conn.exec_driver_sql(f'DROP TABLE "{new.name}"')
+    conn.exec_driver_sql(f'ALTER TABLE "{staged.name}" RENAME TO "{new.name}"')
+    for ix in new.indexes:
+        conn.execute(CreateIndex(ix))
 
 
 def _m5_nullable_result_floats(conn, dialect: str) -> None:
@@ -443,38 +676,84 @@ def _m5_nullable_result_floats(conn, dialect: str) -> None:
     # PostgreSQL drops the constraint in place; SQLite cannot, so its two tables are rebuilt
     # (one copy of the published rows, once) with the same columns, index names and row order.
     from sqlalchemy import inspect
-    from sqlalchemy.schema import CreateIndex, CreateTable
 
-    for table in (pub_managers, pub_customers):
+    meta = MetaData()
+    Table("publications", meta, Column("id", Integer, primary_key=True))   # what the foreign keys name
+    for name, table in _v1_result_tables(meta, nullable_floats=True).items():
         floats = [c.name for c in table.columns if isinstance(c.type, Float)]
-        if all(col["nullable"] for col in inspect(conn).get_columns(table.name) if col["name"] in floats):
-            continue                                   # created by this release's migration 1
+        if all(col["nullable"] for col in inspect(conn).get_columns(name) if col["name"] in floats):
+            continue                                   # created by a release whose migration 1 had them nullable
         if dialect == "postgresql":
-            conn.exec_driver_sql(f"ALTER TABLE {table.name} "
+            conn.exec_driver_sql(f"ALTER TABLE {name} "
                                  + ", ".join(f'ALTER COLUMN "{c}" DROP NOT NULL' for c in floats))
+        else:
+            _sqlite_rebuild(conn, table)
+
+
+def _m6_dataset_rows_without_keys_on_sqlite(conn, dialect: str) -> None:
+    # Migration 4 on SQLite: the dataset tables lose the per-row foreign key to datasets (a B-tree
+    # probe per inserted row, ~10% of a bulk insert), which SQLite can drop only by rebuilding the
+    # table: each one that still has it is copied once (a fresh database: empty tables).
+    if dialect != "sqlite":
+        return
+    from sqlalchemy import inspect
+
+    insp = inspect(conn)
+    meta = MetaData()
+    for name, table in _v1_dataset_tables(meta, foreign_keys=False).items():
+        if not insp.get_foreign_keys(name):
             continue
-        scratch = MetaData()
-        publications.to_metadata(scratch)              # what the foreign key names
-        new = table.to_metadata(scratch, name=f"_new_{table.name}")
-        for ix in list(new.indexes):
-            new.indexes.discard(ix)
-        conn.execute(CreateTable(new))
-        cols = ", ".join(f'"{c.name}"' for c in table.columns)
-        conn.exec_driver_sql(f'INSERT INTO "{new.name}" ({cols}) SELECT {cols} FROM "{table.name}"')
-        conn.exec_driver_sql(f'DROP TABLE "{table.name}"')
-        conn.exec_driver_sql(f'ALTER TABLE "{new.name}" RENAME TO "{table.name}"')
-        for ix in table.indexes:
-            conn.execute(CreateIndex(ix))
+        for ix in list(table.indexes):
+            if ix.name != "ix_ds_customers_id":          # migration 4 dropped the others
+                table.indexes.discard(ix)
+        _sqlite_rebuild(conn, table)
+
+
+def _m7_frozen_statements(conn, dialect: str) -> None:
+    # Each manager's statement frozen at publish: per pay line the attributed contribution, the
+    # pay-link factor and the pay; per customer credited the coefficient used, its source and the
+    # attributed amounts; per KPI the scorecard row. Publications made before have none (their
+    # statements are recomputed, with a warning).
+    meta = MetaData()
+
+    def statement(name: str, key: Column, *cols: Column) -> Table:
+        return Table(name, meta,
+                     Column("publication_id", Integer, primary_key=True),        # no per-row key check
+                     Column("manager_id", String(64), primary_key=True), key,
+                     Column("manager_branch", String(200)), *cols)
+
+    tables = [
+        statement("pub_statement_lines", Column("line", String(20), primary_key=True),
+                  Column("contribution", Float), Column("factor", Float), Column("pay", Float)),
+        statement("pub_statement_customers", Column("customer_id", String(64), primary_key=True),
+                  Column("name", String(200)), Column("branch", String(200)),
+                  Column("role", String(20), nullable=False), Column("coefficient_used", Float),
+                  Column("coefficient_source", String(20), nullable=False),
+                  *[Column(x, Float) for x in ("asset", "liability", "intermediate", "risk", "attributed")]),
+        statement("pub_statement_kpis", Column("kpi", String(64), primary_key=True),
+                  Column("perspective", String(20), nullable=False), Column("kind", String(20), nullable=False),
+                  *[Column(x, Float) for x in ("weight", "cap", "actual", "target")],
+                  Column("target_source", String(20), nullable=False), Column("points", Float)),
+    ]
+    for table in tables:
+        table.create(conn)
+    if dialect == "postgresql":
+        _row_security(conn, dict.fromkeys(_M7_TABLES, _M7_POLICY))
 
 
 MIGRATIONS = [(1, "initial schema", _m1_initial), (2, "row-level security on published rows", _m2_row_security),
               (3, "columnar snapshots of stored datasets", _m3_snapshots),
               (4, "dataset rows without per-row index and key upkeep", _m4_bulk_friendly_dataset_rows),
-              (5, "NULL (not NaN) for missing result floats", _m5_nullable_result_floats)]
+              (5, "NULL (not NaN) for missing result floats", _m5_nullable_result_floats),
+              (6, "dataset rows without per-row foreign key on SQLite", _m6_dataset_rows_without_keys_on_sqlite),
+              (7, "statements frozen at publish", _m7_frozen_statements)]
 
 
-def migrate(engine: Engine) -> list[int]:
-    """Apply pending migrations; return the versions applied."""
+def migrate(engine: Engine, upto: int | None = None) -> list[int]:
+    """Apply pending migrations (all, or those up to version ``upto``); return the versions applied.
+
+    All of them run in one transaction: a failure leaves the database as it was.
+    """
     import datetime as dt
 
     applied = []
@@ -482,11 +761,9 @@ def migrate(engine: Engine) -> list[int]:
         migrations.create(conn, checkfirst=True)
         done = {r[0] for r in conn.execute(select(migrations.c.version))}
         for version, _desc, fn in MIGRATIONS:
-            if version in done:
+            if version in done or (upto is not None and version > upto):
                 continue
             fn(conn, engine.dialect.name)
             conn.execute(migrations.insert().values(version=version, applied_at=dt.datetime.now(dt.timezone.utc)))
             applied.append(version)
     return applied
-
-

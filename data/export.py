@@ -39,47 +39,31 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from calc.columns import COLUMNS as RESULT_COLUMNS
+from calc.columns import CUSTOMER_REPORT, MANAGER_REPORT
 from calc.light import Result
 from calc.output import float_text
-from calc.scenario import Scenario
+from calc.scenario import PAY_LINES, Scenario
 from data.schema import FORMULA_PREFIXES, FORMULA_START, column_letters
 
 __all__ = ["safe_text", "safe_text_column", "write_workbook", "frame_to_csv_bytes", "report_workbook",
-           "statement_workbook", "LABELS", "labelled"]
+           "statement_workbook", "statement_document", "LABELS", "labelled"]
 
 DANGEROUS = FORMULA_PREFIXES   # the cell starts a spreadsheet reads as a formula
 
-# Column labels for exports and tables: key -> (Chinese, English)
+# Column labels for exports and tables: key -> (Chinese, English). The result columns' labels are
+# declared with the columns (calc.columns); the rest are the app's own tables.
 LABELS: dict[str, tuple[str, str]] = {
-    "rank": ("排名", "Rank"), "branch_rank": ("机构内排名", "Branch rank"),
-    "manager_id": ("客户经理编号", "Manager ID"), "name": ("姓名", "Name"), "branch": ("所属机构", "Branch"),
-    "level": ("职级", "Level"),
-    "asset": ("资产业务贡献", "Asset contribution"), "liability": ("负债业务贡献", "Liability contribution"),
-    "intermediate": ("中间业务贡献", "Intermediate contribution"), "risk": ("风险控制贡献", "Risk contribution"),
-    "total": ("贡献合计", "Total contribution"),
-    "deposit_avg": ("存款日均", "Deposit daily avg"), "deposit_increase": ("存款日均新增", "Deposit avg increase"),
-    "loan_avg": ("贷款日均", "Loan daily avg"),
-    "pay_raw": ("挂钩工资（未封底）", "Pay before floor"), "pay": ("绩效工资", "Pay"),
-    "points_pay": ("积分法工资", "Points-method pay"), "score": ("计分卡得分", "Score"), "grade": ("评级", "Grade"),
-    "customer_id": ("客户号", "Customer ID"), "type": ("客户类型", "Customer type"), "is_new": ("新增客户", "New customer"),
-    "coef_sum": ("关联度系数合计", "Coefficient sum"), "attributed": ("已分配贡献", "Attributed"),
-    "unattributed": ("未分配贡献", "Unattributed"), "tier": ("价值层级", "Value tier"),
-    "relationship_level": ("产品关系", "Relationship level"), "products": ("产品数", "Products"),
-    "volume": ("业务量", "Business volume"), "ltv": ("客户终身价值", "Lifetime value"),
-    "ltv_net": ("终身价值减获客成本", "LTV net of acquisition"), "accounts": ("账户数", "Accounts"),
+    **{c.name: (c.zh, c.en) for c in RESULT_COLUMNS.values()},
+    "accounts": ("账户数", "Accounts"),
     "item": ("项目", "Item"), "value": ("数值", "Value"), "key": ("参数", "Parameter"),
     "username": ("用户名", "User name"), "oidc_subject": ("统一认证标识", "SSO subject"),
     "active": ("启用", "Active"), "failed_attempts": ("连续失败次数", "Failed attempts"),
     "locked_until": ("锁定至", "Locked until"), "created_at": ("创建时间", "Created"),
     "at": ("时间", "Time"), "actor": ("操作人", "User"), "action": ("操作", "Action"),
     "before": ("变更前", "Before"), "after": ("变更后", "After"),
-    "role": ("角色", "Role"), "coefficient_used": ("关联度系数", "Coefficient"),
-    "coefficient_source": ("系数来源", "Coefficient source"),
-    "kpi": ("指标", "KPI"), "perspective": ("维度", "Perspective"), "kind": ("类型", "Kind"),
-    "weight": ("权重", "Weight"), "actual": ("实际值", "Actual"), "target": ("目标值", "Target"),
-    "points": ("得分", "Points"),
     # the account level of a manager's chain (inputs as in the template, then every formula term)
-    "account_id": ("账号", "Account"), "line": ("业务条线", "Business line"), "product": ("产品", "Product"),
+    "account_id": ("账号", "Account"), "product": ("产品", "Product"),
     "avg_balance": ("日均余额", "Average balance"), "base_avg_balance": ("基期日均余额", "Base average balance"),
     "rate": ("客户利率", "Customer rate"), "ftp_rate": ("FTP价格", "FTP rate"),
     "fee_income": ("中间业务收入", "Fee income"), "provision": ("拨备", "Provision"), "recovery": ("不良清收", "Recovery"),
@@ -87,7 +71,6 @@ LABELS: dict[str, tuple[str, str]] = {
     "margin": ("收入（利差或手续费）", "Income (margin or fee)"), "tax": ("税金", "Tax"),
     "unit_cost": ("单位成本", "Unit cost"),
     "balance_cost": ("余额成本", "Balance cost"), "capital_charge": ("经济资本占用成本", "Capital charge"),
-    "contribution": ("贡献", "Contribution"),
 }
 
 
@@ -577,11 +560,8 @@ def frame_to_csv_bytes(frame: pd.DataFrame) -> bytes:
     return ("\ufeff" + head.getvalue() + rows).encode("utf-8")
 
 
-_MANAGER_COLS = ["rank", "branch_rank", "manager_id", "name", "branch", "asset", "liability", "intermediate", "risk",
-                 "total", "deposit_avg", "deposit_increase", "loan_avg", "pay_raw", "pay", "points_pay", "score", "grade"]
-_CUSTOMER_COLS = ["customer_id", "name", "branch", "type", "is_new", "asset", "liability", "intermediate", "risk",
-                  "total", "coef_sum", "attributed", "unattributed", "volume", "tier", "products",
-                  "relationship_level", "ltv", "ltv_net"]
+_MANAGER_COLS = list(MANAGER_REPORT)
+_CUSTOMER_COLS = list(CUSTOMER_REPORT)
 _TOTAL_LABELS = {
     "contribution": ("客户贡献合计", "Total contribution"), "attributed": ("已分配至客户经理", "Attributed to managers"),
     "unattributed": ("未分配（留存机构）", "Unattributed (kept by branch)"), "pay": ("绩效工资合计", "Total pay"),
@@ -631,17 +611,65 @@ def statement_workbook(chain: dict, scenario: Scenario, lang: str = "zh") -> byt
     Parameters
     ----------
     chain : dict of str to DataFrame
-        From :func:`calc.explain.manager_chain`.
+        A published statement (:meth:`data.access.Access.statement`: frozen rows) or a what-if's
+        chain (:func:`calc.explain.manager_chain`).
     scenario : Scenario
         Named on the summary sheet.
     lang : str
         ``zh`` or ``en`` headers.
+
+    Notes
+    -----
+    A statement's ``warnings`` (published before statements were frozen; account detail
+    recomputed by changed code) become a last sheet, 说明 / notes.
     """
     zh = lang == "zh"
     summary = labelled(chain["summary"], lang)
     summary.insert(0, "方案" if zh else "Scenario", scenario.name)
-    lines = chain["lines"].rename(columns={"line": "条线" if zh else "Line", "contribution": "贡献" if zh else "Contribution",
-                                           "factor": "挂钩系数" if zh else "Factor", "pay": "工资" if zh else "Pay"})
+    lines = labelled(chain["lines"], lang)
     names = ("工资单", "条线", "客户", "账户", "指标") if zh else ("statement", "lines", "customers", "accounts", "kpi")
-    return write_workbook({names[0]: summary, names[1]: lines, names[2]: labelled(chain["customers"], lang),
-                           names[3]: chain["accounts"], names[4]: labelled(chain["kpi"], lang)})
+    sheets = {names[0]: summary, names[1]: lines, names[2]: labelled(chain["customers"], lang),
+              names[3]: chain["accounts"], names[4]: labelled(chain["kpi"], lang)}
+    warnings = chain.get("warnings") or []
+    if warnings:
+        sheets["说明" if zh else "notes"] = pd.DataFrame({"说明" if zh else "Note": list(warnings)})
+    return write_workbook(sheets)
+
+
+def statement_document(chain: dict, period: str) -> dict:
+    """A published statement as the command line writes it (``cli.py statement --json``).
+
+    Parameters
+    ----------
+    chain : dict
+        From :meth:`data.store.Store.statement` (or :meth:`data.access.Access.statement`).
+    period : str
+
+    Returns
+    -------
+    dict
+        ``{"manager_id", "period", "pay", "lines": {line: {"contribution", "factor", "pay"}},
+        "customers": [{"customer_id", "coefficient", "asset", "liability", "intermediate", "risk",
+        "total"}]}``: the frozen pay, and per line and customer the frozen amounts (the customers'
+        are attributed, c x the customer's contribution), unrounded yuan, customers largest
+        first; a value with no figure is null. A statement recomputed because its publication
+        predates frozen statements also has ``"warning"``.
+    """
+    def num(v):
+        v = float(v)
+        return v if np.isfinite(v) else None
+
+    s = chain["summary"].iloc[0]
+    lines = {r.line: {"contribution": num(r.contribution), "factor": num(r.factor), "pay": num(r.pay)}
+             for r in chain["lines"].itertuples(index=False)}            # four rows
+    c = chain["customers"]
+    cols = {"coefficient": c["coefficient_used"], **{x: c[x] for x in PAY_LINES}, "total": c["attributed"]}
+    values = {k: [None if not np.isfinite(v) else v for v in np.asarray(col, dtype=np.float64).tolist()]
+              for k, col in cols.items()}
+    customers = [dict(zip(("customer_id", *values), row))
+                 for row in zip(c["customer_id"].astype(str).tolist(), *values.values())]
+    doc = {"manager_id": str(s["manager_id"]), "period": period, "pay": num(s["pay"]), "lines": lines,
+           "customers": customers}
+    if not chain.get("frozen", True):
+        doc["warning"] = " ".join(chain.get("warnings") or [])
+    return doc

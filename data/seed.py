@@ -1,8 +1,15 @@
-"""Create the store on first run and seed it with the sample bank (`make run` calls this).
+"""The sample bank, loaded into a store only when asked: `make run` (the embedded default store) or
+`cli.py seed` (any store, explicitly).
 
 An empty store gets the sample bank as period 2026Q3 and the same bank one quarter earlier
 as 2026Q2, both published with the default scenario, so every screen has something real to
 show. A store that already holds a dataset is left alone.
+
+Which stores are seeded is decided here, once: :func:`seed` fills only the embedded default
+store (``var/jixiao.db``, :func:`data.db.is_default_store`) unless called with ``force=True``
+(``cli.py seed``, the test fixtures). A configured database (``JIXIAO_DATABASE_URL`` or
+``database_url`` in ``.streamlit/secrets.toml``, e.g. a bank's PostgreSQL) stays empty until
+someone uploads: the sample bank never mixes with a bank's own periods. The app does not seed.
 """
 
 from __future__ import annotations
@@ -11,18 +18,35 @@ import hashlib
 import sys
 
 from calc.scenario import Scenario
-from data.db import database_url
+from data.db import database_url, is_default_store
 from data.ingest import load_extract
 from data.sample.generate import previous_period
 from data.store import Store, sha256_path
+
+__all__ = ["seed", "main", "SAMPLE", "SEED_USER"]
 
 SAMPLE = "data/sample/sample_bank.xlsx"
 SEED_USER = "system"
 
 
-def seed(store: Store) -> bool:
-    """Seed ``store`` when it has no dataset; return True when it did."""
-    if store.datasets():
+def seed(store: Store, force: bool = False) -> bool:
+    """Load the sample bank into ``store`` when it holds no dataset; return True when it did.
+
+    Parameters
+    ----------
+    store : Store
+    force : bool
+        Seed a configured database too. Without it only the embedded default store is seeded:
+        on any other this does nothing and returns False.
+
+    Returns
+    -------
+    bool
+        True when the sample was stored and published now.
+    """
+    if not force and not is_default_store(store.engine.url):
+        return False
+    if store.datasets(limit=1):
         return False
     from data.db import ROOT
 
@@ -39,15 +63,22 @@ def seed(store: Store) -> bool:
     return True
 
 
+def shown_url(url: str) -> str:
+    """A database URL without its credentials, for messages."""
+    return url.split("@")[-1] if "@" in url else url
+
+
 def main() -> int:
-    """Open (and migrate) the configured store; seed it when empty."""
+    """`make run`: open (and migrate) the configured store; seed it when it is the embedded default and empty."""
     store = Store.open()
     url = database_url()
-    shown = url.split("@")[-1] if "@" in url else url
     if seed(store):
-        print(f"seeded the sample bank (2026Q2, 2026Q3 published) into {shown}")
+        print(f"seeded the sample bank (2026Q2, 2026Q3 published) into {shown_url(url)}")
+    elif not is_default_store(store.engine.url) and not store.datasets(limit=1):
+        print(f"store ready: {shown_url(url)} (a configured database: left empty; upload an extract, or load the "
+              "sample bank with `python cli.py seed`)")
     else:
-        print(f"store ready: {shown}")
+        print(f"store ready: {shown_url(url)}")
     return 0
 
 

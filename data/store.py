@@ -1,9 +1,11 @@
 """The store: periods, dataset versions, scenarios, published results and the audit log.
 
 Every write is one transaction (all or nothing) and writes its audit row in the same
-transaction. Published results are frozen rows plus the exact DOMAIN 10 document; they are
-only ever read back, never recomputed, so later changes to the calc code, the scenario or the
-dataset cannot change what was paid out.
+transaction. Published results are frozen rows plus the exact DOMAIN 10 document, and every
+manager's statement (pay lines, customers credited, KPIs) frozen beside them; they are only ever
+read back, never recomputed, so later changes to the calc code, the scenario or the dataset
+cannot change what was paid out. Only a statement's account detail is recomputed (too large to
+freeze at a bank's scale); :meth:`Store.verify` proves everything reproduces.
 
 Volume goes through one columnar bulk path (:func:`_bulk_insert`): rows are built column by
 column as Arrow tables, then bound with the raw DBAPI ``executemany`` on SQLite or streamed as
@@ -28,15 +30,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from sqlalchemy import Float, Integer, LargeBinary, Text, and_, bindparam, cast, func, literal, select
 from sqlalchemy.engine import Engine
 
+from calc.columns import STATEMENT_CUSTOMER, STATEMENT_KPI, STATEMENT_LINE, STATEMENT_SUMMARY
 from calc.output import document_bytes, document_sha256, write_document
 from calc.pipeline import run
-from calc.scenario import Scenario
-from data.db import ROOT, SNAPSHOT_PART_BYTES, T, get_engine, migrate, read_tx, run_write
+from calc.scenario import PAY_LINES, Scenario
+from data.db import ROOT, ROW_SECURITY_TABLES, SNAPSHOT_PART_BYTES, T, get_engine, migrate, read_tx, run_write
 from data.schema import SHEETS, sheet_by_key
 
 __all__ = ["Store", "ReconciliationError", "DatasetInfo", "code_version", "PERIOD_RE"]
@@ -213,7 +217,7 @@ def _write_cache(conn, big: bool = True):
         raw.execute(f"PRAGMA cache_size={int(cache)}")
 
 
-_RLS_TABLES = ("pub_managers", "pub_customers")
+_RLS_TABLES = ROW_SECURITY_TABLES
 
 
 def _snapshot(typed: pa.Table) -> tuple[bytes, int]:
@@ -370,6 +374,241 @@ def _pub_frame(frame: pd.DataFrame, table) -> pd.DataFrame:
         if isinstance(c.type, Float) and frame[c.name].dtype != np.float64:
             frame[c.name] = frame[c.name].astype(np.float64)
     return frame
+
+
+# The frozen statement tables, their key columns (besides publication_id) and the frame each one
+# is built from (:func:`_statement_frames`).
+_STATEMENT_TABLES = {"lines": (T.pub_statement_lines, ("manager_id", "line")),
+                     "customers": (T.pub_statement_customers, ("manager_id", "customer_id")),
+                     "kpi": (T.pub_statement_kpis, ("manager_id", "kpi"))}
+NOT_FROZEN = ("published before statements were frozen: its lines, customers and KPIs are recomputed from "
+              "the frozen dataset and scenario with the current calculation code, and may differ from what "
+              "was published / 该发布早于工资单冻结功能：条线、客户与指标明细按当前计算代码重新计算，可能与发布时不同")
+
+
+def _text(values) -> pa.Array:
+    """A text column (pandas, numpy or Arrow) as an Arrow large string array (missing: null)."""
+    arr = pa.array(values, from_pandas=True) if not isinstance(values, (pa.Array, pa.ChunkedArray)) else values
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.large_string())
+
+
+def _floats(values) -> pa.Array:
+    """A float64 column as Arrow, NaN as null (stored as NULL on both databases)."""
+    x = np.asarray(values, dtype=np.float64)
+    missing = np.isnan(x)
+    return pa.array(x, mask=missing) if missing.any() else pa.array(x)
+
+
+def _statement_frames(result, scenario: Scenario) -> dict[str, pa.Table]:
+    """Every manager's statement rows of a result, as frozen at publish (the tables' columns but
+    ``publication_id``, in their order).
+
+    Built over whole columns as Arrow (no Python per manager or customer): ``lines`` (manager x
+    pay line: the attributed contribution M, the pay-link factor f and the pay f x M, yuan),
+    ``customers`` (one row per assignment: the coefficient used and its source, and the
+    attributed amounts c x C of each pay line and of the customer's total, yuan), ``kpi`` (the
+    scorecard rows). Each row carries its manager's branch (``manager_branch``), the scope a branch
+    head reads it by.
+
+    Parameters
+    ----------
+    result : Result
+        Of :func:`calc.pipeline.run`; its managers in the Base's order (``mgr_idx`` positions).
+    scenario : Scenario
+        The pay-link factors.
+
+    Returns
+    -------
+    dict of str to pyarrow.Table
+        ``lines``, ``customers``, ``kpi``.
+    """
+    m = result.managers
+    n, k = len(m), len(PAY_LINES)
+    ids, branch = _text(m["manager_id"]), _text(m["branch"])
+    per_line = pa.array(np.repeat(np.arange(n, dtype=np.int64), k))
+    contribution = np.column_stack([m[x].to_numpy(dtype=np.float64) for x in PAY_LINES]) if n else np.zeros((0, k))
+    factor = np.array([float(scenario.pay_factor[x]) for x in PAY_LINES], dtype=np.float64)
+    lines = {"manager_id": ids.take(per_line), "line": _text(np.tile(np.array(PAY_LINES, dtype=object), n)),
+             "manager_branch": branch.take(per_line), "contribution": _floats(contribution.ravel()),
+             "factor": _floats(np.tile(factor, n)), "pay": _floats((factor * contribution).ravel())}
+    asg, cust = result.assignments, result.customers
+    ci = pa.array(asg["cust_idx"].to_numpy(dtype=np.int64))
+    cix = asg["cust_idx"].to_numpy(dtype=np.int64)
+    coef = asg["coefficient_used"].to_numpy(dtype=np.float64)
+    customers = {"manager_id": _text(asg["manager_id"]), "customer_id": _text(asg["customer_id"]),
+                 "manager_branch": branch.take(pa.array(asg["mgr_idx"].to_numpy(dtype=np.int64))),
+                 "name": _text(cust["name"]).take(ci), "branch": _text(cust["branch"]).take(ci),
+                 "role": _text(asg["role"]), "coefficient_used": _floats(coef),
+                 "coefficient_source": _text(asg["coefficient_source"])}
+    for x in PAY_LINES:
+        customers[x] = _floats(coef * cust[x].to_numpy(dtype=np.float64)[cix])
+    customers["attributed"] = _floats(coef * cust["total"].to_numpy(dtype=np.float64)[cix])
+    kpi = result.kpi
+    where = pd.Index(m["manager_id"]).get_indexer(kpi["manager_id"])
+    kpis = {"manager_id": _text(kpi["manager_id"]), "kpi": _text(kpi["kpi"]),
+            "manager_branch": branch.take(pa.array(where, pa.int64()))}
+    for c in STATEMENT_KPI[1:]:
+        kpis[c] = _floats(kpi[c]) if isinstance(_STATEMENT_TABLES["kpi"][0].c[c].type, Float) else _text(kpi[c])
+    out = {}
+    for kind, data in (("lines", lines), ("customers", customers), ("kpi", kpis)):
+        names = [c.name for c in _STATEMENT_TABLES[kind][0].columns if c.name != "publication_id"]
+        out[kind] = pa.Table.from_arrays([data[c] for c in names], names=names)
+    return out
+
+
+def _with_publication(data: pa.Table, publication_id: int) -> pa.Table:
+    """Statement rows with their ``publication_id`` first, as stored."""
+    return data.add_column(0, "publication_id", pa.array(np.full(data.num_rows, publication_id, dtype=np.int64)))
+
+
+def _check_statements_add_up(result, scenario: Scenario, lines: pa.Table) -> None:
+    """Refuse to publish statements that do not explain the pay: every manager's line pays
+    (f x M, from the scenario's factors) must add up to the result's ``pay_raw``, and ``pay`` must be
+    ``pay_raw`` floored at 0 when the scenario floors (within 1e-6 yuan or 1e-12 relative).
+
+    Raises
+    ------
+    ValueError
+        Naming the first manager whose pay the lines do not explain.
+    """
+    m = result.managers
+    by_line = lines.column("pay").to_numpy().astype(np.float64).reshape(len(m), len(PAY_LINES))
+    summed = 0.0
+    for j in range(len(PAY_LINES)):
+        summed = summed + by_line[:, j]
+    pay_raw = m["pay_raw"].to_numpy(dtype=np.float64)
+    pay = m["pay"].to_numpy(dtype=np.float64)
+    floored = np.maximum(pay_raw, 0.0) if scenario.floor_at_zero else pay_raw
+
+    def off(x, y):
+        return ~((x == y) | (np.abs(x - y) <= np.maximum(1e-6, 1e-12 * np.maximum(np.abs(x), np.abs(y)))))
+
+    for bad, what in ((off(summed, pay_raw), "the line pays add up to {a!r}, the pay before floor is {b!r}"),
+                      (off(floored, pay), "the pay is {b!r}, the pay before floor floored is {a!r}")):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            a, b = (summed[i], pay_raw[i]) if what.startswith("the line") else (floored[i], pay[i])
+            raise ValueError(f"the statements do not explain the pay of {int(bad.sum())} manager(s), e.g. "
+                             f"{m['manager_id'].iloc[i]}: {what.format(a=float(a), b=float(b))}; "
+                             "nothing was published (a calculation error)")
+
+
+def _statement_of(tables: dict[str, pa.Table], manager_id: str) -> dict[str, pd.DataFrame]:
+    """One manager's part of :func:`_statement_frames`, as frames."""
+    return {k: t.filter(pc.equal(t.column("manager_id"), manager_id)).to_pandas() for k, t in tables.items()}
+
+
+def _typed_statement(kind: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Statement rows as read or built: float columns as float64 (NULL as NaN), text as text."""
+    return _typed_rows(_STATEMENT_TABLES[kind][0], frame)
+
+
+def _typed_rows(table, frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a frozen table as read or built: its float columns as float64 (NULL as NaN), the
+    others as Python objects (missing as None), only the table's columns."""
+    out = {}
+    for c in table.columns:
+        if c.name not in frame:
+            continue
+        v = frame[c.name]
+        if isinstance(c.type, Float):
+            out[c.name] = pd.to_numeric(v, errors="coerce").astype(np.float64)
+        else:
+            out[c.name] = v.astype(object).where(v.notna(), None)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _arrow_type(column) -> pa.DataType:
+    """The Arrow type a frozen column is compared as: float64, int64 or text."""
+    if isinstance(column.type, Float):
+        return pa.float64()
+    if isinstance(column.type, Integer):
+        return pa.int64()
+    return pa.large_string()
+
+
+def _read_frozen(conn, table, publication_id: int) -> pa.Table:
+    """A publication's rows of a frozen table (all columns but ``publication_id``), read column-wise.
+
+    PostgreSQL: ``COPY (SELECT ...) TO STDOUT`` as CSV parsed by Arrow (NULL unquoted and empty,
+    an empty text quoted; row-level security applies to the query as to any read). SQLite: the
+    driver's tuples, turned into typed Arrow columns.
+    """
+    cols = [c for c in table.columns if c.name != "publication_id"]
+    schema = pa.schema([(c.name, _arrow_type(c)) for c in cols])
+    quoted = ", ".join(f'"{c.name}"' for c in cols)
+    sql = f'SELECT {quoted} FROM "{table.name}" WHERE publication_id = {int(publication_id)}'
+    raw = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        buf = io.BytesIO()
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
+                for block in copy:
+                    buf.write(block)
+        if not buf.tell():
+            return schema.empty_table()
+        buf.seek(0)
+        return pa_csv.read_csv(buf, read_options=pa_csv.ReadOptions(column_names=schema.names),
+                               convert_options=pa_csv.ConvertOptions(
+                                   column_types=schema, null_values=[""], strings_can_be_null=True,
+                                   quoted_strings_can_be_null=False))
+    cur = raw.cursor()
+    try:
+        rows = cur.execute(sql).fetchall()
+    finally:
+        cur.close()
+    columns = list(zip(*rows)) if rows else [()] * len(cols)
+    return pa.Table.from_arrays([pa.array(list(v), f.type) for v, f in zip(columns, schema)], schema=schema)
+
+
+def _comparable(table, data: pa.Table) -> pa.Table:
+    """``data``'s columns of ``table`` (all but ``publication_id``), cast to :func:`_arrow_type`."""
+    cols = [c for c in table.columns if c.name != "publication_id"]
+    return pa.Table.from_arrays([data.column(c.name).cast(_arrow_type(c)) for c in cols], names=[c.name for c in cols])
+
+
+def _compare_rows(table, frozen: pa.Table, now: pa.Table, keys: tuple[str, ...], kind: str,
+                  tolerance: bool) -> list[str]:
+    """Differences between the frozen rows of ``table`` and recomputed ones (empty when they agree).
+
+    Over whole columns (Arrow): both sides sorted by their keys; text and integers compared for
+    equality (missing equals missing), floats as float64 exactly (NaN and missing equal each
+    other), or with ``tolerance`` within :data:`ROUNDING_YUAN` / :data:`ROUNDING_REL` (the code
+    changed since publication). One message per differing column, naming the first row.
+    """
+    order = [(k, "ascending") for k in keys]
+    a, b = _comparable(table, frozen), _comparable(table, now)
+    a = a.take(pc.sort_indices(a, sort_keys=order))
+    b = b.take(pc.sort_indices(b, sort_keys=order))
+    if a.num_rows != b.num_rows or not all(a.column(k).equals(b.column(k)) for k in keys):
+        ka = set(zip(*[a.column(k).to_pylist() for k in keys]))
+        kb = set(zip(*[b.column(k).to_pylist() for k in keys]))
+        return [f"{kind}: {a.num_rows:,} rows frozen, {b.num_rows:,} recomputed ({len(kb - ka):,} missing, "
+                f"{len(ka - kb):,} not recomputed)"]
+    problems = []
+    for name in a.column_names:
+        if name in keys:
+            continue
+        x, y = a.column(name), b.column(name)
+        if pa.types.is_floating(x.type):
+            xv, yv = x.to_numpy(), y.to_numpy()            # missing -> NaN
+            both_nan = np.isnan(xv) & np.isnan(yv)
+            if tolerance:
+                close = np.abs(xv - yv) <= np.maximum(ROUNDING_YUAN, ROUNDING_REL * np.maximum(np.abs(xv), np.abs(yv)))
+            else:
+                close = xv == yv
+            bad = ~(both_nan | close)
+        else:
+            same = pc.fill_null(pc.or_kleene(pc.equal(x, y), pc.and_(pc.is_null(x), pc.is_null(y))), False)
+            bad = ~same.to_numpy(zero_copy_only=False)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            where = ", ".join(f"{k} {a.column(k)[i].as_py()}" for k in keys)
+            problems.append(f"{kind}: {int(bad.sum()):,} of {a.num_rows:,} rows differ in {name} "
+                            f"(first: {where}: {x[i].as_py()!r} frozen, {y[i].as_py()!r} now)")
+    return problems
 
 
 def _branch_balances(dataset_id: int):
@@ -818,6 +1057,10 @@ class Store:
                 dataset_id: int | None = None) -> dict:
         """Freeze the period's results under ``scenario`` as its next published version.
 
+        Frozen in one transaction: the DOMAIN 10 document, the managers' and customers' rows and
+        every manager's statement (:func:`_statement_frames`), all bulk-written. A result whose
+        pay its statement lines do not explain is refused (:func:`_check_statements_add_up`).
+
         Parameters
         ----------
         period : str
@@ -837,7 +1080,8 @@ class Store:
         Raises
         ------
         ValueError
-            No dataset for the period, or a re-publication without a reason.
+            No dataset for the period, a re-publication without a reason, or statements that do
+            not explain the pay.
         """
         period = _check_period(period)
         ds = self.dataset(dataset_id) if dataset_id else self.latest_dataset(period)
@@ -851,6 +1095,8 @@ class Store:
         # accounts the document is ~225 MB).
         doc = io.BytesIO()
         result_hash = write_document(result, doc)[1]
+        statements = _statement_frames(result, scenario)
+        _check_statements_add_up(result, scenario, statements["lines"])
         code = code_version()
         inputs_hash = hashlib.sha256("\n".join([ds.sha256, scenario.to_toml(), code]).encode()).hexdigest()
         reason = (reason or "").strip()
@@ -868,6 +1114,8 @@ class Store:
                     inputs_hash=inputs_hash, code_version=code, result_hash=result_hash))
             _bulk_insert(conn, T.pub_managers, _pub_rows(T.pub_managers, result.managers, pub_id))
             _bulk_insert(conn, T.pub_customers, _pub_rows(T.pub_customers, result.customers, pub_id))
+            for kind, rows in statements.items():           # every manager's statement, frozen
+                _bulk_insert(conn, _STATEMENT_TABLES[kind][0], _with_publication(rows, pub_id))
             self._audit(conn, user, "publish", f"period {period} v{previous + 1}",
                         before={"version": previous} if previous else None,
                         after={"dataset": ds.label, "scenario": f"{scenario.name} v{scenario_version}",
@@ -968,6 +1216,74 @@ class Store:
             self._recomputed[publication_id] = (scenario, base, result)
         return scenario, base, result
 
+    def statement(self, publication_id: int, manager_id: str) -> dict:
+        """One manager's statement as published: read from the rows frozen at publish.
+
+        Read inside the caller's :func:`data.db.scoped` scope (row-level security on
+        PostgreSQL); :class:`data.access.Access` checks who may read which manager first. A
+        publication made before statements were frozen has no such rows: its statement is then
+        recomputed from the frozen dataset and scenario with the current code, and says so in
+        ``warnings`` (``frozen`` False).
+
+        Parameters
+        ----------
+        publication_id : int
+        manager_id : str
+
+        Returns
+        -------
+        dict
+            ``summary`` (one row: :data:`calc.columns.STATEMENT_SUMMARY`; ``pay_raw`` is the sum
+            of the line pays, ``pay`` the frozen pay, i.e. ``pay_raw`` floored at 0 when the
+            scenario floors), ``lines`` (line, contribution, factor, pay; yuan), ``customers``
+            (:data:`calc.columns.STATEMENT_CUSTOMER`: the coefficient used and its source, the
+            attributed amounts c x C per line and ``attributed`` = c x the customer's total,
+            largest first), ``kpi`` (:data:`calc.columns.STATEMENT_KPI`, in the scenario's
+            order), ``scenario`` (the publication's), ``period``, ``version``, ``frozen`` (bool),
+            ``warnings`` (list of str).
+
+        Raises
+        ------
+        ValueError
+            No such publication, or the manager is not in it (or outside the reader's scope).
+        """
+        pub = self.publication(publication_id)
+        scenario = self.load_scenario(int(pub["scenario_id"]))
+        row = self.published_managers(publication_id, manager_id=manager_id)
+        if row.empty:
+            raise ValueError(f"manager {manager_id} is not in publication {pub['period']} v{int(pub['version'])}")
+        parts = {}
+        with read_tx(self.engine) as conn:
+            for kind, (table, _keys) in _STATEMENT_TABLES.items():
+                q = select(*[c for c in table.columns if c.name != "publication_id"]).where(and_(
+                    table.c.publication_id == publication_id, table.c.manager_id == manager_id))
+                parts[kind] = pd.DataFrame.from_records(conn.execute(q).all(), columns=list(q.selected_columns.keys()))
+        frozen = len(parts["lines"]) > 0
+        warnings = []
+        if not frozen:
+            _, _, result = self.recompute(publication_id)
+            parts = _statement_of(_statement_frames(result, scenario), manager_id)
+            warnings.append(NOT_FROZEN)
+        parts = {k: _typed_statement(k, v) for k, v in parts.items()}
+        lines = parts["lines"]
+        lines = lines.assign(_o=lines["line"].map({x: i for i, x in enumerate(PAY_LINES)})).sort_values("_o")
+        lines = lines[list(STATEMENT_LINE)].reset_index(drop=True)
+        customers = parts["customers"].sort_values(["attributed", "customer_id"], ascending=[False, True],
+                                                   kind="stable", na_position="last")
+        customers = customers[list(STATEMENT_CUSTOMER)].reset_index(drop=True)
+        order = {k.code: i for i, k in enumerate(scenario.kpi)}
+        kpi = parts["kpi"]
+        kpi = kpi.assign(_o=kpi["kpi"].map(order)).sort_values(["_o", "kpi"], kind="stable")
+        kpi = kpi[["manager_id", *STATEMENT_KPI]].reset_index(drop=True)
+        summary = row.drop(columns=["publication_id"]).reset_index(drop=True)
+        pay_raw = 0
+        for x in lines["pay"].to_numpy(dtype=np.float64):      # as the light stage adds them: line by line
+            pay_raw = pay_raw + x
+        summary["pay_raw"] = float(pay_raw)
+        return {"summary": summary[list(STATEMENT_SUMMARY)], "lines": lines, "customers": customers, "kpi": kpi,
+                "scenario": scenario, "period": pub["period"], "version": int(pub["version"]), "frozen": frozen,
+                "warnings": warnings}
+
     def verify(self, publication_id: int, checked: dict | None = None) -> dict:
         """Recompute a publication from its stored dataset and scenario and compare with the frozen document.
 
@@ -975,7 +1291,8 @@ class Store:
         documents, parsed, are equal value for value: the same keys, text and integers equal,
         and every float equal as a float64, exactly (:func:`_same_numbers`). The second way
         exists only so that a release that writes floats differently does not make an old
-        publication "differ"; a float off in its last bit differs.
+        publication "differ"; a float off in its last bit differs. ``same`` also needs the frozen
+        statement rows to equal those of the recomputed result (:meth:`_verify_statements`).
 
         The dataset's two stored copies are checked as well (:meth:`check_dataset`): its rows
         reconciled against its snapshots, and any snapshot that fails its hash or row count.
@@ -994,7 +1311,11 @@ class Store:
             ``stored_hash``, ``recomputed_hash``, ``same`` (bool), ``how`` (``"rounding"`` when the
             code changed since publication and every amount is within rounding, see
             :func:`_within_rounding`; else ``"hash"``,
-            ``"numbers"`` or None when they differ), ``code_changed`` (bool),
+            ``"numbers"`` or None when they differ), ``problems`` (when the document differs: which
+            column of the frozen manager / customer rows differs, in how many rows, the first one),
+            ``code_changed`` (bool), ``code_version`` (stored at publish) and ``code_now``,
+            ``statements`` (``"same"``, ``"rounding"``, ``"differ"`` or ``"absent"`` for a
+            publication from before statements were frozen) and ``statement_problems``,
             ``dataset_consistent`` (bool), ``dataset_problems`` (list of str),
             ``snapshot_fallback`` (sheets loaded from their rows because their snapshot failed).
         """
@@ -1005,20 +1326,64 @@ class Store:
             dataset = self.check_dataset(dataset_id)
             if checked is not None:
                 checked[dataset_id] = dataset
-        _, _, result = self.recompute(publication_id)
+        scenario, _, result = self.recompute(publication_id)
         h = document_sha256(result)
         how = "hash" if h == row["result_hash"] else None
-        code_changed = row["code_version"] != code_version()
+        code_now = code_version()
+        code_changed = row["code_version"] != code_now
         if how is None:
             stored, now = json.loads(self.published_document(publication_id)), json.loads(document_bytes(result))
             if _same_numbers(stored, now):
                 how = "numbers"
             elif code_changed and _within_rounding(stored, now):
                 how = "rounding"
-        return {"stored_hash": row["result_hash"], "recomputed_hash": h, "same": how is not None, "how": how,
-                "code_changed": code_changed,
+        statements, statement_problems = self._verify_statements(publication_id, result, scenario, code_changed)
+        problems = [] if how is not None else self._result_problems(publication_id, result, code_changed)
+        return {"stored_hash": row["result_hash"], "recomputed_hash": h,
+                "same": how is not None and statements != "differ", "how": how, "problems": problems,
+                "code_changed": code_changed, "code_version": row["code_version"], "code_now": code_now,
+                "statements": statements, "statement_problems": statement_problems,
                 "dataset_consistent": dataset["consistent"], "dataset_problems": dataset["problems"],
                 "snapshot_fallback": dataset["snapshot_fallback"]}
+
+    def _result_problems(self, publication_id: int, result, code_changed: bool) -> list[str]:
+        """Where a publication's frozen manager and customer rows differ from a recomputed result
+        (what a differing document differs in: which column, how many rows, the first one)."""
+        problems = []
+        with read_tx(self.engine) as conn:
+            for kind, table, key, frame in (("managers", T.pub_managers, "manager_id", result.managers),
+                                            ("customers", T.pub_customers, "customer_id", result.customers)):
+                problems += _compare_rows(table, _read_frozen(conn, table, publication_id),
+                                          _pub_rows(table, frame, publication_id), (key,), kind, tolerance=code_changed)
+        return problems or ["the stored document differs from the recomputed one, though its frozen manager and "
+                            "customer rows do not (the document was changed after publication)"]
+
+    def _verify_statements(self, publication_id: int, result, scenario: Scenario,
+                           code_changed: bool) -> tuple[str, list[str]]:
+        """Compare a publication's frozen statement rows with those of its recomputed result.
+
+        Returns
+        -------
+        tuple of (str, list of str)
+            ``"same"`` (every value equal as float64), ``"rounding"`` (the code changed since
+            publication and every amount is within rounding), ``"differ"`` or ``"absent"``
+            (published before statements were frozen), and the differences found.
+        """
+        now = _statement_frames(result, scenario)
+        with read_tx(self.engine) as conn:
+            frozen = {kind: _read_frozen(conn, table, publication_id)
+                      for kind, (table, _keys) in _STATEMENT_TABLES.items()}
+        if not frozen["lines"].num_rows and len(result.managers):
+            return "absent", []
+        for exact in (True, False):
+            if not exact and not code_changed:
+                break
+            problems = [p for kind, (table, keys) in _STATEMENT_TABLES.items()
+                        for p in _compare_rows(table, frozen[kind], now[kind], keys, f"statement {kind}",
+                                               tolerance=not exact)]
+            if not problems:
+                return ("same" if exact else "rounding"), []
+        return "differ", problems
 
 
 _AUDIT_ACTOR = T.audit_log.c.actor.type.length       # audit texts are cut to their columns' sizes

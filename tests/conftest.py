@@ -38,7 +38,7 @@ def seeded_store():
     from data.store import Store
 
     store = Store.open()
-    seed(store)
+    seed(store, force=True)          # the test store is a configured one: seeded on purpose, as `cli.py seed` does
     users = Users(store)
     if users.count() == 0:
         for role, (name, pw, branch, manager_id) in TEST_USERS.items():
@@ -56,12 +56,24 @@ def pg_cluster():
     cluster.stop()
 
 
+def release_connections(*urls: str) -> None:
+    """Close the pooled connections of the engines of ``urls`` (data.db keeps one engine per URL
+    for the process): a session creating many PostgreSQL databases stays under max_connections."""
+    from data.db import get_engine
+
+    for url in urls:
+        get_engine(url).dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request, tmp_path):
     """A fresh, empty database on each backend: SQLite file, then a new PostgreSQL database."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("pg_cluster").create_database()
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    url = request.getfixturevalue("pg_cluster").create_database()
+    yield url
+    release_connections(url)
 
 
 @pytest.fixture(scope="module")

@@ -368,7 +368,13 @@ def test_idle_session_ends(users, seeded_store):
 
 
 def test_first_visit_on_an_empty_store_creates_the_administrator(tmp_path, monkeypatch):
-    monkeypatch.setenv("JIXIAO_DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
+    """A store without any user (the sample bank loaded, as `make run` or `cli.py seed` does:
+    the app itself never seeds) asks for the first administrator, once."""
+    from data.seed import seed
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    monkeypatch.setenv("JIXIAO_DATABASE_URL", url)
+    assert seed(Store.open(url), force=True)
     at = AppTest.from_file(str(ROOT / "pages/rankings.py"), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
     assert {w.key for w in at.text_input} == {"first_admin_username", "first_admin_password", "first_admin_password2"}
@@ -382,6 +388,24 @@ def test_first_visit_on_an_empty_store_creates_the_administrator(tmp_path, monke
     again = AppTest.from_file(str(ROOT / "pages/rankings.py"), default_timeout=60).run()
     assert "first_admin_username" not in {w.key for w in again.text_input}      # one time only
     assert "login_username" in {w.key for w in again.text_input}
+
+
+def test_the_app_never_seeds_a_configured_store(tmp_path, monkeypatch):
+    """A configured database stays empty until someone uploads: the app's first visit (and the
+    first administrator's) loads no sample bank into it."""
+    url = f"sqlite:///{tmp_path / 'configured.db'}"
+    monkeypatch.setenv("JIXIAO_DATABASE_URL", url)
+    at = AppTest.from_file(str(ROOT / "pages/rankings.py"), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "first_admin_username" in {w.key for w in at.text_input}
+    assert Store.open(url).datasets() == []
+    at.text_input(key="first_admin_username").input("boss")
+    at.text_input(key="first_admin_password").input("first-admin-pw-1")
+    at.text_input(key="first_admin_password2").input("first-admin-pw-1")
+    at.button(key="first_admin_submit").click().run()
+    store = Store.open(url)
+    assert store.datasets() == [] and store.publications().empty
+    assert Users(store).count() == 1
 
 
 # ------------------------------------------------------------------ single sign-on in the app (AppTest)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 
@@ -149,48 +148,36 @@ def test_migrations_apply_once(store_url):
     store = Store.open(store_url)
     assert migrate(store.engine) == []
     with store.engine.connect() as conn:
-        assert conn.execute(select(T.migrations.c.version)).scalars().all() == [1, 2, 3, 4, 5]
+        assert conn.execute(select(T.migrations.c.version)).scalars().all() == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_a_store_from_before_migration_4_loses_its_dataset_id_indexes(store_url, small_frames):
     """Migration 4 drops the (dataset_id, id) indexes the bulk insert paid for and no query used
     (the customers' one stays: the reconciliation probes it) and, on PostgreSQL, the per-row
-    foreign keys of the dataset rows; the store reads and writes as before."""
+    foreign keys of the dataset rows (migration 6 on SQLite); the store reads and writes as before."""
     from sqlalchemy import inspect
 
-    from data.db import MIGRATIONS, get_engine
+    from data.db import get_engine
 
     engine = get_engine(store_url)
-    with engine.begin() as conn:
-        T.migrations.create(conn)
-        for version, _d, fn in MIGRATIONS[:3]:
-            fn(conn, engine.dialect.name)
-            conn.execute(T.migrations.insert().values(version=version, applied_at=dt.datetime.now(dt.timezone.utc)))
-        for key, col in (("managers", "manager_id"), ("customers", "customer_id"), ("accounts", "account_id")):
-            conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS ix_ds_{key}_id ON ds_{key} (dataset_id, {col})")
-        if engine.dialect.name == "postgresql":           # and a per-row foreign key (SQLite keeps its own)
-            for key in T.ds:
-                conn.exec_driver_sql(f"ALTER TABLE ds_{key} ADD FOREIGN KEY (dataset_id) REFERENCES datasets (id)")
+    migrate(engine, upto=3)                               # the indexes and keys as migration 1 made them
     assert any(ix["name"] == "ix_ds_accounts_id" for ix in inspect(engine).get_indexes("ds_accounts"))
+    assert all(inspect(engine).get_foreign_keys(f"ds_{key}") for key in T.ds)
     store = Store.open(store_url)
     for key in T.ds:
         names = [ix["name"] for ix in inspect(engine).get_indexes(f"ds_{key}")]
         assert names == (["ix_ds_customers_id"] if key == "customers" else []), key
-        if engine.dialect.name == "postgresql":
-            assert inspect(engine).get_foreign_keys(f"ds_{key}") == [], key
+        assert inspect(engine).get_foreign_keys(f"ds_{key}") == [], key     # SQLite too, since migration 6
     info = store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
     assert list(store.load_frames(info.id)["managers"]["manager_id"]) == ["007", "008"]
 
 
 def test_a_store_from_before_row_security_is_upgraded_on_open(store_url):
     """A database at migration 1 (as the previous release left it) gets migration 2 when opened."""
-    from data.db import MIGRATIONS, get_engine, row_security_enforced
+    from data.db import get_engine, row_security_enforced
 
     engine = get_engine(store_url)
-    with engine.begin() as conn:
-        T.migrations.create(conn)
-        MIGRATIONS[0][2](conn, engine.dialect.name)
-        conn.execute(T.migrations.insert().values(version=1, applied_at=dt.datetime.now(dt.timezone.utc)))
+    assert migrate(engine, upto=1) == [1]
     assert not row_security_enforced(engine)
     Store.open(store_url)
     assert row_security_enforced(engine) == (engine.dialect.name == "postgresql")
@@ -335,16 +322,10 @@ def test_a_store_from_before_snapshots_is_upgraded_on_open(store_url, small_fram
     """A database at migration 2 (no ds_snapshots) gets migration 3; its schema ends as a fresh one's."""
     from sqlalchemy import inspect
 
-    from data.db import MIGRATIONS, get_engine, metadata
+    from data.db import get_engine
 
     engine = get_engine(store_url)
-    with engine.begin() as conn:
-        T.migrations.create(conn)
-        metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not T.snapshots])
-        for version, _d, fn in MIGRATIONS[:2]:
-            if version == 2:
-                fn(conn, engine.dialect.name)
-            conn.execute(T.migrations.insert().values(version=version, applied_at=dt.datetime.now(dt.timezone.utc)))
+    migrate(engine, upto=2)
     assert "ds_snapshots" not in inspect(engine).get_table_names()
     store = Store.open(store_url)
     assert "ds_snapshots" in inspect(engine).get_table_names()
@@ -489,26 +470,12 @@ def test_a_missing_result_float_is_stored_as_null_and_read_back_as_nan(store_url
 def test_a_store_from_before_migration_5_accepts_missing_result_floats(store_url, small_frames):
     """Migration 5 lifts NOT NULL from the published float columns; published rows, the branch
     index and the row-level security stay."""
-    from sqlalchemy import MetaData, inspect
+    from sqlalchemy import inspect
 
-    from data.db import MIGRATIONS, get_engine, metadata
+    from data.db import get_engine
 
     engine = get_engine(store_url)
-    old = MetaData()
-    for t in metadata.sorted_tables:
-        copy = t.to_metadata(old)
-        if t.name in ("pub_managers", "pub_customers"):
-            for c in copy.columns:
-                if c.type.__class__.__name__ == "Float":
-                    c.nullable = False
-    with engine.begin() as conn:
-        old.create_all(conn)
-        for version, _d, fn in MIGRATIONS[:4]:
-            if version > 1:
-                fn(conn, engine.dialect.name)
-            else:                                     # migration 1's triggers, on the old tables
-                metadata.create_all(conn)
-            conn.execute(T.migrations.insert().values(version=version, applied_at=dt.datetime.now(dt.timezone.utc)))
+    migrate(engine, upto=4)
     assert not any(c["nullable"] for c in inspect(engine).get_columns("pub_managers") if c["name"] == "score")
     store = Store.open(store_url)
     store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
@@ -556,3 +523,42 @@ def test_publish_stores_the_canonical_bytes_hashed_once_and_frees_the_inputs(sto
     stored = store.published_document(pub["id"])
     assert isinstance(stored, str) and stored.encode("utf-8") == expected
     assert pub["result_hash"] == hashlib.sha256(expected).hexdigest()
+
+
+# --- the sample bank: only the embedded default store is seeded, or any store on purpose ---
+
+def test_a_configured_store_stays_empty_until_someone_uploads(store_url, monkeypatch, capsys):
+    """seed() without force and `make run`'s `python -m data.seed` leave a configured database (SQLite
+    or PostgreSQL) empty; the embedded default store (here: this one, named the default) is seeded."""
+    import data.db
+    import data.seed
+
+    monkeypatch.setenv("JIXIAO_DATABASE_URL", store_url)
+    store = Store.open(store_url)
+    assert data.seed.seed(store) is False
+    assert data.seed.main() == 0
+    assert "left empty" in capsys.readouterr().out
+    assert store.datasets() == [] and store.publications().empty and count(store, T.audit_log) == 0
+    if store.engine.dialect.name != "sqlite":
+        return
+    monkeypatch.setattr(data.db, "DEFAULT_URL", store_url)         # as if this were var/jixiao.db
+    assert data.seed.main() == 0
+    assert "seeded the sample bank" in capsys.readouterr().out
+    assert sorted(d.period for d in store.datasets()) == ["2026Q2", "2026Q3"]
+    assert sorted(store.latest_publications()["period"]) == ["2026Q2", "2026Q3"]
+    assert data.seed.main() == 0 and "store ready" in capsys.readouterr().out    # seeded once
+    assert len(store.datasets()) == 2
+
+
+def test_cli_seed_loads_the_sample_into_the_configured_store_only_when_empty(tmp_path, monkeypatch, capsys):
+    import cli
+
+    url = f"sqlite:///{tmp_path / 'seed.db'}"
+    monkeypatch.setenv("JIXIAO_DATABASE_URL", url)
+    assert cli.main(["seed"]) == 0
+    assert "seeded the sample bank" in capsys.readouterr().out
+    store = Store.open(url)
+    assert len(store.datasets()) == 2 and len(store.publications()) == 2
+    assert cli.main(["seed"]) == 1
+    assert "already holds a dataset" in capsys.readouterr().err
+    assert len(store.datasets()) == 2
