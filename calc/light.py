@@ -26,6 +26,7 @@ import threading
 import numpy as np
 import pandas as pd
 
+from calc.columns import MANAGER_MEASURES
 from calc.heavy import CUSTOMER_MEASURES, Base
 from calc.rules import check_coefficients
 from calc.scenario import GRADES, PAY_LINES, PERSPECTIVES, ROLES, Scenario
@@ -188,10 +189,8 @@ def manager_measures(base: Base, coef: np.ndarray) -> pd.DataFrame:
     cols = {line: attributed(line) for line in PAY_LINES}
     cols["total"] = pd.DataFrame({line: cols[line] for line in PAY_LINES}).sum(axis=1).to_numpy()
     c_sum = np.bincount(mgr, weights=coef, minlength=n_mgr) if len(mgr) else np.zeros(n_mgr)
-    cols["deposit_avg"] = attributed("liability_avg")
-    cols["deposit_increase"] = attributed("liability_increase")
-    cols["loan_avg"] = attributed("asset_avg")
-    cols["loan_increase"] = attributed("asset_increase")
+    for name, measure in MANAGER_MEASURES.items():      # deposit_avg = sum c x liability avg ...
+        cols[name] = attributed(measure)
     npl = attributed("npl_balance")
     prods = attributed("products")
     cols["asset_contribution"] = cols["asset"]
@@ -825,10 +824,8 @@ def _measures_of(M: np.ndarray) -> dict:
     n = len(M)
     cols = {line: col[line] for line in PAY_LINES}
     cols["total"] = col["asset"] + col["liability"] + col["intermediate"] + col["risk"]
-    cols["deposit_avg"] = col["liability_avg"]
-    cols["deposit_increase"] = col["liability_increase"]
-    cols["loan_avg"] = col["asset_avg"]
-    cols["loan_increase"] = col["asset_increase"]
+    for name, measure in MANAGER_MEASURES.items():
+        cols[name] = col[measure]
     cols["asset_contribution"] = cols["asset"]
     cols["liability_contribution"] = cols["liability"]
     cols["intermediate_contribution"] = cols["intermediate"]
