@@ -13,10 +13,16 @@ Sections
    its two halves, :func:`data.readers.read_input` and :func:`data.ingest.parse_book`).
 2. Heavy stage (:func:`calc.heavy.build_base`) on the sample (6k accounts), on 100k and on
    1M accounts (the 1M frames are the typed 100k frames tiled 10x with new ids).
-3. Light stage (:func:`calc.light.evaluate`) per slider move on each of those bases.
+3. Light stage per slider move on each of those bases, per lever (pay-link factor, role weight,
+   stock factor, pool, KPI weight), on the app's incremental :func:`calc.light.live`, with the
+   reference :func:`calc.light.evaluate` beside it (:mod:`bench.whatif`).
 4. Streamlit server-side time per slider move with AppTest (no websocket, no browser), on a
    throwaway SQLite store seeded with the sample and logged in as an admin; AppTest never runs
-   the post-script GC, so one full ``gc.collect()`` is timed beside it.
+   the post-script GC, so one full ``gc.collect()`` is timed beside it. Then (``whatif``)
+   AppTest per move on every page with the what-if panel on stores holding the sample, a
+   generated 100k- and a 1M-account bank; and headless Chromium (Playwright) pressing an arrow
+   key on a slider, key press -> last websocket frame, on Rankings (sample and 1M) and on a
+   one-slider app, interleaved (:mod:`bench.whatif`).
 5. Bank scale, on CSV folders written by :mod:`bench.gen` under ``/tmp/jixiao-bank/`` (generated
    on demand; ``JIXIAO_BANK_DIR`` moves them): 1M and 5M accounts (20M with ``--big``; 20k with
    ``--quick``). Each command runs as a child process, timed with its peak RSS
@@ -65,7 +71,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from calc.heavy import build_base  # noqa: E402
-from calc.light import evaluate  # noqa: E402
 from calc.pipeline import require_valid  # noqa: E402
 from calc.scenario import Scenario  # noqa: E402
 from data.ingest import load_extract, parse_book  # noqa: E402
@@ -74,7 +79,7 @@ from data.sample.generate import generate, write_workbook  # noqa: E402
 
 SAMPLE = ROOT / "data" / "sample" / "sample_bank.xlsx"
 BANK = Path(os.environ.get("JIXIAO_BANK_DIR", "/tmp/jixiao-bank"))
-BANK_SIZES = {"20k": 20_000, "1M": 1_000_000, "5M": 5_000_000, "20M": 20_000_000}
+BANK_SIZES = {"20k": 20_000, "100k": 100_000, "1M": 1_000_000, "5M": 5_000_000, "20M": 20_000_000}
 # targets of the bank-scale issue (figures to read, never asserted)
 TARGET_EVAL_RATIO = 1.0             # cli.py evaluate / plain DuckDB SQL evaluation
 TARGET_STORE_RATIO = 2.0            # cli.py load or publish / plain DuckDB SQL evaluation
@@ -88,7 +93,6 @@ MEASURED_HEAVY_1M_GB = 0.5
 MEASURED_CALAMINE_100K_S = 1.6      # xlsx, 100k rows x 10 columns, python-calamine
 MEASURED_MOVE_MS = 31               # websocket slider move, runner.postScriptGC = false
 MEASURED_MOVE_GC_MS = 123           # the same with the default post-script GC
-LIGHT_BUDGET_MS = 50                # a slider move's light stage on the sample should stay below this
 
 # pay_factor_intermediate values for the slider moves (slider step 0.005, range 0..0.5)
 MOVES = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.05, 0.1)
@@ -322,23 +326,12 @@ def bench_stages(tab: Table, typed: dict[str, dict], quick: bool) -> None:
     if "1M" in heavy:
         tab.add("heavy scaling 100k -> 1M", f"x{heavy['1M'] / heavy['100k']:.1f} time for x10 accounts")
 
-    section("3. Light stage (calc.light.evaluate) per slider move")
-    scenarios = [scenario.replace(pay_factor={"intermediate": v}) for v in MOVES]
+    section("3. Light stage per slider move, per lever (calc.light.live; the reference evaluate beside it)")
+    from bench.whatif import light_per_lever
+
     for label, base in bases.items():
-        i = iter(range(10**9))
-        runs = {"sample (6k)": 21, "100k": 11, "1M": 5}[label] if not quick else 5
-
-        def move(base=base, i=i):
-            return evaluate(base, scenarios[next(i) % len(scenarios)])
-
-        med, _, _ = timed(move, runs, warmup=1)
-        n_c, n_m = len(base.customers), len(base.managers)
-        note = f"{n_c:,} customers, {n_m:,} managers, {len(base.assignments):,} assignments"
-        if label.startswith("sample") and med * 1000 > LIGHT_BUDGET_MS:
-            note += f"; ABOVE the {LIGHT_BUDGET_MS} ms budget"
-        tab.add(f"light {label} per move", ms(med), note)
-        tab.add(f"heavy / light {label}", f"ratio {heavy[label] / med:.1f}",
-                f"without the two-stage split every move would cost heavy + light = {ms(heavy[label] + med)}")
+        runs = {"sample (6k)": 21, "100k": 11, "1M": 9}[label] if not quick else 5
+        light_per_lever(tab, label, base, runs)
     bases.clear()
     typed.pop("1M", None)
 
@@ -357,10 +350,32 @@ def logged_in_store(tmp: Path):
     except ImportError:      # a version of the app without a store or login
         return None
     store = Store.open(os.environ["JIXIAO_DATABASE_URL"])
-    seed(store)
+    seed(store, force=True)
     users = Users(store)
     users.create("bench", "bench-pass-123", "admin", actor="bench")
     return users.principal("bench")
+
+
+def bench_whatif(tab: Table, tmp: Path, quick: bool) -> None:
+    """AppTest per page with the panel (sample, 100k, 1M stores) and the browser measurement."""
+    from bench import whatif
+
+    section("4b. Live what-if: AppTest per move on every page with the panel (sample, 100k, 1M accounts)")
+    os.chdir(ROOT)
+    stores = {"sample": whatif.sample_store(tmp / "sample.db")}
+    for label in (("100k",) if quick else ("100k", "1M")):
+        t0 = time.perf_counter()
+        stores[label] = whatif.bank_store(bank_folder(label), tmp / f"{label}.db")
+        print(f"  ({label} store loaded by cli.py load in {time.perf_counter() - t0:.1f} s)", flush=True)
+    for label, url in stores.items():
+        whatif.apptest_pages(tab, label, url)
+    section("4c. Live what-if in the browser: Rankings vs a one-slider app (Chromium, key press -> last frame)")
+    why = whatif.browser_missing()
+    if why:
+        print(f"  skipped: {why}")
+        tab.add("browser Rankings per move", "skipped", why)
+        return
+    whatif.browser_moves(tab, {k: v for k, v in stores.items() if k in ("sample", "1M")})
 
 
 def bench_app(tab: Table, tmp: Path) -> None:
@@ -667,13 +682,13 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer runs, no 1M-account stages, no RESULTS.md")
     parser.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.relative_to(ROOT)}")
     parser.add_argument("--big", action="store_true", help="also 20M accounts in the bank-scale section")
-    parser.add_argument("--only", nargs="+", choices=("ingest", "stages", "app", "bank"),
+    parser.add_argument("--only", nargs="+", choices=("ingest", "stages", "app", "whatif", "bank"),
                         help="run only these sections (never writes RESULTS.md)")
     parser.add_argument("--bank-sizes", nargs="+", choices=tuple(BANK_SIZES),
                         help="bank-scale sizes instead of the default (never writes RESULTS.md); the first also "
                              "runs load / publish / verify and the xlsx read")
     args = parser.parse_args(argv)
-    only = set(args.only or ("ingest", "stages", "app", "bank"))
+    only = set(args.only or ("ingest", "stages", "app", "whatif", "bank"))
 
     t_start = time.perf_counter()
     load_start = load()
@@ -689,6 +704,9 @@ def main(argv=None) -> int:
     if "app" in only:
         with tempfile.TemporaryDirectory(prefix="jixiao-bench-store-") as tmp:
             bench_app(tab, Path(tmp))
+    if "whatif" in only:
+        with tempfile.TemporaryDirectory(prefix="jixiao-bench-whatif-") as tmp:
+            bench_whatif(tab, Path(tmp), args.quick)
     if "bank" in only:
         bench_bank(tab, args.quick, args.big, args.bank_sizes)
 
