@@ -43,13 +43,14 @@ def free_port() -> int:
 
 @contextmanager
 def streamlit_server(env: dict | None = None, timeout: float = 60.0, port: int | None = None,
-                     secrets: Path | None = None):
-    """Start ``streamlit run app.py`` on 127.0.0.1 (a free port unless given); yield its base URL.
+                     secrets: Path | None = None, script: Path | None = None):
+    """Start ``streamlit run app.py`` (or ``script``) on 127.0.0.1 (a free port unless given); yield
+    its base URL.
 
     ``secrets`` replaces the secrets files (``--secrets.files``), e.g. one with an ``[auth]`` section.
     """
     port = port or free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script or ROOT / "app.py"), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
            "--browser.gatherUsageStats", "false"]
     if secrets is not None:
