@@ -6,7 +6,7 @@ import streamlit as st
 from data.auth import ROLES, Users
 from data.db import row_security_enforced
 from data.export import write_workbook
-from ui import views
+from ui import state, views
 from ui.frame import frame
 
 ctx = frame("page_admin")
@@ -34,6 +34,7 @@ with left, st.form("add_user", clear_on_submit=True):
         try:
             users.create(name, pw or None, role, actor=ctx.user, branch=branch or None, manager_id=manager_id or None,
                          oidc_subject=subject.strip() or None)
+            state.changed()                   # sessions check their principal again on their next click
             st.session_state["_admin_done"] = True
             st.rerun()
         except ValueError as e:
@@ -76,6 +77,7 @@ with right:
             except ValueError as e:
                 st.error(str(e))
             else:
+                state.changed()
                 st.session_state["_edit_for"] = None          # reload the stored values, clear the password
                 st.session_state["_admin_done"] = True
                 st.rerun()

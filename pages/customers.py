@@ -1,17 +1,24 @@
-"""Customers 客户: whale curve, value tiers, relationship levels, lifetime value, unattributed."""
+"""Customers 客户: whale curve, value tiers, relationship levels, lifetime value, unattributed.
+
+Only the coefficient levers (role weights, stock factor) change this page, and only its
+unattributed figures; the segments come from the data. So the charts are built once per
+dataset and baseline, and the unattributed table once per coefficient setting.
+"""
 
 import math
+
+import numpy as np
 
 import streamlit as st
 
 from calc.segments import whale_curve
 from ui import charts, views
 from ui import published
-from ui.frame import frame
+from ui.frame import COEFFICIENT_LEVERS, frame
 
 ctx = frame("page_customers")
 published.serve(ctx, published.customers)   # branch heads and managers: published results only
-c, w = ctx.result.customers, ctx.result.whale
+w, lang = ctx.result.whale, ctx.lang
 
 k = st.columns(4)
 pct = lambda x: "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.0%}"
@@ -20,13 +27,31 @@ k[1].metric(ctx.t("bottom30_share"), pct(w["bottom30_share"]))
 k[2].metric(ctx.t("loss_makers"), f"{w['loss_makers']:,}")
 k[3].metric(ctx.t("unattributed"), f"{ctx.result.totals['unattributed']:,.0f}")
 
-st.plotly_chart(charts.whale_figure(whale_curve(c["total"]), w, ctx.lang), key="whale")
+
+def segment_figures():
+    c = ctx.baseline_result.customers          # tiers, levels, lifetime value: the same in every what-if
+    return (charts.whale_figure(whale_curve(c["total"]), w, lang), charts.tier_figure(c, lang),
+            charts.relationship_figure(c, lang), charts.ltv_figure(c, ctx.scenario.acquisition_cost, lang))
+
+
+whale, tiers, relationship, ltv = ctx.memo_on((), ("customer_figures", lang), segment_figures)
+st.plotly_chart(whale, key="whale")
 left, right = st.columns(2)
-left.plotly_chart(charts.tier_figure(c, ctx.lang), key="tiers")
-right.plotly_chart(charts.relationship_figure(c, ctx.lang), key="relationship")
-st.plotly_chart(charts.ltv_figure(c, ctx.scenario.acquisition_cost, ctx.lang), key="ltv")
+left.plotly_chart(tiers, key="tiers")
+right.plotly_chart(relationship, key="relationship")
+st.plotly_chart(ltv, key="ltv")
+
+
+def unattributed():
+    """Positions of the customers with unattributed contribution, the largest (in absolute yuan) first."""
+    c = ctx.result.customers
+    rows = np.flatnonzero(c["coef_sum"].to_numpy() < 1 - 1e-9)
+    size = np.abs(c["unattributed"].to_numpy()[rows])
+    return c, rows[np.argsort(-size, kind="stable")]
+
 
 st.subheader(ctx.t("unattributed_customers"))
-un = c[c["coef_sum"] < 1 - 1e-9].sort_values("unattributed", key=abs, ascending=False)
-cols = ["customer_id", "name", "branch", "total", "coef_sum", "attributed", "unattributed", "tier"]
-views.show(un[cols].assign(tier=views.tier_label(un["tier"], ctx.lang)), ctx.lang, key="unattributed_table")
+customers, order = ctx.memo_on(COEFFICIENT_LEVERS, "unattributed_customers", unattributed)
+COLS = ["customer_id", "name", "branch", "total", "coef_sum", "attributed", "unattributed", "tier"]
+views.show(customers, lang, key="unattributed_table", order=order, columns=COLS,
+           labels={"tier": lambda s: views.tier_label(s, lang)}, search=("customer_id", "name", "branch"))

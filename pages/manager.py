@@ -1,4 +1,9 @@
-"""Manager 客户经理: one manager's chain, pay <- lines <- customers <- accounts, and the statement."""
+"""Manager 客户经理: one manager's chain, pay <- lines <- customers <- accounts, and the statement.
+
+The customers and accounts of the chain (coefficients, contributions) move with the coefficient
+levers only, so they are built once per coefficient setting; the pay-link factors, the pool and
+the rank basis change only the summary and the pay per line, which are read from the what-if.
+"""
 
 import streamlit as st
 
@@ -6,14 +11,21 @@ from calc.explain import manager_chain
 from data.export import statement_workbook
 from ui import charts, state, views
 from ui import published
-from ui.frame import frame
+from ui.frame import COEFFICIENT_LEVERS, frame
 
 ctx = frame("page_manager")
 published.serve(ctx, published.statement)   # branch heads and managers: published results only
 manager = views.pick_manager(ctx, "chain_manager")
 base = state.base_for(ctx.dataset, ctx.scenario)
-chain = manager_chain(base, ctx.result, ctx.scenario, manager)
-s = chain["summary"].iloc[0]
+kept = ctx.memo_on(COEFFICIENT_LEVERS, ("chain", manager),
+                   lambda: manager_chain(base, ctx.result, ctx.scenario, manager))
+m = ctx.result.managers
+summary = m.loc[m["manager_id"] == manager, list(kept["summary"].columns)].reset_index(drop=True)
+lines = kept["lines"].copy()
+lines["factor"] = [ctx.scenario.pay_factor[x] for x in lines["line"]]
+lines["pay"] = lines["factor"] * lines["contribution"]         # as manager_chain writes it (DOMAIN 1, per line)
+chain = {**kept, "summary": summary, "lines": lines}
+s = summary.iloc[0]
 
 k = st.columns(5)
 k[0].metric(ctx.t("pay_method_factor"), f"{s['pay']:,.2f}")
@@ -23,8 +35,9 @@ k[3].metric(ctx.t("grade"), ctx.t(f"grade_{s['grade']}"))
 k[4].metric(ctx.t("page_rankings"), f"{s['rank']} ({s['branch']} {s['branch_rank']})")
 
 st.subheader(ctx.t("chain"))
-st.plotly_chart(charts.pay_by_line_figure(chain["lines"], ctx.lang), key="pay_by_line")
-views.show(chain["lines"].assign(line=chain["lines"]["line"].map(ctx.t)), ctx.lang, key="chain_lines")
+st.plotly_chart(charts.pay_by_line_figure(lines, ctx.lang), key="pay_by_line")
+line_words = views.words({x: ctx.t(x) for x in ("asset", "liability", "intermediate", "risk")})
+views.show(lines, ctx.lang, key="chain_lines", labels={"line": line_words})
 
 st.subheader(ctx.t("customers_of"))
 if chain["customers"].empty:
@@ -32,6 +45,7 @@ if chain["customers"].empty:
 else:
     views.show(chain["customers"], ctx.lang, key="chain_customers")
     st.subheader(ctx.t("accounts_of"))
-    views.show(chain["accounts"].assign(line=chain["accounts"]["line"].map(ctx.t)), ctx.lang, key="chain_accounts")
-st.download_button(ctx.t("statement"), lambda chain=chain: statement_workbook(chain, ctx.scenario, ctx.lang), f"statement_{manager}.xlsx",
-                   key="statement_download")
+    views.show(chain["accounts"], ctx.lang, key="chain_accounts", labels={"line": line_words},
+               search=("account_id", "customer_id", "product"))
+st.download_button(ctx.t("statement"), lambda chain=chain: statement_workbook(chain, ctx.scenario, ctx.lang),
+                   f"statement_{manager}.xlsx", key="statement_download")

@@ -36,16 +36,24 @@ a = a_col.selectbox(ctx.t("scenario_a"), names, index=1, key="compare_a")
 b = b_col.selectbox(ctx.t("scenario_b"), names, index=0, key="compare_b")
 # the what-if and its baseline are already evaluated by the frame; only saved scenarios run here
 ready = {current_label: ctx.result, ctx.baseline.name + " *": ctx.baseline_result}
-ra, rb = (ready.get(x) or state.light(ctx.dataset, choices[x], cache=True) for x in (a, b))
-diff = compare(ra, rb, choices[a], choices[b])
+ra, rb = (ready.get(x) or state.light(ctx.dataset, choices[x], cache=True, key=("saved", x))
+          for x in (a, b))
+diff = ctx.memo(("compare", a, b), lambda: compare(ra, rb, choices[a], choices[b]))
 totals = pd.DataFrame({"A": ra.totals, "B": rb.totals})
 totals["B − A"] = totals["B"] - totals["A"]
 left, right = st.columns([3, 2])
-left.plotly_chart(charts.slope_figure(ra.managers, rb.managers, a, b, ctx.lang), key="slope")
+left.plotly_chart(ctx.memo(("slope", a, b, ctx.lang), lambda: charts.slope_figure(ra.managers, rb.managers, a, b, ctx.lang)),
+                  key="slope")
 right.dataframe(totals.loc[["contribution", "attributed", "unattributed", "pay", "points_pay"]], key="compare_totals")
 st.subheader(ctx.t("pay_delta"))
 views.show(diff[["manager_id", "name", "branch", "rank_a", "rank_b", "rank_change", "pay_a", "pay_b", "pay_delta",
-                 "grade_a", "grade_b", "driver", "cause"]], ctx.lang, key="compare_table")
+                 "grade_a", "grade_b", "driver", "cause"]], ctx.lang, key="compare_table",
+           labels={"grade_a": lambda g: views.grade_label(g, ctx.lang), "grade_b": lambda g: views.grade_label(g, ctx.lang),
+                   "driver": lambda d: d.map(lambda x: ctx.t(x) if x else ""),
+                   "cause": lambda c: c.map(lambda x: ctx.t(f"cause_{x}"))},
+           extra={"rank_a": "rank_a_label", "rank_b": "rank_b_label", "rank_change": "rank_change",
+                  "pay_a": "pay_a_label", "pay_b": "pay_b_label", "pay_delta": "pay_change", "grade_a": "grade_a_label",
+                  "grade_b": "grade_b_label", "driver": "driver_col", "cause": "cause_col"})
 
 st.subheader(ctx.t("import_toml"))
 up = st.file_uploader(ctx.t("import_toml"), type=["toml"], key="scenario_upload", label_visibility="collapsed")
@@ -64,7 +72,7 @@ st.download_button(ctx.t("export_toml"), ctx.scenario.to_toml(), "scenario.toml"
 if ctx.access.can("publish"):
     st.subheader(ctx.t("publish_title"))
     period = ctx.dataset.period
-    pubs = ctx.access.store.publications(period)
+    pubs = state.publications(period)
     st.caption(ctx.t("publish_help", period=period, dataset=ctx.dataset.label,
                      versions=len(pubs)))
     with st.form("publish_form"):
@@ -76,4 +84,5 @@ if ctx.access.can("publish"):
             except (ValueError, PermissionError) as e:
                 st.error(ctx.t("error_generic", err=e))
             else:
+                state.changed()                   # the period's baseline and publications are read again
                 st.success(ctx.t("published", period=pub["period"], version=pub["version"]))

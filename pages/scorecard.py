@@ -9,26 +9,35 @@ from calc.explain import branch_perspective_average, perspective_scores
 from calc.scenario import KPI_KINDS, PERSPECTIVES, PRESETS
 from ui import charts, views
 from ui import published
-from ui.frame import frame
+from ui.frame import COEFFICIENT_LEVERS, frame
 
 ctx = frame("page_scorecard")
 published.serve(ctx, published.scorecard)   # branch heads and managers: published results only
 m = ctx.result.managers
 manager = views.pick_manager(ctx, "score_manager")
-row = m[m["manager_id"] == manager].iloc[0]
+row = m.iloc[ctx.memo_on((), "manager_position", lambda: dict(zip(m["manager_id"], range(len(m)))))[manager]]
 
 a, b, c = st.columns(3)
 a.metric(ctx.t("score"), f"{row['score']:.2f}")
 b.metric(ctx.t("grade"), ctx.t(f"grade_{row['grade']}"))
 c.metric(ctx.t("page_rankings"), f"{row['rank']} / {len(m)}")
 left, right = st.columns([1, 1])
+# scores and KPI actuals move with the coefficient levers and the KPI table only, not with pay
 left.plotly_chart(charts.radar_figure(perspective_scores(ctx.result, manager),
-                                      branch_perspective_average(ctx.result, row["branch"]),
+                                      ctx.memo_on(COEFFICIENT_LEVERS, ("branch_average", row["branch"]),
+                                                  lambda: branch_perspective_average(ctx.result, row["branch"])),
                                       row["name"], ctx.lang), key="radar")
+
+
+def kpi_rows():
+    kpi = ctx.result.kpi[["manager_id", "kpi", "perspective", "kind", "weight", "actual", "target", "points"]]
+    return kpi, kpi.groupby("manager_id", sort=False).indices
+
+
 with right:
     st.subheader(ctx.t("kpi_table"))
-    k = ctx.result.kpi[ctx.result.kpi["manager_id"] == manager]
-    views.show(k[["kpi", "perspective", "kind", "weight", "actual", "target", "points"]], ctx.lang, key="kpi_detail")
+    kpi, where = ctx.memo_on(COEFFICIENT_LEVERS, "kpi_by_manager", kpi_rows)
+    views.show(kpi.iloc[where.get(manager, [])].drop(columns="manager_id"), ctx.lang, key="kpi_detail")
 
 st.subheader(ctx.t("kpi_weights"))
 ss = st.session_state

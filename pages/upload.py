@@ -75,6 +75,7 @@ if files:
                     bar.empty()
                     st.error(ctx.t("error_generic", err=e))
                 else:
+                    state.changed()               # the dataset list and the newest dataset are read again
                     bar.progress(0.6, text=ctx.t("phase_compute"))
                     state.set_active_dataset(info.id)
                     state.warm(info.id)       # the heavy stage, once, under the baseline the pages will use
@@ -84,7 +85,7 @@ if files:
 if ss.get("_upload_notice"):
     st.success(ss.pop("_upload_notice"))
 
-q = ctx.dataset.quarantine
+q = ctx.dataset.quarantine if ctx.dataset is not None else None
 if q is not None and len(q):
     st.subheader(ctx.t("quarantine"))
     st.dataframe(q, hide_index=True, key="quarantine_table")

@@ -37,7 +37,11 @@ def table_with(at: AppTest, *columns: str):
 
 
 def ranking_ids(at: AppTest) -> list[str]:
-    """Manager ids of the ranking table (the first table on the rankings page), in its order."""
-    df = at.dataframe[0].value
-    col = "客户经理编号" if "客户经理编号" in df.columns else "Manager ID"
-    return list(df[col])
+    """Manager ids of the ranking table on the rankings page (the table with a branch-rank
+    column; the summary of moves above it has none), in its order."""
+    for d in at.dataframe:
+        df = d.value
+        for rank, col in (("机构内排名", "客户经理编号"), ("Branch rank", "Manager ID")):
+            if rank in df.columns and col in df.columns:
+                return list(df[col])
+    raise AssertionError(f"no ranking table: {[list(d.value.columns) for d in at.dataframe]}")

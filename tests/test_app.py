@@ -207,3 +207,143 @@ def test_upload_reports_the_csv_encoding_used(tmp_path):
     at = app("pages/upload.py", "en").run()
     at.file_uploader(key="extract_upload").set_value(files).run()
     assert any("gb18030" in c.value for c in at.caption)
+
+
+# ------------------------------------------------------------------ live what-if: where the panel is, paging, charts
+
+PANEL_KEYS = ("pay_factor_asset", "pay_factor_liability", "pay_factor_intermediate", "pay_factor_risk",
+              "role_weight_primary", "role_weight_secondary", "role_weight_support", "stock_factor")
+
+
+@pytest.mark.parametrize("page", ["pages/history.py", "pages/upload.py", "pages/admin.py"])
+def test_the_panel_is_absent_where_no_lever_acts(page):
+    at = app(page, "en").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.slider, [s.key for s in at.slider]
+    assert "pool" not in {w.key for w in at.number_input} and "whatif_reset" not in {b.key for b in at.button}
+
+
+@pytest.mark.parametrize("page, key", [("app.py", "page_overview"), ("pages/rankings.py", "page_rankings"),
+                                       ("pages/customers.py", "page_customers"), ("pages/scorecard.py", "page_scorecard"),
+                                       ("pages/manager.py", "page_manager"), ("pages/scenarios.py", "page_scenarios")])
+def test_the_panel_and_a_number_box_per_slider_are_on_the_pages_a_lever_changes(page, key):
+    from ui.i18n import t
+
+    at = app(page, "en").run()
+    assert not at.exception, [e.value for e in at.exception]
+    for k in PANEL_KEYS:
+        assert at.number_input(key=f"{k}_box").value == at.slider(key=k).value
+    assert t(f"levers_{key}", "en") in [c.value for c in at.caption], "the page says what the levers change on it"
+
+
+def test_customers_page_says_pay_factors_do_not_change_it():
+    at = app("pages/customers.py", "en").run()
+    assert any("pay-link factors, the pool and the rank basis do not" in c.value for c in at.caption)
+
+
+def test_a_number_box_sets_the_exact_value_and_the_ranking_follows(sample_frames):
+    at = app("pages/rankings.py").run()
+    at.number_input(key="pay_factor_intermediate_box").set_value(0.3725).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.slider(key="pay_factor_intermediate").value == pytest.approx(0.3725)
+    _, expected = run(sample_frames, Scenario(pay_factor={**Scenario().pay_factor, "intermediate": 0.3725}))
+    assert ranking_ids(at) == list(expected.managers.sort_values(["rank", "manager_id"])["manager_id"])
+    df = table_with(at, "客户经理编号", "绩效工资", "机构内排名")
+    pay = dict(zip(df["客户经理编号"], df["绩效工资"]))
+    assert all(abs(pay[k] - v) < 0.01 for k, v in zip(expected.managers["manager_id"], expected.managers["pay"]))
+    assert at.query_params["pay_factor_intermediate"] in ("0.3725", ["0.3725"])     # the link keeps the exact value
+    # and the other way round: the slider moves the box
+    at.slider(key="pay_factor_intermediate").set_value(0.2).run()
+    assert at.number_input(key="pay_factor_intermediate_box").value == pytest.approx(0.2)
+
+
+def test_rankings_says_who_moved_above_the_table(sample_frames):
+    at = app("pages/rankings.py", "en").run()
+    assert at.metric[0].value.startswith("0 /")                           # nothing moved yet
+    at.slider(key="pay_factor_intermediate").set_value(0.4).run()
+    labels = [m.label for m in at.metric]
+    assert labels[:4] == ["Managers whose rank moved", "Biggest rise", "Biggest fall", "Total pay (against the baseline)"]
+    moved = int(at.metric[0].value.split(" /")[0])
+    _, before = run(sample_frames, Scenario())
+    _, after = run(sample_frames, Scenario(pay_factor={**Scenario().pay_factor, "intermediate": 0.4}))
+    ranks = before.managers.set_index("manager_id")["rank"] - after.managers.set_index("manager_id")["rank"]
+    assert moved == int((ranks != 0).sum()) > 0
+    top = at.dataframe[0].value                                          # the biggest moves come first on the page
+    assert list(top.columns[:3]) == ["Manager ID", "Name", "Branch"] and len(top) == min(5, moved)
+    assert abs(top["Rank change"].iloc[0]) == ranks.abs().max()
+    # the same rows, order and figures as calc.explain.compare over every manager
+    from calc.explain import compare
+
+    s2 = Scenario(pay_factor={**Scenario().pay_factor, "intermediate": 0.4})
+    want = compare(before, after, Scenario(), s2).head(len(top))
+    assert list(top["Manager ID"]) == list(want["manager_id"])
+    assert list(top["Rank change"]) == list(want["rank_change"])
+    assert all(abs(x - y) < 0.01 for x, y in zip(top["Pay change"], want["pay_delta"]))
+    from ui.i18n import t
+
+    assert list(top["Main line"]) == [t(d, "en") if d else "" for d in want["driver"]]
+
+
+def test_the_panel_survives_a_page_without_it():
+    at = app("app.py").run()
+    at.switch_page("pages/rankings.py").run()
+    at.slider(key="stock_factor").set_value(0.55).run()
+    at.switch_page("pages/history.py").run()
+    assert not at.exception and not at.slider
+    at.switch_page("pages/rankings.py").run()
+    assert at.slider(key="stock_factor").value == 0.55 and at.number_input(key="stock_factor_box").value == 0.55
+
+
+def test_a_long_table_sends_one_page_and_offers_every_row():
+    at = app("pages/customers.py", "en").run()
+    table = table_with(at, "Customer ID", "Coefficient sum", "Unattributed")
+    assert 0 < len(table) <= 50
+    assert "unattributed_table_all_rows" in {b.key for b in at.get("download_button")}
+    first = list(table["Customer ID"])
+    at.number_input(key="unattributed_table_page").set_value(2).run()
+    second = list(table_with(at, "Customer ID", "Coefficient sum", "Unattributed")["Customer ID"])
+    assert second and not set(first) & set(second)
+    at.text_input(key="unattributed_table_search").input(first[0]).run()
+    found = table_with(at, "Customer ID", "Coefficient sum", "Unattributed")
+    assert list(found["Customer ID"]) == [first[0]]
+    assert at.number_input(key="unattributed_table_page").value == 1
+
+
+def test_store_reads_are_cached_between_reruns(monkeypatch):
+    """A slider move asks the store nothing: the gate, the dataset list, the baseline are kept."""
+    from data.auth import Users
+    from data.store import Store
+
+    at = app("pages/rankings.py").run()
+    at.slider(key="pay_factor_risk").set_value(0.1).run()            # warm: everything read once
+    calls = []
+    for cls, name in ((Store, "datasets"), (Store, "publications"), (Store, "latest_dataset"), (Users, "principal")):
+        original = getattr(cls, name)
+        monkeypatch.setattr(cls, name, lambda self, *a, _o=original, _n=name, **k: calls.append(_n) or _o(self, *a, **k))
+    at.slider(key="pay_factor_risk").set_value(0.12).run()
+    at.slider(key="role_weight_support").set_value(0.2).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert calls == []
+
+
+def test_an_empty_store_says_so_on_the_panel_pages_and_the_upload_page_works(tmp_path, monkeypatch):
+    import time
+
+    from data.auth import Principal, Users
+    from data.store import Store
+
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    monkeypatch.setenv("JIXIAO_DATABASE_URL", url)
+    Users(Store.open(url)).create("boss", "boss-password-1", "admin", actor="t", first_admin=True)
+    for page in ("pages/rankings.py", "pages/upload.py"):
+        at = AppTest.from_file(str(ROOT / page), default_timeout=60)
+        at.session_state["lang"] = "en"
+        at.session_state["_who"] = Principal("boss", "admin")
+        at.session_state["_last_seen"] = time.time()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert not at.slider
+        if page == "pages/rankings.py":
+            assert "no dataset" in at.info[0].value
+        else:
+            assert at.file_uploader

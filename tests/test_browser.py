@@ -9,6 +9,7 @@ from tests.browser import errors_on, require_browser, screenshot_dir, settle, st
 pytestmark = pytest.mark.browser
 
 PAGES = ["rankings", "customers", "scorecard", "manager", "history", "scenarios", "upload", "admin", ""]
+NO_PANEL = {"history", "upload", "admin"}          # pages no lever of the what-if panel changes
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,12 @@ def test_every_page_by_direct_url_after_login(server, browser, tmp_path):
         nav = page.locator('[data-testid="stPageLink"]')
         nav.nth(8).wait_for(timeout=15_000)               # the shared frame's nine links for an admin
         assert nav.count() == 9, f"/{path}: the shared frame's navigation is missing"
-        page.locator(".st-key-pay_factor_intermediate input[type=range]").wait_for(state="attached", timeout=15_000)
-        settle(page)
+        if path in NO_PANEL:
+            settle(page)
+            assert page.locator("input[type=range]").count() == 0, f"/{path}: no lever acts here, no panel"
+        else:
+            page.locator(".st-key-pay_factor_intermediate input[type=range]").wait_for(state="attached", timeout=15_000)
+            settle(page)
         assert not errors_on(page), (path, errors_on(page))
         page.screenshot(path=str(shots / f"{i + 1:02d}_{path or 'overview'}.png"), full_page=False)
         page.context.close()
@@ -127,12 +132,15 @@ def _slider(page, key):
     return page.locator(f".st-key-{key} input[type=range]")
 
 
+RANKING = ".st-key-ranking"       # the ranking table (the biggest moves are a table above it)
+
+
 def _first_row_pay(page) -> str:
-    page.locator("table thead th", has_text="绩效工资").first.wait_for(state="attached", timeout=15_000)
-    header = page.locator("table").first.locator("thead th")
+    page.locator(f"{RANKING} table thead th", has_text="绩效工资").first.wait_for(state="attached", timeout=15_000)
+    header = page.locator(f"{RANKING} table").first.locator("thead th")
     names = [header.nth(i).inner_text() for i in range(header.count())]
     col = names.index("绩效工资")
-    return page.locator("table").first.locator(f'[data-testid="glide-cell-{col}-0"]').inner_text()
+    return page.locator(f"{RANKING} table").first.locator(f'[data-testid="glide-cell-{col}-0"]').inner_text()
 
 
 def test_slider_moves_the_table_and_survives_a_page_switch(server, browser, tmp_path):
@@ -152,9 +160,10 @@ def test_slider_moves_the_table_and_survives_a_page_switch(server, browser, tmp_
     moved = _slider(page, "pay_factor_intermediate").get_attribute("value")
     settle(page)
     page.wait_for_function(f"""(before) => {{
-        const cells = [...document.querySelectorAll('table thead th')].map(h => h.innerText);
+        const table = document.querySelector('{RANKING} table');
+        const cells = [...table.querySelectorAll('thead th')].map(h => h.innerText);
         const col = cells.indexOf('绩效工资');
-        const cell = document.querySelector(`[data-testid="glide-cell-${{col}}-0"]`);
+        const cell = table.querySelector(`[data-testid="glide-cell-${{col}}-0"]`);
         return cell && cell.innerText !== before; }}""", arg=before)
     assert _first_row_pay(page) != before
     page.screenshot(path=str(screenshot_dir(tmp_path) / "10_rankings_after_move.png"))
@@ -166,3 +175,26 @@ def test_slider_moves_the_table_and_survives_a_page_switch(server, browser, tmp_
     assert _slider(page, "pay_factor_intermediate").get_attribute("value") == moved
     assert not errors_on(page)
     page.context.close()
+
+
+def test_a_number_box_moves_the_slider_and_who_moves_is_on_the_first_screen(server, browser, tmp_path):
+    """At 1366 x 768, after a move the summary and the biggest moves are visible without scrolling."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{server}/rankings")
+    login(page, "admin")
+    box = page.locator(".st-key-pay_factor_intermediate_box input")
+    box.fill("0.2")
+    box.press("Enter")
+    page.wait_for_function(
+        """() => document.querySelector('.st-key-pay_factor_intermediate input[type=range]').value === '0.2'""",
+        timeout=30_000)
+    page.locator(".st-key-top_moves table").first.wait_for(state="attached", timeout=30_000)
+    settle(page)
+    assert not errors_on(page)
+    moved = page.locator('[data-testid="stMetric"]').first
+    assert "名次变化人数" in moved.inner_text() and not moved.inner_text().strip().endswith("0 / 40")
+    rows = page.locator(".st-key-top_moves [data-testid='stDataFrame']").first.bounding_box()
+    assert rows is not None and rows["y"] + rows["height"] <= 768, rows        # no scrolling needed
+    page.screenshot(path=str(screenshot_dir(tmp_path) / "11_rankings_who_moves_1366.png"))
+    context.close()

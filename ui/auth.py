@@ -19,6 +19,10 @@ __all__ = ["login_gate", "logout_button", "sso_configured"]
 
 WHO = "_who"
 LAST_SEEN = "_last_seen"
+CHECKED = "_who_checked"       # (principal, store generation, monotonic time) of the last look-up
+# A change made on the Users page takes effect on the user's next click (it calls
+# state.changed()); one made elsewhere (the command line, another server) within this many seconds.
+RECHECK_SECONDS = 30.0
 
 
 def sso_configured() -> bool:
@@ -32,6 +36,7 @@ def sso_configured() -> bool:
 def _end_session(users: Users, reason: str) -> None:
     who = st.session_state.pop(WHO, None)
     st.session_state.pop(LAST_SEEN, None)
+    st.session_state.pop(CHECKED, None)
     if who is not None:
         users.logout(who.username, reason)
 
@@ -145,14 +150,15 @@ def login_gate(lang: str) -> Principal:
         st.session_state["_idle_notice"] = True
         _sso_logout()
         who = None
-    if who is not None:
-        current = users.principal(who.username)        # role, branch or deactivation take effect at once
+    if who is not None and not _recently_checked(who):
+        current = users.principal(who.username)        # role, branch or deactivation take effect
         if current is None:
             _end_session(users, "logout")
             who = None
         else:
             who = current
             st.session_state[WHO] = who
+            st.session_state[CHECKED] = (who, state.generation(), time.monotonic())
     if who is None:
         who = _sso_principal(users, lang)
         if who is not None:
@@ -165,6 +171,14 @@ def login_gate(lang: str) -> Principal:
         st.stop()
     st.session_state[LAST_SEEN] = now
     return who
+
+
+def _recently_checked(who: Principal) -> bool:
+    """True when ``who`` was read from the store less than RECHECK_SECONDS ago and nothing was
+    changed in the store by this process since (so a slider move costs no user query)."""
+    seen = st.session_state.get(CHECKED)
+    return (seen is not None and seen[0] == who and seen[1] == state.generation()
+            and time.monotonic() - seen[2] < RECHECK_SECONDS)
 
 
 def logout_button(who: Principal, lang: str) -> None:

@@ -1,7 +1,12 @@
 """Chart builders: plain functions ``frame in -> go.Figure out`` that tests can call.
 
-Built with ``plotly.graph_objects`` (about 8x cheaper than plotly.express per figure,
-MEASURED.md). Labels come in through ``lang``; no Streamlit here.
+Each figure is written as plotly's own JSON layout (traces and layout as dicts) and wrapped in a
+``plotly.graph_objects.Figure`` without plotly's per-property checks: ~0.3 ms a figure where
+building it through the graph-object API costs 5-15 ms (plotly.express ~24 ms, MEASURED.md),
+which a slider move pays on every chart. tests/test_views.py validates every figure with
+plotly's checks. The template "none" leaves the look to Streamlit's theme and keeps plotly's
+default template (~6 KB) out of the JSON sent on every rerun. Labels come in through ``lang``;
+no Streamlit here.
 """
 
 from __future__ import annotations
@@ -14,102 +19,163 @@ from calc.light import GRADE_ORDER
 from calc.segments import TIER_ORDER
 from ui.i18n import t
 
-__all__ = ["waterfall_figure", "pay_pool_figure", "grade_figure", "ranking_figure", "whale_figure", "tier_figure",
+__all__ = ["waterfall_figure", "pay_pool_figure", "grade_figure", "ranking_figure", "pay_histogram_figure", "whale_figure", "tier_figure",
            "relationship_figure", "ltv_figure", "radar_figure", "pay_by_line_figure", "slope_figure", "grade_history_figure",
            "history_figure", "BRANCH_COLORS"]
 
 BRANCH_COLORS = ["#B22222", "#1F77B4", "#2CA02C", "#FF7F0E", "#9467BD", "#8C564B", "#E377C2", "#17BECF"]
 GRADE_COLORS = {"senior": "#1B5E20", "advanced": "#43A047", "manager": "#FBC02D", "assistant": "#FB8C00",
                 "unrated": "#9E9E9E"}
+RANK_BARS = 20      # a ranking chart shows every manager up to 2 x this many, else the best and worst this many
 
 
-def _layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=40, r=20, t=50, b=40), template="plotly_white",
-                      legend=dict(orientation="h", y=-0.15))
-    return fig
+def _list(values) -> list:
+    """Plain Python numbers or text for the JSON (numpy and pandas values as lists)."""
+    return np.asarray(values).tolist()
+
+
+def _figure(traces: list, title: str, height: int = 380, **layout) -> go.Figure:
+    spec = {"title": {"text": title}, "height": height, "margin": {"l": 40, "r": 20, "t": 50, "b": 40},
+            "template": "none", "legend": {"orientation": "h", "y": -0.15}, **layout}
+    return go.Figure({"data": traces, "layout": spec}, _validate=False)
+
+
+def _vline(x: float, dash: str = "dash", color: str = "#555", text: str | None = None) -> tuple[dict, list]:
+    """A vertical line across the plot (shape) and its label (annotation)."""
+    shape = {"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
+             "line": {"dash": dash, "color": color}}
+    notes = [{"x": x, "xref": "x", "y": 1, "yref": "paper", "text": text, "showarrow": False, "xanchor": "left",
+              "yanchor": "top"}] if text else []
+    return shape, notes
+
+
+def _hline(y: float, dash: str = "solid", color: str = "#999", text: str | None = None) -> tuple[dict, list]:
+    """A horizontal line across the plot (shape) and its label (annotation)."""
+    shape = {"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": y, "y1": y,
+             "line": {"dash": dash, "color": color}}
+    notes = [{"x": 1, "xref": "paper", "y": y, "yref": "y", "text": text, "showarrow": False, "xanchor": "right",
+              "yanchor": "bottom"}] if text else []
+    return shape, notes
 
 
 def waterfall_figure(totals: dict, lang: str = "zh") -> go.Figure:
     """Contribution by line, summed, then split into attributed and unattributed (yuan)."""
     lines = ["asset", "liability", "intermediate", "risk"]
     x = [t(k, lang) for k in lines] + [t("total_contribution", lang), t("attributed", lang), t("unattributed", lang)]
-    y = [totals[f"contribution_{k}"] for k in lines] + [totals["contribution"], totals["attributed"],
-                                                        totals["unattributed"]]
+    y = [float(totals[f"contribution_{k}"]) for k in lines] + [float(totals["contribution"]), float(totals["attributed"]),
+                                                               float(totals["unattributed"])]
     measure = ["relative"] * 4 + ["total", "absolute", "absolute"]
-    fig = go.Figure(go.Waterfall(x=x, y=y, measure=measure, text=[f"{v:,.0f}" for v in y], textposition="outside",
-                                 connector={"line": {"color": "#999"}}))
-    return _layout(fig, t("contribution_waterfall", lang))
+    return _figure([{"type": "waterfall", "x": x, "y": y, "measure": measure, "text": [f"{v:,.0f}" for v in y],
+                     "textposition": "outside", "connector": {"line": {"color": "#999"}}}],
+                   t("contribution_waterfall", lang))
 
 
 def pay_pool_figure(totals: dict, lang: str = "zh") -> go.Figure:
     """Factor-method pay total and points-method pay total against the pool (yuan)."""
     x = [t("total_pay", lang), t("points_pay_total", lang), t("pool_label", lang)]
-    y = [totals["pay"], totals["points_pay"], totals["pool"]]
-    fig = go.Figure(go.Bar(x=x, y=y, text=[f"{v:,.0f}" for v in y], textposition="outside",
-                           marker_color=["#B22222", "#1F77B4", "#BBBBBB"]))
-    return _layout(fig, t("pay_vs_pool", lang))
+    y = [float(totals["pay"]), float(totals["points_pay"]), float(totals["pool"])]
+    return _figure([{"type": "bar", "x": x, "y": y, "text": [f"{v:,.0f}" for v in y], "textposition": "outside",
+                     "marker": {"color": ["#B22222", "#1F77B4", "#BBBBBB"]}}], t("pay_vs_pool", lang))
 
 
 def grade_figure(managers: pd.DataFrame, lang: str = "zh") -> go.Figure:
     """Number of managers per grade, best grade first."""
-    counts = managers["grade"].value_counts().reindex(GRADE_ORDER, fill_value=0)
-    fig = go.Figure(go.Bar(x=[t(f"grade_{g}", lang) for g in GRADE_ORDER], y=counts.to_numpy(),
-                           marker_color=[GRADE_COLORS[g] for g in GRADE_ORDER], text=counts.to_numpy(),
-                           textposition="outside"))
-    return _layout(fig, t("grade_distribution", lang))
+    counts = _list(managers["grade"].value_counts().reindex(GRADE_ORDER, fill_value=0))
+    return _figure([{"type": "bar", "x": [t(f"grade_{g}", lang) for g in GRADE_ORDER], "y": counts,
+                     "marker": {"color": [GRADE_COLORS[g] for g in GRADE_ORDER]}, "text": counts,
+                     "textposition": "outside"}], t("grade_distribution", lang))
 
 
 def grade_history_figure(history: pd.DataFrame, lang: str = "zh") -> go.Figure:
     """Managers per grade in each published period (stacked, best grade first)."""
     counts = (history.groupby(["period", "grade"]).size().unstack(fill_value=0)
               .reindex(columns=list(GRADE_ORDER), fill_value=0))
-    fig = go.Figure([go.Bar(x=counts.index, y=counts[g], name=t(f"grade_{g}", lang), marker_color=GRADE_COLORS[g])
-                     for g in GRADE_ORDER])
-    fig.update_layout(barmode="stack", height=360, template="plotly_white")
-    return fig
+    traces = [{"type": "bar", "x": _list(counts.index.astype(str)), "y": _list(counts[g]), "name": t(f"grade_{g}", lang),
+               "marker": {"color": GRADE_COLORS[g]}} for g in GRADE_ORDER]
+    return _figure(traces, t("branch_over_time", lang), height=360, barmode="stack")
 
 
-def ranking_figure(managers: pd.DataFrame, value: str = "pay", lang: str = "zh") -> go.Figure:
-    """One bar per manager (best first), coloured by branch."""
-    m = managers.sort_values([value, "manager_id"], ascending=[False, True])
-    fig = go.Figure()
-    for i, (branch, part) in enumerate(m.groupby("branch", sort=True)):
-        fig.add_trace(go.Bar(x=part["name"] + " " + part["manager_id"], y=part[value], name=str(branch),
-                             marker_color=BRANCH_COLORS[i % len(BRANCH_COLORS)]))
-    fig.update_xaxes(categoryorder="array", categoryarray=list(m["name"] + " " + m["manager_id"]))
-    return _layout(fig, t("ranking_chart", lang), height=420)
+def ranking_figure(managers: pd.DataFrame, value: str = "pay", lang: str = "zh", n: int = RANK_BARS) -> go.Figure:
+    """One bar per manager (best first), coloured by branch; with more than ``2 n`` managers only
+    the best ``n`` and the worst ``n`` (a dotted line between them), so 6,000 managers stay
+    readable and the figure small. :func:`pay_histogram_figure` shows everyone's distribution."""
+    v = managers[value].to_numpy(dtype=float)
+    many = len(v) > 2 * n
+
+    def take(column: str, rows: np.ndarray) -> np.ndarray:     # text of some rows, not the whole column
+        return np.asarray(managers[column].array.take(rows), dtype=object).astype(str)
+
+    def ranked(rows: np.ndarray) -> np.ndarray:         # best first, ties by manager id
+        return rows[np.lexsort((take("manager_id", rows), -v[rows]))]
+
+    if many:         # sort only the candidates: values at or beyond the n-th best and the n-th worst
+        top = ranked(np.flatnonzero(v >= np.partition(v, len(v) - n)[len(v) - n]))[:n]
+        bottom = ranked(np.flatnonzero(v <= np.partition(v, n - 1)[n - 1]))[-n:]
+        order = np.concatenate([top, bottom])
+    else:
+        order = ranked(np.arange(len(v)))
+    labels = np.char.add(np.char.add(take("name", order), " "), take("manager_id", order)).astype(object)
+    values, branches = v[order], take("branch", order)
+    every = sorted(str(b) for b in managers["branch"].unique())       # a branch keeps its colour move after move
+    if len(every) <= len(BRANCH_COLORS):
+        traces = [{"type": "bar", "x": _list(labels[branches == b]), "y": _list(values[branches == b]), "name": b,
+                   "marker": {"color": BRANCH_COLORS[i]}} for i, b in enumerate(every) if (branches == b).any()]
+    else:          # more branches than colours: one trace, the branch in the hover text
+        traces = [{"type": "bar", "x": _list(labels), "y": _list(values), "hovertext": _list(branches),
+                   "name": t("branch", lang), "marker": {"color": BRANCH_COLORS[0]}}]
+    layout = {"xaxis": {"categoryorder": "array", "categoryarray": _list(labels)}}
+    title = t("ranking_chart", lang)
+    if many:
+        title = t("ranking_chart_top_bottom", lang, n=n, total=f"{len(managers):,}")
+        layout["shapes"] = [_vline(n - 0.5, dash="dot", color="#888")[0]]
+    return _figure(traces, title, height=420, **layout)
+
+
+def pay_histogram_figure(managers: pd.DataFrame, value: str = "pay", lang: str = "zh", bins: int = 40) -> go.Figure:
+    """How many managers earn how much: ``value`` binned (``bins`` bars whatever the bank's size)."""
+    v = managers[value].to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v):
+        lo, hi = float(v.min()), float(v.max())
+        counts, edges = np.histogram(v, bins=bins, range=(lo, hi if hi > lo else lo + 1))
+    else:
+        counts, edges = np.zeros(0, dtype=int), np.zeros(1)
+    axis = t(f"pay_method_{'points' if value == 'points_pay' else 'factor'}", lang)
+    return _figure([{"type": "bar", "x": _list((edges[:-1] + edges[1:]) / 2), "y": _list(counts),
+                     "width": _list(np.diff(edges)), "marker": {"color": "#1F77B4"}, "name": t("managers_n", lang)}],
+                   t("pay_distribution", lang), height=420, xaxis={"title": {"text": axis}},
+                   yaxis={"title": {"text": t("managers_n", lang)}})
 
 
 def whale_figure(curve: pd.DataFrame, whale: dict, lang: str = "zh") -> go.Figure:
     """Cumulative profit share against customer share, with the 20 % / 80 % / 30 % marks."""
-    fig = go.Figure(go.Scatter(x=curve["customer_share"], y=curve["profit_share"], mode="lines",
-                               name=t("whale_curve", lang), line=dict(color="#B22222", width=3)))
-    fig.add_vline(x=0.2, line_dash="dash", line_color="#555", annotation_text="20%")
-    fig.add_vline(x=0.7, line_dash="dot", line_color="#555", annotation_text="30% ↘")
-    fig.add_hline(y=0.8, line_dash="dash", line_color="#999", annotation_text="80%")
-    fig.add_hline(y=1.0, line_color="#CCC")
-    fig.update_xaxes(title=t("customers_axis", lang), tickformat=".0%")
-    fig.update_yaxes(title=t("profit_axis", lang), tickformat=".0%")
-    return _layout(fig, t("whale_curve", lang), height=420)
+    marks = [_vline(0.2, "dash", "#555", "20%"), _vline(0.7, "dot", "#555", "30% ↘"),
+             _hline(0.8, "dash", "#999", "80%"), _hline(1.0, "solid", "#CCC")]
+    return _figure([{"type": "scatter", "x": _list(curve["customer_share"]), "y": _list(curve["profit_share"]),
+                     "mode": "lines", "name": t("whale_curve", lang), "line": {"color": "#B22222", "width": 3}}],
+                   t("whale_curve", lang), height=420, shapes=[m[0] for m in marks],
+                   annotations=[a for m in marks for a in m[1]],
+                   xaxis={"title": {"text": t("customers_axis", lang)}, "tickformat": ".0%"},
+                   yaxis={"title": {"text": t("profit_axis", lang)}, "tickformat": ".0%"})
 
 
 def tier_figure(customers: pd.DataFrame, lang: str = "zh") -> go.Figure:
     """Customers and contribution per value tier."""
     g = customers.groupby("tier")["total"].agg(["count", "sum"]).reindex(TIER_ORDER, fill_value=0)
     labels = [t(f"tier_{k}", lang) for k in TIER_ORDER]
-    fig = go.Figure([go.Bar(x=labels, y=g["count"], name=t("customers_n", lang), yaxis="y"),
-                     go.Scatter(x=labels, y=g["sum"], name=t("total_contribution", lang), yaxis="y2",
-                                mode="lines+markers")])
-    fig.update_layout(yaxis2=dict(overlaying="y", side="right", showgrid=False))
-    return _layout(fig, t("value_tiers", lang))
+    return _figure([{"type": "bar", "x": labels, "y": _list(g["count"]), "name": t("customers_n", lang), "yaxis": "y"},
+                    {"type": "scatter", "x": labels, "y": _list(g["sum"]), "name": t("total_contribution", lang),
+                     "yaxis": "y2", "mode": "lines+markers"}],
+                   t("value_tiers", lang), yaxis2={"overlaying": "y", "side": "right", "showgrid": False})
 
 
 def relationship_figure(customers: pd.DataFrame, lang: str = "zh") -> go.Figure:
     """Customers per relationship level (1 potential ... 5 dependent)."""
     counts = customers["relationship_level"].value_counts().reindex([1, 2, 3, 4, 5], fill_value=0)
-    fig = go.Figure(go.Bar(x=[f"{k} {t(f'rel_{k}', lang)}" for k in counts.index], y=counts.to_numpy(),
-                           marker_color="#1F77B4", text=counts.to_numpy(), textposition="outside"))
-    return _layout(fig, t("relationship_levels", lang))
+    y = _list(counts)
+    return _figure([{"type": "bar", "x": [f"{k} {t(f'rel_{k}', lang)}" for k in counts.index], "y": y,
+                     "marker": {"color": "#1F77B4"}, "text": y, "textposition": "outside"}],
+                   t("relationship_levels", lang))
 
 
 def ltv_figure(customers: pd.DataFrame, acquisition_cost: float, lang: str = "zh", bins: int = 40) -> go.Figure:
@@ -123,32 +189,31 @@ def ltv_figure(customers: pd.DataFrame, acquisition_cost: float, lang: str = "zh
         counts, edges = np.zeros(0), np.zeros(1)
     mids = (edges[:-1] + edges[1:]) / 2
     colors = ["#2CA02C" if m >= acquisition_cost else "#B22222" for m in mids]
-    fig = go.Figure(go.Bar(x=mids, y=counts, marker_color=colors, name=t("customers_n", lang)))
-    fig.add_vline(x=acquisition_cost, line_dash="dash", annotation_text=t("acquisition_cost", lang))
-    return _layout(fig, t("ltv_title", lang))
+    shape, notes = _vline(float(acquisition_cost), "dash", "#555", t("acquisition_cost", lang))
+    return _figure([{"type": "bar", "x": _list(mids), "y": _list(counts), "marker": {"color": colors},
+                     "name": t("customers_n", lang)}], t("ltv_title", lang), shapes=[shape], annotations=notes)
 
 
 def radar_figure(perspectives: dict, branch_avg: dict, name: str, lang: str = "zh") -> go.Figure:
     """Points per balanced-scorecard perspective, manager against the branch average."""
     keys = ["financial", "customer", "internal", "learning"]
     theta = [t(f"persp_{k}", lang) for k in keys]
-    fig = go.Figure([
-        go.Scatterpolar(r=[perspectives[k] for k in keys] + [perspectives[keys[0]]], theta=theta + theta[:1],
-                        fill="toself", name=name),
-        go.Scatterpolar(r=[branch_avg[k] for k in keys] + [branch_avg[keys[0]]], theta=theta + theta[:1],
-                        fill="toself", name=t("branch_average", lang), opacity=0.5),
-    ])
-    return _layout(fig, t("radar_title", lang), height=420)
+    return _figure([
+        {"type": "scatterpolar", "r": [float(perspectives[k]) for k in keys + keys[:1]], "theta": theta + theta[:1],
+         "fill": "toself", "name": name},
+        {"type": "scatterpolar", "r": [float(branch_avg[k]) for k in keys + keys[:1]], "theta": theta + theta[:1],
+         "fill": "toself", "name": t("branch_average", lang), "opacity": 0.5},
+    ], t("radar_title", lang), height=420)
 
 
 def pay_by_line_figure(lines: pd.DataFrame, lang: str = "zh") -> go.Figure:
     """One manager's pay built up from each line: the ``lines`` of
     :func:`calc.explain.manager_chain` (``line``, ``pay`` = factor × attributed contribution, yuan)."""
     vals = [float(v) for v in lines["pay"]]
-    fig = go.Figure(go.Waterfall(x=[t(k, lang) for k in lines["line"]] + [t("total", lang)], y=vals + [sum(vals)],
-                                 measure=["relative"] * 4 + ["total"], text=[f"{v:,.2f}" for v in vals + [sum(vals)]],
-                                 textposition="outside"))
-    return _layout(fig, t("pay_by_line", lang), height=340)
+    y = vals + [sum(vals)]
+    return _figure([{"type": "waterfall", "x": [t(k, lang) for k in lines["line"]] + [t("total", lang)], "y": y,
+                     "measure": ["relative"] * len(vals) + ["total"], "text": [f"{v:,.2f}" for v in y],
+                     "textposition": "outside"}], t("pay_by_line", lang), height=340)
 
 
 def slope_figure(a: pd.DataFrame, b: pd.DataFrame, label_a: str, label_b: str, lang: str = "zh",
@@ -157,19 +222,22 @@ def slope_figure(a: pd.DataFrame, b: pd.DataFrame, label_a: str, label_b: str, l
     m = a[["manager_id", "name", "rank"]].merge(b[["manager_id", "rank"]], on="manager_id", suffixes=("_a", "_b"))
     m["move"] = (m["rank_a"] - m["rank_b"]).abs()
     m = m.sort_values(["move", "rank_a"], ascending=[False, True]).head(limit)
-    fig = go.Figure()
-    for _, r in m.iterrows():
-        color = "#2CA02C" if r["rank_b"] < r["rank_a"] else "#B22222" if r["rank_b"] > r["rank_a"] else "#BBBBBB"
-        fig.add_trace(go.Scatter(x=[label_a, label_b], y=[r["rank_a"], r["rank_b"]], mode="lines+markers",
-                                 line=dict(color=color), name=f"{r['name']} {r['manager_id']}", showlegend=False,
-                                 hovertemplate=f"{r['name']}: {r['rank_a']} → {r['rank_b']}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", title=t("page_rankings", lang))
-    return _layout(fig, t("slope_title", lang), height=480)
+    traces = []
+    for mid, name, ra, rb in zip(m["manager_id"], m["name"], m["rank_a"].tolist(), m["rank_b"].tolist()):
+        color = "#2CA02C" if rb < ra else "#B22222" if rb > ra else "#BBBBBB"
+        traces.append({"type": "scatter", "x": [label_a, label_b], "y": [ra, rb], "mode": "lines+markers",
+                       "line": {"color": color}, "name": f"{name} {mid}", "showlegend": False,
+                       "hovertemplate": f"{name}: {ra} → {rb}<extra></extra>"})
+    return _figure(traces, t("slope_title", lang), height=480,
+                   yaxis={"autorange": "reversed", "title": {"text": t("page_rankings", lang)}})
+
+
+_HISTORY_TITLES = {"rank": "page_rankings", "pay": "pay_method_factor", "score": "score"}
 
 
 def history_figure(history: pd.DataFrame, value: str, lang: str = "zh") -> go.Figure:
     """One manager's ``value`` (rank, pay, score) across published periods."""
-    fig = go.Figure(go.Scatter(x=history["period"], y=history[value], mode="lines+markers"))
-    if value == "rank":
-        fig.update_yaxes(autorange="reversed")
-    return _layout(fig, value, height=320)
+    layout = {"yaxis": {"autorange": "reversed"}} if value == "rank" else {}
+    return _figure([{"type": "scatter", "x": _list(history["period"].astype(str)), "y": _list(history[value]),
+                     "mode": "lines+markers"}], t(_HISTORY_TITLES.get(value, value), lang), height=320,
+                   **layout)

@@ -1,9 +1,10 @@
 """The shared frame every page calls first: page config, language, navigation, what-if panel.
 
 Streamlit runs a ``pages/`` file alone when its URL is opened directly, so nothing here may
-rely on ``app.py`` having run. Widget values are mirrored into plain session keys
-(``_keep_<key>``) because Streamlit drops a widget's state when the user switches to a page
-that has not rendered it yet; the mirror restores it, so the panel stays where it was left.
+rely on ``app.py`` having run. Widget values are mirrored into one plain session key (the dict
+``_keep``, widget key -> value) because Streamlit drops a widget's state when the user switches
+to a page that has not rendered it yet (History, Upload and Users have no panel); the mirror
+restores it, so the panel stays where it was left.
 """
 
 from __future__ import annotations
@@ -47,16 +48,24 @@ SLIDERS = {
     "stock_factor": (0.0, 1.0, 0.05),
 }
 WHATIF_KEYS = (*SLIDERS, "pool", "pay_method")
+COEFFICIENT_LEVERS = ("role_weight_primary", "role_weight_secondary", "role_weight_support", "stock_factor")
 LANG_KEY = "lang"
+
+
+# pages a lever of the what-if panel changes; only these draw the panel and compute the what-if.
+# Scenarios too: what it saves, exports, compares and publishes is the panel's what-if.
+PANEL_PAGES = ("page_overview", "page_rankings", "page_customers", "page_scorecard", "page_manager", "page_scenarios")
+DATASET_PAGES = (*PANEL_PAGES, "page_upload")      # pages that read the session's dataset
 
 
 @dataclass
 class Ctx:
     """What a page needs: who is asking, language, dataset, scenarios and their results.
 
-    ``live`` is True for roles that use the what-if (admin, analyst): ``result`` is then the
-    what-if's light stage. For branch heads and managers ``live`` is False, ``result`` is
-    None, and pages read published results through ``access`` only.
+    ``live`` is True for roles that use the what-if (admin, analyst). On the pages of the
+    what-if panel (:data:`PANEL_PAGES`) ``result`` is then the what-if's light stage; on the
+    others it is None. For branch heads and managers ``live`` is False, ``result`` is None,
+    and pages read published results through ``access`` only.
     """
 
     lang: str
@@ -67,11 +76,11 @@ class Ctx:
     scenario: Scenario | None
     result: Result | None
     baseline_result: Result | None
-
-    @property
-    def live(self) -> bool:
-        """True when this page computes the what-if for the user."""
-        return self.result is not None
+    live: bool = False
+    whatif: state.WhatIf | None = None
+    baseline_key: tuple = ()
+    panel: dict | None = None
+    kpi_key: tuple = ()
 
     @property
     def user(self) -> str:
@@ -82,6 +91,24 @@ class Ctx:
         """A UI string in the chosen language."""
         return t(key, self.lang, **fmt)
 
+    def memo(self, name, compute):
+        """``compute()`` once per what-if (and ``name``): a rerun that does not move the panel,
+        or another session with the same what-if, reuses it. Put the language in ``name`` when
+        the value holds text."""
+        if self.whatif is None:
+            return compute()
+        return self.whatif.memo(name, compute)
+
+    def memo_on(self, levers: tuple, name, compute):
+        """``compute()`` once per dataset, baseline, edited KPI table and the values of ``levers``
+        (panel keys): for what moves with some levers only (``()``: with none, the data, the
+        baseline and the KPI table alone). E.g. a customer's coefficients move with
+        :data:`COEFFICIENT_LEVERS` only, not with the pay-link factors."""
+        if self.panel is None:
+            return compute()
+        return state.kept((name, self.dataset.id, self.baseline_key, self.kpi_key,
+                           tuple(self.panel[k] for k in levers)), compute)
+
 
 def _baseline_values(s: Scenario) -> dict:
     out = {f"pay_factor_{k}": float(v) for k, v in s.pay_factor.items()}
@@ -90,21 +117,39 @@ def _baseline_values(s: Scenario) -> dict:
     return out
 
 
+BOX = "_box"     # suffix of the number box under a slider: the same value, typed exactly
+KEEP = "_keep"   # one session key for every mirror: each widget drawn scans the session's keys
+
+
+def _kept() -> dict:
+    kept = st.session_state.get(KEEP)
+    if kept is None:
+        kept = st.session_state[KEEP] = {}
+    return kept
+
+
 def _keep(key: str) -> None:
-    st.session_state[f"_keep_{key}"] = st.session_state[key]
+    _kept()[key] = st.session_state[key]
+
+
+def _keep_box(key: str) -> None:
+    _kept()[key] = st.session_state[key + BOX]
 
 
 def _restore(key: str, default) -> None:
-    """Give a widget its kept value before it is drawn (first value: ``default``).
+    """Give a widget (and its number box) its kept value before it is drawn (first value: ``default``).
 
-    The mirror ``_keep_<key>`` is the truth: ``on_change`` callbacks (run before the script)
+    The mirror ``_keep[key]`` is the truth: ``on_change`` callbacks (run before the script)
     update it, and it is written back into the widget's key on every run, so a page switch,
-    which gives the widget a new identity, cannot reset it.
+    which gives the widget a new identity, cannot reset it, and the slider and its number box
+    always show the same value.
     """
-    mirror = f"_keep_{key}"
-    if mirror not in st.session_state:
-        st.session_state[mirror] = st.session_state.get(key, default)
-    st.session_state[key] = st.session_state[mirror]
+    kept = _kept()
+    if key not in kept:
+        kept[key] = st.session_state.get(key, default)
+    st.session_state[key] = kept[key]
+    if key in SLIDERS:
+        st.session_state[key + BOX] = kept[key]
 
 
 def _coerce_param(key: str, raw: str, default):
@@ -124,13 +169,14 @@ def _coerce_param(key: str, raw: str, default):
 
 def _from_query_params(defaults: dict) -> None:
     """On a session's first run, start the panel from the link's query parameters."""
-    if st.session_state.get("_qp_read"):
+    kept = _kept()
+    if kept.get("_qp_read"):
         return
-    st.session_state["_qp_read"] = True
+    kept["_qp_read"] = True
     qp = st.query_params
     for key in WHATIF_KEYS:
         if key in qp:
-            st.session_state[f"_keep_{key}"] = _coerce_param(key, qp[key], defaults.get(key))
+            kept[key] = _coerce_param(key, qp[key], defaults.get(key))
 
 
 def _to_query_params(values: dict, defaults: dict, lang: str) -> None:
@@ -149,7 +195,8 @@ def clear_whatif() -> None:
     """Forget the what-if (sliders and edited KPI table): the panel starts again from the baseline."""
     for key in WHATIF_KEYS:
         st.session_state.pop(key, None)
-        st.session_state.pop(f"_keep_{key}", None)
+        st.session_state.pop(key + BOX, None)
+        _kept().pop(key, None)
     for key in KPI_STATE:
         st.session_state.pop(key, None)
 
@@ -166,15 +213,19 @@ def navigation(lang: str, access: Access) -> None:
     """Links to the pages this role may open, in the chosen language (automatic navigation is off)."""
     from streamlit.errors import StreamlitAPIException
 
+    links = True
     with st.sidebar:
         for path, key, icon in PAGES:
             if not access.may_open(key):
                 continue
-            try:
-                st.page_link(path, label=t(key, lang), icon=icon)
-            except StreamlitAPIException:  # a page file run as its own entrypoint (tests): plain link
-                url = "/" if path == "app.py" else "/" + path.split("/")[-1].removesuffix(".py")
-                st.markdown(f"[{t(key, lang)}]({url})")
+            if links:
+                try:
+                    st.page_link(path, label=t(key, lang), icon=icon)
+                    continue
+                except StreamlitAPIException:  # a page file run as its own entrypoint (tests): plain links
+                    links = False
+            url = "/" if path == "app.py" else "/" + path.split("/")[-1].removesuffix(".py")
+            st.markdown(f"[{t(key, lang)}]({url})")
 
 
 def _pick_dataset() -> None:
@@ -193,38 +244,62 @@ def dataset_picker(dataset: state.Dataset, lang: str) -> None:
                          on_change=_pick_dataset)
 
 
-def whatif_panel(baseline: Scenario, lang: str) -> Scenario:
-    """Sliders for the light-stage parameters; returns the what-if scenario they define."""
+# slider key -> (slider format, number box step, number box format)
+_FORMATS = {**{f"pay_factor_{x}": ("%.3f", 0.0005, "%.4f") for x in ("asset", "liability", "intermediate", "risk")},
+            **{f"role_weight_{x}": ("%.2f", 0.01, "%.3f") for x in ("primary", "secondary", "support")},
+            "stock_factor": ("%.2f", 0.01, "%.3f")}
+
+
+def _slider(side, key: str, lang: str) -> None:
+    """A slider and, under it, a number box for an exact value; both hold the same value.
+
+    Under, not beside: columns would add three elements per slider to every rerun's messages
+    (a move's time on a real server grows with the number of elements sent, ~0.3 ms each).
+    """
+    lo, hi, step = SLIDERS[key]
+    fmt, box_step, box_fmt = _FORMATS[key]
+    side.slider(t(key, lang), lo, hi, step=step, key=key, format=fmt, on_change=_keep, args=(key,))
+    side.number_input(t(key, lang), min_value=lo, max_value=hi, step=box_step, key=key + BOX, format=box_fmt,
+                      on_change=_keep_box, args=(key,), label_visibility="collapsed")
+
+
+def _kpi_key() -> tuple:
+    rows = st.session_state.get("_kpi_table")
+    return () if rows is None else tuple(tuple(r.items()) for r in rows)
+
+
+def whatif_panel(baseline: Scenario, lang: str) -> tuple[dict, int]:
+    """Sliders (each with a number box) for the light-stage parameters.
+
+    Returns the panel's values (widget key -> value) and how many differ from the baseline.
+    """
     defaults = _baseline_values(baseline)
     for key in WHATIF_KEYS:
         _restore(key, defaults[key])
     side = st.sidebar
-    side.subheader(t("whatif", lang))
-    side.caption(f"{t('baseline', lang)}: {baseline.name}")
+    side.markdown(f"### {t('whatif', lang)}\n{t('baseline', lang)}: {baseline.name}")
     side.markdown(f"**{t('pay_factors', lang)}**")
     for line in ("asset", "liability", "intermediate", "risk"):
-        key = f"pay_factor_{line}"
-        lo, hi, step = SLIDERS[key]
-        side.slider(t(key, lang), lo, hi, step=step, key=key, format="%.3f", on_change=_keep, args=(key,))
+        _slider(side, f"pay_factor_{line}", lang)
     side.markdown(f"**{t('role_weights', lang)}**")
     for role in ("primary", "secondary", "support"):
-        key = f"role_weight_{role}"
-        lo, hi, step = SLIDERS[key]
-        side.slider(t(key, lang), lo, hi, step=step, key=key, format="%.2f", on_change=_keep, args=(key,))
-    lo, hi, step = SLIDERS["stock_factor"]
-    side.slider(t("stock_factor", lang), lo, hi, step=step, key="stock_factor", format="%.2f", on_change=_keep,
-                args=("stock_factor",))
+        _slider(side, f"role_weight_{role}", lang)
+    _slider(side, "stock_factor", lang)
     side.number_input(t("pool", lang), min_value=0.0, step=10_000.0, key="pool", format="%.0f", on_change=_keep,
                       args=("pool",))
     side.radio(t("pay_method", lang), ("factor", "points"), key="pay_method", horizontal=True,
                format_func=lambda v: t(f"pay_method_{v}", lang), on_change=_keep, args=("pay_method",))
     side.button(t("reset", lang), key="whatif_reset", on_click=clear_whatif)
 
-    values = {k: st.session_state[k] for k in WHATIF_KEYS}
+    kept = _kept()
+    values = {k: kept[k] for k in WHATIF_KEYS}
     changed = sum(1 for k in WHATIF_KEYS if values[k] != defaults[k]) + (1 if "_kpi_table" in st.session_state else 0)
-    if changed:
-        side.caption(t("modified", lang, n=changed))
     _to_query_params(values, defaults, lang)
+    return values, changed
+
+
+def whatif_scenario(baseline: Scenario, values: dict, changed: int) -> Scenario:
+    """The what-if scenario the panel's ``values`` (and the edited KPI table) define."""
     changes = dict(
         pay_factor={line: float(values[f"pay_factor_{line}"]) for line in ("asset", "liability", "intermediate", "risk")},
         role_weight={r: float(values[f"role_weight_{r}"]) for r in ("primary", "secondary", "support")},
@@ -236,12 +311,17 @@ def whatif_panel(baseline: Scenario, lang: str) -> Scenario:
     return baseline.replace(**changes)
 
 
-@st.cache_resource(show_spinner=False)
-def _startup_checks() -> bool:
-    from data.guards import check_xml_safety
+_checked = False
 
-    check_xml_safety()
-    return True
+
+def _startup_checks() -> None:
+    """Once per process: the XML-defence check (cheap to ask again: a flag)."""
+    global _checked
+    if not _checked:
+        from data.guards import check_xml_safety
+
+        check_xml_safety()
+        _checked = True
 
 
 def frame(page: str) -> Ctx:
@@ -249,7 +329,12 @@ def frame(page: str) -> Ctx:
 
     Order: page config, start-up checks, language, login gate (stops the script without a
     session), the role check for this page (stops it when not allowed), navigation, then for
-    admins and analysts the dataset picker and the what-if panel.
+    admins and analysts the dataset picker and, on the pages a lever changes
+    (:data:`PANEL_PAGES`), the what-if panel and its results.
+
+    A rerun queries the store for nothing it already read (:mod:`ui.state` keeps the dataset
+    list, the dataset, the baseline and results), and a rerun that does not move the panel
+    computes nothing again: the what-if is kept per (dataset, baseline, panel values).
 
     Parameters
     ----------
@@ -262,10 +347,11 @@ def frame(page: str) -> Ctx:
     """
     st.set_page_config(page_title=f"{t(page, 'zh')} · 绩效 Jixiao", page_icon=":material/analytics:", layout="wide")
     _startup_checks()
-    if not st.session_state.get("_qp_lang_read"):
-        st.session_state["_qp_lang_read"] = True
+    kept = _kept()
+    if not kept.get("_qp_lang_read"):
+        kept["_qp_lang_read"] = True
         if st.query_params.get(LANG_KEY) in ("zh", "en"):
-            st.session_state[f"_keep_{LANG_KEY}"] = st.query_params[LANG_KEY]
+            kept[LANG_KEY] = st.query_params[LANG_KEY]
     lang = language_switch()
     who = login_gate(lang)
     access = Access(state.store(), who)
@@ -275,21 +361,36 @@ def frame(page: str) -> Ctx:
         st.title(t(page, lang))
         st.error(t("not_allowed", lang))
         st.stop()
-    st.sidebar.divider()
-    if not access.can("whatif"):
+    live = access.can("whatif")
+    ctx = Ctx(lang=lang, who=who, access=access, dataset=None, baseline=None, scenario=None, result=None,
+              baseline_result=None, live=live)
+    if not live or page not in DATASET_PAGES:
         st.title(t(page, lang))
-        return Ctx(lang=lang, who=who, access=access, dataset=None, baseline=None, scenario=None, result=None,
-                   baseline_result=None)
-    dataset = state.active_dataset()
-    baseline = state.baseline_scenario(dataset)
-    _from_query_params(_baseline_values(baseline))
+        return ctx
+    ctx.dataset = dataset = state.active_dataset()
+    if dataset is None:                      # an empty store: only the upload page has something to do
+        st.title(t(page, lang))
+        if page in PANEL_PAGES:
+            st.info(t("no_dataset", lang))
+            st.stop()
+        return ctx
     dataset_picker(dataset, lang)
-    scenario = whatif_panel(baseline, lang)
+    if page not in PANEL_PAGES:
+        st.title(t(page, lang))
+        return ctx
+    held = state.baseline(dataset)
+    ctx.baseline = baseline = held.scenario
+    _from_query_params(_baseline_values(baseline))
+    values, changed = whatif_panel(baseline, lang)
+    ctx.baseline_key, ctx.panel = held.key, values
     t0 = time.perf_counter()
-    result = state.light(dataset, scenario)
+    ctx.kpi_key = _kpi_key()
+    ctx.whatif = state.whatif(dataset, held, (tuple(values.values()), ctx.kpi_key),
+                              lambda: whatif_scenario(baseline, values, changed))
+    ctx.scenario, ctx.result = ctx.whatif.scenario, ctx.whatif.result
+    ctx.baseline_result = state.light(dataset, baseline, cache=True, key=("baseline", held.key))
     light_ms = (time.perf_counter() - t0) * 1000
-    baseline_result = state.light(dataset, baseline, cache=True)
-    st.sidebar.caption(t("recalc_ms", lang, ms=light_ms))
+    st.sidebar.caption(" · ".join(([t("modified", lang, n=changed)] if changed else []) + [t("recalc_ms", lang, ms=light_ms)]))
     st.title(t(page, lang))
-    return Ctx(lang=lang, who=who, access=access, dataset=dataset, baseline=baseline, scenario=scenario,
-               result=result, baseline_result=baseline_result)
+    st.caption(t(f"levers_{page}", lang))
+    return ctx

@@ -32,6 +32,30 @@ STRINGS: dict[str, tuple[str, str]] = {
     "pay_method_factor": ("系数法工资", "Factor pay"),
     "pay_method_points": ("积分法工资", "Points pay"),
     "reset": ("恢复基准", "Reset to baseline"),
+    "levers_page_overview": ("模拟参数对本页的影响：挂钩系数和工资池改变工资合计；角色权重和存量客户系数改变已分配 / 未分配、工资、得分与评级；"
+                             "条线贡献合计只随数据变化。",
+                             "What the levers change here: pay-link factors and the pool move the pay totals; role weights "
+                             "and the stock factor move attributed / unattributed, pay, scores and grades; the contribution "
+                             "per line depends on the data only."),
+    "levers_page_rankings": ("每个模拟参数都可能改变本页排名：挂钩系数改变工资；角色权重和存量客户系数改变关联度、工资、得分与评级；"
+                             "工资池只在按积分法工资排名时改变名次。",
+                             "Every lever can move this ranking: pay-link factors change pay; role weights and the stock "
+                             "factor change coefficients, pay, scores and grades; the pool changes ranks only when "
+                             "ranking by points pay."),
+    "levers_page_customers": ("本页只随角色权重和存量客户系数变化（关联度合计、已分配 / 未分配）；挂钩系数、工资池和排名依据不影响本页。"
+                              "鲸鱼曲线、价值分层、关系层级和终身价值只取决于数据。",
+                              "Only role weights and the stock factor change this page (coefficient sums, attributed / "
+                              "unattributed); pay-link factors, the pool and the rank basis do not. The whale curve, "
+                              "value tiers, relationship levels and lifetime value depend on the data only."),
+    "levers_page_scorecard": ("得分与评级随角色权重、存量客户系数（已分配指标实际值）和下方的指标权重变化；挂钩系数、工资池和排名依据只改变名次。",
+                              "Scores and grades move with role weights and the stock factor (attributed KPI actuals) and "
+                              "with the KPI weights below; pay-link factors, the pool and the rank basis change only the rank."),
+    "levers_page_manager": ("挂钩系数改变各条线工资；角色权重和存量客户系数改变关联度、已分配贡献及其后各项；工资池只改变积分法工资。",
+                            "Pay-link factors change the pay per line; role weights and the stock factor change the "
+                            "coefficients, the attributed contribution and all that follows; the pool changes points pay only."),
+    "levers_page_scenarios": ("保存、导出、比较和发布的“当前模拟”就是左侧模拟参数所设定的方案。",
+                              "The “current what-if” that this page saves, exports, compares and publishes is the one "
+                              "the panel on the left sets."),
     "recalc_ms": ("本次重算 {ms:.1f} 毫秒", "Recalculated in {ms:.1f} ms"),
     "modified": ("已修改 {n} 项参数", "{n} parameter(s) changed"),
     # overview
@@ -79,9 +103,35 @@ STRINGS: dict[str, tuple[str, str]] = {
     "rank_change": ("名次变化", "Rank change"),
     "baseline_rank": ("基准名次", "Baseline rank"),
     "ranking_chart": ("客户经理绩效工资（按机构着色）", "Pay by manager (coloured by branch)"),
-    "moved_note": ("名次变化相对基准方案；评级跨越边界的行已高亮。", "Rank change is against the baseline scenario; rows whose grade crossed a boundary are highlighted."),
+    "moved_note": ("名次变化相对基准方案；评级跨越边界时，“评级变化”列写出原评级。",
+                   "Rank change is against the baseline scenario; when a grade crossed a boundary, the grade change column names the grade before."),
     "download_xlsx": ("下载 Excel", "Download xlsx"),
     "who_moves": ("谁的名次变了，为什么", "Who moves, and why"),
+    "ranking_chart_top_bottom": ("绩效工资最高与最低各 {n} 名（共 {total} 名）", "Top and bottom {n} of {total} managers"),
+    "pay_distribution": ("工资分布（全部客户经理）", "Pay distribution (every manager)"),
+    "moved_n": ("名次变化人数", "Managers whose rank moved"),
+    "biggest_up": ("上升最多", "Biggest rise"),
+    "biggest_down": ("下降最多", "Biggest fall"),
+    "pay_vs_baseline": ("绩效工资合计（较基准）", "Total pay (against the baseline)"),
+    "grade_change": ("评级变化", "Grade change"),
+    "top_movers": ("名次变化最大的客户经理", "Biggest moves"),
+    "nobody_moved": ("—", "—"),
+    "whatif_rank": ("模拟名次", "What-if rank"),
+    "pay_change": ("工资变化", "Pay change"),
+    "driver_col": ("主要条线", "Main line"),
+    "cause_col": ("原因", "Cause"),
+    "cause_factor": ("挂钩系数变化", "pay-link factor"),
+    "cause_coefficients": ("关联度变化", "coefficients"),
+    "cause_both": ("系数与关联度均变化", "factor and coefficients"),
+    "cause_none": ("", ""),
+    "rank_a_label": ("A 名次", "Rank A"),
+    "rank_b_label": ("B 名次", "Rank B"),
+    "pay_a_label": ("A 工资", "Pay A"),
+    "pay_b_label": ("B 工资", "Pay B"),
+    "grade_a_label": ("A 评级", "Grade A"),
+    "grade_b_label": ("B 评级", "Grade B"),
+    "ranking_table": ("完整排名", "The whole ranking"),
+    "all_movers": ("全部名次或评级变化（含原因）", "Every rank or grade change, with its cause"),
     "no_moves": ("与基准方案相比没有名次变化。", "No rank changes against the baseline."),
     # customers
     "whale_curve": ("客户盈利曲线（鲸鱼曲线）", "Whale curve (cumulative profit)"),
@@ -155,7 +205,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "phase_compute": ("第 4 步 / 共 4 步：计算客户贡献度…", "Step 4 of 4: computing customer contribution…"),
     "phase_done": ("完成", "Done"),
     "download_all_rows": ("下载全部 {total} 行（xlsx）", "Download all {total} rows (xlsx)"),
-    "rows_shown": ("显示前 {shown} 行，共 {total} 行；完整数据请下载。", "Showing the first {shown} of {total} rows; download for all."),
+    "rows_shown": ("第 {first}–{last} 行，共 {shown} 行；完整数据请下载。", "Rows {first}–{last} of {shown}; download for all."),
+    "rows_found": ("第 {first}–{last} 行，共 {shown} 行符合（全表 {total} 行）。",
+                   "Rows {first}–{last} of {shown} found (the table has {total})."),
+    "search": ("搜索", "Search"),
+    "search_hint": ("编号、名称或机构", "ID, name or branch"),
+    "page": ("页码（共 {pages} 页）", "Page (of {pages})"),
     # publishing, history, admin
     "publish_title": ("发布本期正式方案", "Publish the period's official results"),
     "publish_help": ("将当前模拟作为 {period} 的正式结果冻结（数据集：{dataset}；已发布 {versions} 版）。重新发布须填写原因。",
@@ -214,6 +269,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "role_manager": ("客户经理", "client manager"),
     "not_allowed": ("您的角色无权访问此页面。", "Your role may not open this page."),
     "published_view": ("已发布结果：{period} 第 {version} 版（{scope}）", "Published results: {period} v{version} ({scope})"),
+    "no_dataset": ("数据库中还没有数据集。请管理员在“上传”页上传本期数据。",
+                   "The store holds no dataset yet. An administrator uploads the period's extract on the Upload page."),
     "no_publication": ("该期间尚未发布结果。", "No results have been published yet."),
     "all_branches_scope": ("全行", "all branches"),
     # generic

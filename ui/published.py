@@ -116,6 +116,8 @@ def statement(ctx, pub) -> None:
     if chosen is None:
         return
     manager, chain = chosen
+    for warning in chain.get("warnings", ()):        # e.g. published before statements were frozen
+        st.warning(warning)
     s = chain["summary"].iloc[0]
     k = st.columns(4)
     k[0].metric(ctx.t("pay_method_factor"), f"{float(s['pay']):,.2f}")

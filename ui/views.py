@@ -1,16 +1,24 @@
-"""Display helpers shared by pages: choose, label and format columns. No calculation here."""
+"""Display helpers shared by pages: choose, label and format columns, page long tables. No calculation here."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import streamlit as st
 
-from calc.explain import compare, reconciliation
-from data.export import labelled, write_workbook
+from calc.explain import reconciliation
+from calc.light import GRADE_ORDER
+from calc.segments import TIER_ORDER
+from data.export import LABELS, labelled, write_workbook
 from ui import state
 from ui.i18n import t
 
-ROW_LIMIT = 5_000     # rows of a table sent to the browser
+PAGE_ROWS = 50        # rows of a long table sent to the browser per page
+SEARCH_COLUMNS = ("manager_id", "customer_id", "name", "branch", "username")
 
 
 def label_columns(frame: pd.DataFrame, lang: str, extra: dict | None = None) -> pd.DataFrame:
@@ -19,14 +27,32 @@ def label_columns(frame: pd.DataFrame, lang: str, extra: dict | None = None) -> 
     return labelled(frame.rename(columns=extra_names), lang)
 
 
+def _label(column, lang: str, extra: dict | None) -> str:
+    """The label of one column: ``extra``'s UI string, else :data:`data.export.LABELS`, else itself."""
+    if extra and column in extra:
+        return t(extra[column], lang)
+    pair = LABELS.get(column)
+    return column if pair is None else pair[0 if lang == "zh" else 1]
+
+
+def _words(series: pd.Series, names: dict) -> pd.Series:
+    """``series`` with each code replaced by its word in ``names`` (a code not in it stays)."""
+    return pd.Series([names.get(x, x) for x in series.tolist()], index=series.index, dtype=object)
+
+
+def words(names: dict):
+    """A ``labels`` function for :func:`show`: codes to words by the dict ``names``."""
+    return lambda series: _words(series, names)
+
+
 def grade_label(series: pd.Series, lang: str) -> pd.Series:
     """``senior`` -> 资深客户经理 / Senior."""
-    return series.map(lambda g: t(f"grade_{g}", lang))
+    return _words(series, {g: t(f"grade_{g}", lang) for g in GRADE_ORDER})
 
 
 def tier_label(series: pd.Series, lang: str) -> pd.Series:
     """``world_class`` -> the value tier's name in ``lang``."""
-    return series.map(lambda x: t(f"tier_{x}", lang))
+    return _words(series, {x: t(f"tier_{x}", lang) for x in TIER_ORDER})
 
 
 def reconciles(ctx) -> bool:
@@ -34,46 +60,158 @@ def reconciles(ctx) -> bool:
     return reconciliation(state.base_for(ctx.dataset, ctx.scenario), ctx.result)["ok"]
 
 
-def top_bottom(ctx, n: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The best and worst ``n`` managers by rank (grades in the page's language)."""
-    m = ctx.result.managers.sort_values(["rank", "manager_id"])
-    cols = ["rank", "manager_id", "name", "branch", "pay", "score", "grade"]
-    shown = m[cols].assign(grade=grade_label(m["grade"], ctx.lang))
-    return shown.head(n), shown.tail(n).iloc[::-1]
+def top_bottom(ctx, n: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of the best and the worst ``n`` managers by rank (the worst last first);
+    show them with ``show(..., order=..., columns=TOP_COLUMNS, labels=...)``."""
+    m = ctx.result.managers
+    order = np.lexsort((m["manager_id"].to_numpy(dtype=object).astype(str), m["rank"].to_numpy()))
+    return order[:n], order[::-1][:n]
 
 
-def movement(ctx) -> pd.DataFrame:
-    """Baseline against what-if, per manager (see :func:`calc.explain.compare`)."""
-    return compare(ctx.baseline_result, ctx.result, ctx.baseline, ctx.scenario)
+TOP_COLUMNS = ["rank", "manager_id", "name", "branch", "pay", "score", "grade"]
 
 
 def branch_options(ctx) -> list[str]:
     """Branches in the current dataset, sorted."""
-    return sorted(ctx.result.managers["branch"].dropna().unique().tolist())
+    return ctx.memo_on((), "branches", lambda: sorted(ctx.result.managers["branch"].dropna().unique().tolist()))
+
+
+def with_labels(frame: pd.DataFrame, labels: dict | None) -> pd.DataFrame:
+    """``frame`` with ``labels`` (column -> function of the column, e.g. codes to words) applied."""
+    if not labels:
+        return frame
+    return frame.assign(**{c: f(frame[c]) for c, f in labels.items() if c in frame.columns})
+
+
+def _display(frame: pd.DataFrame, lang: str, extra: dict | None, labels: dict | None = None):
+    """The rows as sent: codes in words (``labels``), columns labelled, money rounded to fen.
+
+    An Arrow table built column by column (what ``st.dataframe`` sends anyway), so a page of rows
+    costs a few calls per column, not a pandas pass per step; a frame Arrow cannot type (mixed
+    objects) goes as a labelled pandas frame instead.
+    """
+    try:
+        cols = {}
+        for c in frame.columns:
+            a = pa.array(labels[c](frame[c]) if labels and c in labels else frame[c])
+            if pa.types.is_floating(a.type):
+                a = pc.round(a, 2)
+            cols[_label(c, lang, extra)] = a
+        if len(cols) < len(frame.columns):           # two columns with one label: keep both, as pandas does
+            raise ValueError("duplicate labels")
+        return pa.table(cols)
+    except (pa.ArrowException, ValueError, TypeError):
+        shown = label_columns(with_labels(frame, labels), lang, extra)
+        floats = shown.select_dtypes("float").columns
+        if len(floats):
+            shown[floats] = shown[floats].round(2)
+        return shown
+
+
+def _search(frame: pd.DataFrame, text: str, columns) -> np.ndarray:
+    """Which rows of ``frame`` have ``text`` in one of ``columns`` (case-insensitive, literal)."""
+    hit = np.zeros(len(frame), dtype=bool)
+    for c in columns:
+        hit |= frame[c].astype("str").str.contains(text, case=False, regex=False, na=False).to_numpy(dtype=bool)
+    return hit
+
+
+def _rows(frame: pd.DataFrame, positions, columns=None) -> pd.DataFrame:
+    """The rows at ``positions`` (all when None) of ``columns`` (all when None), without copying the rest."""
+    cols = slice(None) if columns is None else [frame.columns.get_loc(c) for c in columns]
+    if positions is None:
+        return frame if columns is None else frame.iloc[:, cols]
+    return frame.iloc[positions, cols]
 
 
 def show(frame: pd.DataFrame, lang: str, key: str | None = None, extra: dict | None = None,
-         limit: int = ROW_LIMIT, **kwargs) -> None:
-    """``st.dataframe`` with labelled columns and money rounded to fen (0.01 yuan).
+         limit: int = PAGE_ROWS, search: tuple | None = None, download: bool = True, labels: dict | None = None,
+         shape=None, order=None, columns=None, **kwargs) -> None:
+    """``st.dataframe`` with labelled columns and money rounded to fen (0.01 yuan), one page at a time.
 
-    At most ``limit`` rows are sent to the browser (a bank's 200k customers would be megabytes on
-    every rerun); a caption says how many rows there are, and the downloads carry all of them.
+    A table longer than ``limit`` rows sends one page of ``limit`` rows (a bank's 200k customers
+    would be megabytes on every rerun): a search box (over the id and name columns, or
+    ``search``), a page number, a caption with the rows shown and the total, and the whole table
+    as an xlsx download (built only when clicked). A shorter table is shown whole, alone.
+
+    What is done per row is done to the rows sent only (and to every row when the download is
+    clicked), not to the whole table at every rerun: ``labels`` (column -> function) turn codes
+    into words; ``shape`` (rows -> rows) builds the displayed columns from ``frame``'s; ``order``
+    (row positions) gives the rows and their order, and ``columns`` the columns ``shape`` reads,
+    without copying ``frame``.
     """
-    total = len(frame)
-    shown = label_columns(frame.head(limit), lang, extra)
-    floats = shown.select_dtypes("float").columns
-    shown[floats] = shown[floats].round(2)
-    st.dataframe(shown, hide_index=True, key=key, **kwargs)
-    if total > limit:
-        st.caption(t("rows_shown", lang, shown=f"{limit:,}", total=f"{total:,}"))
-        name = key or "table"
+    shape = shape or (lambda rows: rows)
+    order = None if order is None else np.asarray(order)
+    total = len(frame) if order is None else len(order)
+    if total <= limit:
+        st.dataframe(_display(shape(_rows(frame, order, columns)), lang, extra, labels), hide_index=True, key=key,
+                     **kwargs)
+        return
+    name = key or "table"
+    searched_in = [c for c in (search or SEARCH_COLUMNS) if c in frame.columns]
+    ss = st.session_state
+    box = pager = st.container(horizontal=True, vertical_alignment="bottom", key=f"{name}_pager")   # one element
+    found = order
+    text = ""
+    if searched_in:
+        text = box.text_input(t("search", lang), key=f"{name}_search", placeholder=t("search_hint", lang),
+                              width=360).strip()
+        if text:
+            hit = _search(frame, text, searched_in)
+            found = np.flatnonzero(hit) if order is None else np.asarray(order)[hit[order]]
+    n = total if found is None else len(found)
+    pages = max(1, math.ceil(n / limit))
+    page_key = f"{name}_page"
+    searched = ss.setdefault("_searched", {})          # one session key for every table's last search
+    if searched.get(name, "") != text:                  # a new search starts on its first page
+        searched[name] = text
+        ss[page_key] = 1
+    elif ss.get(page_key, 1) > pages:                   # fewer rows than before (a filter)
+        ss[page_key] = pages
+    page = int(pager.number_input(t("page", lang, pages=f"{pages:,}"), min_value=1, max_value=pages, step=1,
+                                  key=page_key, width=160))
+    first = (page - 1) * limit
+    window = slice(first, first + limit)
+    rows = _rows(frame, np.arange(n)[window] if found is None else found[window], columns)
+    st.dataframe(_display(shape(rows), lang, extra, labels), hide_index=True, key=key, **kwargs)
+    fmt = dict(first=f"{first + 1 if len(rows) else 0:,}", last=f"{first + len(rows):,}", shown=f"{n:,}",
+               total=f"{total:,}")
+    st.caption(t("rows_found" if text else "rows_shown", lang, **fmt))
+    if download:
         st.download_button(t("download_all_rows", lang, total=f"{total:,}"),
-                           lambda: write_workbook({name[:31]: label_columns(frame, lang, extra)}), f"{name}.xlsx",
-                           key=f"{name}_all_rows")
+                           lambda: write_workbook({name[:31]: label_columns(
+                               with_labels(shape(_rows(frame, order, columns)), labels), lang, extra)}),
+                           f"{name}.xlsx", key=f"{name}_all_rows")
+
+
+PICK_LIMIT = 300      # managers in one select box; a larger bank picks the branch first
 
 
 def pick_manager(ctx, key: str) -> str:
-    """A select box of the what-if's managers (by rank); returns the chosen manager id."""
-    m = ctx.result.managers.sort_values(["rank", "manager_id"])
-    names = dict(zip(m["manager_id"], m["name"] + " · " + m["branch"]))
+    """A select box of the what-if's managers (by rank); returns the chosen manager id.
+
+    With more than PICK_LIMIT managers a branch select box comes first and the second lists
+    that branch's managers, so a rerun does not send thousands of names.
+    """
+    m = ctx.result.managers
+    ss = st.session_state
+    branch = None
+    if len(m) > PICK_LIMIT:
+        branches = branch_options(ctx)
+        bkey = f"{key}_branch"
+        if ss.get(bkey) not in branches:
+            where = ctx.memo_on((), "branch_of", lambda: dict(zip(m["manager_id"], m["branch"])))
+            ss[bkey] = where.get(ss.get(key), m["branch"].iloc[int(m["rank"].to_numpy().argmin())])
+        branch = st.selectbox(ctx.t("branch_filter"), branches, key=bkey)
+
+    def options():
+        part = m if branch is None else m[m["branch"].to_numpy() == branch]
+        ids, rank = part["manager_id"].to_numpy(dtype=object), part["rank"].to_numpy()
+        order = np.lexsort((ids.astype(str), rank))
+        labels = part["name"].to_numpy(dtype=object) + " · " + part["branch"].to_numpy(dtype=object)
+        return dict(zip(ids[order], labels[order]))
+
+    names = ctx.memo(("manager_names", branch), options)
+    if branch is not None and ss.get(key) not in names:
+        ss[key] = next(iter(names))
     return st.selectbox(ctx.t("choose_manager"), list(names), key=key, format_func=lambda i: f"{i} {names[i]}")
