@@ -17,7 +17,7 @@ with st.form("save_form"):
     name = st.text_input(ctx.t("scenario_name"), key="scenario_name")
     if st.form_submit_button(ctx.t("save")) and name.strip():
         _, version = state.save_scenario(ctx.scenario.replace(name=name.strip()), ctx.user)
-        st.success(ctx.t("saved", name=f"{name.strip()} v{version}"))
+        st.success(ctx.t("saved", name=views.md_text(f"{name.strip()} v{version}")))
 
 current_label = ctx.t("current_whatif")
 choices = {current_label: ctx.scenario, ctx.baseline.name + " *": ctx.baseline}
@@ -63,7 +63,7 @@ if up is not None and st.session_state.get("_scenario_import_digest") != sha256_
     try:
         imported = Scenario.from_toml(up.getvalue().decode("utf-8-sig"))
         state.save_scenario(imported, ctx.user)
-        st.success(ctx.t("imported", name=imported.name))
+        st.success(ctx.t("imported", name=views.md_text(imported.name)))
     except (ValueError, UnicodeDecodeError) as e:
         st.error(ctx.t("scenario_error", err=e))
 st.download_button(ctx.t("export_toml"), ctx.scenario.to_toml(), "scenario.toml", mime="application/toml",
@@ -73,7 +73,7 @@ if ctx.access.can("publish"):
     st.subheader(ctx.t("publish_title"))
     period = ctx.dataset.period
     pubs = state.publications(period)
-    st.caption(ctx.t("publish_help", period=period, dataset=ctx.dataset.label,
+    st.caption(ctx.t("publish_help", period=period, dataset=views.md_text(ctx.dataset.label),
                      versions=len(pubs)))
     with st.form("publish_form"):
         reason = st.text_input(ctx.t("publish_reason"), key="publish_reason")

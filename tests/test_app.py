@@ -347,3 +347,16 @@ def test_an_empty_store_says_so_on_the_panel_pages_and_the_upload_page_works(tmp
             assert "no dataset" in at.info[0].value
         else:
             assert at.file_uploader
+
+
+def test_a_scenario_name_is_shown_as_typed_never_as_a_link():
+    """A baseline named like a markdown link shows in the sidebar as text (issue 16)."""
+    hostile = "[点我](http://evil.example/x) **粗体**"
+    at = app("pages/rankings.py", _baseline_toml=Scenario(name=hostile).to_toml())
+    at.run()
+    assert not at.exception
+    shown = [m.value for m in at.sidebar.markdown if "evil" in m.value]
+    assert shown, [m.value for m in at.sidebar.markdown]
+    # every markdown character of the name is escaped: rendered, it reads exactly as typed
+    assert r"\[点我\]\(http\://evil\.example/x\) \*\*粗体\*\*" in shown[0]
+    assert "](http" not in shown[0]

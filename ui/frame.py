@@ -23,6 +23,7 @@ from data.auth import Principal
 from ui import state
 from ui.auth import login_gate, logout_button
 from ui.i18n import t
+from ui.views import md_text
 
 PAGES = (
     ("app.py", "page_overview", ":material/dashboard:"),
@@ -277,7 +278,7 @@ def whatif_panel(baseline: Scenario, lang: str) -> tuple[dict, int]:
     for key in WHATIF_KEYS:
         _restore(key, defaults[key])
     side = st.sidebar
-    side.markdown(f"### {t('whatif', lang)}\n{t('baseline', lang)}: {baseline.name}")
+    side.markdown(f"### {t('whatif', lang)}\n{t('baseline', lang)}: {md_text(baseline.name)}")   # user text
     side.markdown(f"**{t('pay_factors', lang)}**")
     for line in ("asset", "liability", "intermediate", "risk"):
         _slider(side, f"pay_factor_{line}", lang)

@@ -21,6 +21,15 @@ PAGE_ROWS = 50        # rows of a long table sent to the browser per page
 SEARCH_COLUMNS = ("manager_id", "customer_id", "name", "branch", "username")
 
 
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()<>#+-.!|~$:"})
+
+
+def md_text(text) -> str:
+    """User text (a scenario or file name, a cell value) made inert for Streamlit's markdown:
+    every markdown character is escaped, so ``[x](http://...)`` shows as typed, never as a link."""
+    return str(text).translate(_MD_SPECIAL)
+
+
 def label_columns(frame: pd.DataFrame, lang: str, extra: dict | None = None) -> pd.DataFrame:
     """:func:`data.export.labelled`, plus ``extra`` columns labelled with UI strings (key -> string key)."""
     extra_names = {k: t(v, lang) for k, v in (extra or {}).items() if k in frame.columns}
