@@ -65,7 +65,7 @@ if up is not None and st.session_state.get("_scenario_import_digest") != sha256_
         state.save_scenario(imported, ctx.user)
         st.success(ctx.t("imported", name=views.md_text(imported.name)))
     except (ValueError, UnicodeDecodeError) as e:
-        st.error(ctx.t("scenario_error", err=e))
+        st.error(ctx.t("scenario_error", err=views.md_text(e)))
 st.download_button(ctx.t("export_toml"), ctx.scenario.to_toml(), "scenario.toml", mime="application/toml",
                    key="scenario_export")
 
@@ -82,7 +82,7 @@ if ctx.access.can("publish"):
                 ctx.access.require("publish")
                 pub = ctx.access.store.publish(period, ctx.scenario, reason, ctx.user, dataset_id=ctx.dataset.db_id)
             except (ValueError, PermissionError) as e:
-                st.error(ctx.t("error_generic", err=e))
+                st.error(ctx.t("error_generic", err=views.md_text(e)))
             else:
                 state.changed()                   # the period's baseline and publications are read again
                 st.success(ctx.t("published", period=pub["period"], version=pub["version"]))

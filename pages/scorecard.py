@@ -69,5 +69,5 @@ if rows != current:
         ss["_kpi_table"] = rows
         st.rerun()
     except (ValueError, TypeError) as e:
-        st.error(ctx.t("scenario_error", err=e))
+        st.error(ctx.t("scenario_error", err=views.md_text(e)))
 st.caption(f"Σ {ctx.t('score')}: {sum(r['weight'] for r in current if r.get('kind') != 'deduction'):g}")

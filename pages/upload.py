@@ -8,7 +8,7 @@ from data.export import frame_to_csv_bytes, write_workbook
 from data.sandbox import parse_isolated
 from data.store import sha256_bytes
 from data.quarantine import split_valid
-from ui import state
+from ui import state, views
 from ui.frame import frame
 
 ctx = frame("page_upload")
@@ -40,7 +40,7 @@ if files:
     st.subheader(ctx.t("report_title"))
     frame_ = report.to_frame()
     if extract is not None and extract.notes:
-        st.caption(ctx.t("encodings", notes="; ".join(extract.notes)))
+        st.caption(ctx.t("encodings", notes=views.md_text("; ".join(extract.notes))))
     if report.ok:
         rows = ", ".join(f"{extract.sheet_names.get(k, k)} {len(v)}" for k, v in extract.frames.items() if len(v))
         st.success(ctx.t("valid", rows=rows))
@@ -73,7 +73,7 @@ if files:
                                                       quarantine if len(quarantine) else None)
                 except ValueError as e:
                     bar.empty()
-                    st.error(ctx.t("error_generic", err=e))
+                    st.error(ctx.t("error_generic", err=views.md_text(e)))
                 else:
                     state.changed()               # the dataset list and the newest dataset are read again
                     bar.progress(0.6, text=ctx.t("phase_compute"))
