@@ -171,7 +171,7 @@ def _check_result(result: Result) -> None:
                 raise ValueError(f"column {col} has missing values; the document needs an integer in every row")
 
 
-def document_parts(result: Result, chunk_rows: int = CHUNK_ROWS) -> Iterator[bytes]:
+def document_parts(result: Result, chunk_rows: int = CHUNK_ROWS, extra: dict | None = None) -> Iterator[bytes]:
     """The DOMAIN 10 document as consecutive pieces of its canonical UTF-8 text.
 
     ``b"".join(document_parts(result)) == document_bytes(result)`` whatever ``chunk_rows`` is;
@@ -185,6 +185,9 @@ def document_parts(result: Result, chunk_rows: int = CHUNK_ROWS) -> Iterator[byt
         From :func:`calc.light.evaluate`.
     chunk_rows : int, optional
         Rows (customers or managers) per piece, at least 1 (default :data:`CHUNK_ROWS`).
+    extra : dict, optional
+        More top-level keys (e.g. DOMAIN 11.5's ``scaled``), plain JSON values written compact
+        with sorted keys, each in its sorted place among the document's keys.
 
     Returns
     -------
@@ -195,28 +198,40 @@ def document_parts(result: Result, chunk_rows: int = CHUNK_ROWS) -> Iterator[byt
     ------
     ValueError
         When a column the document needs is missing, an integer column has a missing value, or
-        ``chunk_rows`` is below 1.
+        ``chunk_rows`` is below 1, or an ``extra`` key is one of the document's own.
     """
     if not isinstance(chunk_rows, (int, np.integer)) or isinstance(chunk_rows, bool) or chunk_rows < 1:
         raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
     _check_result(result)
-    return _parts(result, int(chunk_rows))
+    extra = dict(extra or {})
+    clash = set(extra) & {"customers", "managers", "totals"}
+    if clash:
+        raise ValueError(f"extra key {sorted(clash)[0]!r} is one of the document's own")
+    return _parts(result, int(chunk_rows), extra)
 
 
-def _parts(result: Result, chunk_rows: int) -> Iterator[bytes]:
+def _parts(result: Result, chunk_rows: int, extra: dict | None = None) -> Iterator[bytes]:
     """The pieces of :func:`document_parts` (``result`` already checked)."""
+    import json
+
     managers = result.managers.sort_values(["rank", "manager_id"], kind="stable")
     t = float_text([result.totals[k] for k in TOTAL_KEYS]).fill_null("null").to_list()
     totals = dict(zip(TOTAL_KEYS, t))
     totals_text = "{" + ",".join(f'"{k}":{totals[k]}' for k in sorted(totals)) + "}"
-    yield b'{"customers":'
-    yield from _array_parts(result.customers, CUSTOMER_FIELDS, chunk_rows)
-    yield b',"managers":'
-    yield from _array_parts(managers, MANAGER_FIELDS, chunk_rows)
-    yield b',"totals":' + totals_text.encode("utf-8") + b"}"
+    own = {"customers": lambda: _array_parts(result.customers, CUSTOMER_FIELDS, chunk_rows),
+           "managers": lambda: _array_parts(managers, MANAGER_FIELDS, chunk_rows),
+           "totals": lambda: iter([totals_text.encode("utf-8")])}
+    for k, v in (extra or {}).items():
+        own[k] = lambda v=v: iter([json.dumps(v, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+                                              allow_nan=False).encode("utf-8")])
+    for i, key in enumerate(sorted(own)):
+        yield ("{" if i == 0 else ",").encode() + json.dumps(key).encode() + b":"
+        yield from own[key]()
+    yield b"}"
 
 
-def write_document(result: Result, fh: BinaryIO | None, chunk_rows: int = CHUNK_ROWS) -> tuple[int, str]:
+def write_document(result: Result, fh: BinaryIO | None, chunk_rows: int = CHUNK_ROWS,
+                   extra: dict | None = None) -> tuple[int, str]:
     """Stream the DOMAIN 10 document's canonical UTF-8 text to ``fh``; return its size and SHA-256.
 
     The text is byte for byte :func:`document_bytes`, written piece by piece
@@ -245,7 +260,7 @@ def write_document(result: Result, fh: BinaryIO | None, chunk_rows: int = CHUNK_
     """
     digest = hashlib.sha256()
     size = 0
-    for part in document_parts(result, chunk_rows):
+    for part in document_parts(result, chunk_rows, extra):
         digest.update(part)
         size += len(part)
         if fh is not None:

@@ -64,30 +64,48 @@ class Edit:
 
 
 class EditError(ValueError):
-    """An edit set that cannot apply; ``index`` is the 0-based position of the edit at fault
-    (None when the whole set breaks the coefficient rule) and ``field`` the field at fault."""
+    """An edit set that cannot apply.
 
-    def __init__(self, message: str, index: int | None = None, field: str = "", customer_id: str | None = None):
+    Attributes
+    ----------
+    index : int or None
+        0-based position of the edit at fault; None when the whole set breaks the sum rule.
+    field : str
+        The edit's field at fault (``action``, ``customer_id``, ``manager_id``, ``role``,
+        ``coefficient``).
+    rule : str
+        ``action``, ``required``, ``coefficient``, ``set_needs_coefficient``, ``role``,
+        ``unknown_customer``, ``unknown_manager``, ``pair_exists``, ``pair_missing``, ``sum``:
+        what a report translates (:mod:`data.edits`), with ``params``.
+    customer_id : str or None
+    """
+
+    def __init__(self, message: str, index: int | None = None, field: str = "", customer_id: str | None = None,
+                 rule: str = "", **params):
         super().__init__(message)
-        self.index, self.field, self.customer_id = index, field, customer_id
+        self.index, self.field, self.customer_id, self.rule, self.params = index, field, customer_id, rule, params
 
 
 def _check_edit(i: int, e: Edit) -> None:
     """Field checks of one edit (before it meets the data)."""
     where = f"edit {i + 1}"
     if e.action not in ACTIONS:
-        raise EditError(f"{where}: action {e.action!r} must be one of {', '.join(ACTIONS)}", i, "action")
+        raise EditError(f"{where}: action {e.action!r} must be one of {', '.join(ACTIONS)}", i, "action",
+                        rule="action", value=e.action)
     for name in ("customer_id", "manager_id"):
         v = getattr(e, name)
         if not isinstance(v, str) or not v.strip():
-            raise EditError(f"{where}: {name} is required", i, name)
+            raise EditError(f"{where}: {name} is required", i, name, rule="required")
     c = e.coefficient
     if c is not None and (not isinstance(c, (int, float)) or not math.isfinite(c) or not 0.0 < c <= 1.0):
-        raise EditError(f"{where}: coefficient {c!r} must be a number with 0 < c <= 1", i, "coefficient")
+        raise EditError(f"{where}: coefficient {c!r} must be a number with 0 < c <= 1", i, "coefficient",
+                        rule="coefficient", value=c)
     if e.action == "set" and c is None:
-        raise EditError(f"{where}: set needs a coefficient (0 < c <= 1)", i, "coefficient")
+        raise EditError(f"{where}: set needs a coefficient (0 < c <= 1)", i, "coefficient",
+                        rule="set_needs_coefficient")
     if e.action == "add" and e.role not in ROLES:
-        raise EditError(f"{where}: add needs a role, one of {', '.join(ROLES)} (got {e.role!r})", i, "role")
+        raise EditError(f"{where}: add needs a role, one of {', '.join(ROLES)} (got {e.role!r})", i, "role",
+                        rule="role", value=e.role)
 
 
 def apply_edits(base: Base, edits) -> Base:
@@ -128,10 +146,10 @@ def apply_edits(base: Base, edits) -> Base:
     for i, e in enumerate(edits):
         if c_at[i] < 0:
             raise EditError(f"edit {i + 1}: customer {cust_ids[i]!r} is not in this dataset", i, "customer_id",
-                            cust_ids[i])
+                            cust_ids[i], rule="unknown_customer", value=cust_ids[i])
         if m_at[i] < 0:
             raise EditError(f"edit {i + 1}: manager {mgr_ids[i]!r} is not in this dataset", i, "manager_id",
-                            cust_ids[i])
+                            cust_ids[i], rule="unknown_manager", value=mgr_ids[i])
     # the pairs the edits touch, as they are now: {pair: (row or None, role, coefficient)}
     touched_customers = sorted(set(cust_ids))
     rows = np.flatnonzero(asg["customer_id"].isin(touched_customers).to_numpy())
@@ -147,13 +165,13 @@ def apply_edits(base: Base, edits) -> Base:
         if e.action == "add":
             if have:
                 raise EditError(f"edit {i + 1}: customer {key[0]} already has manager {key[1]}; use set or remove",
-                                i, "manager_id", key[0])
+                                i, "manager_id", key[0], rule="pair_exists", value=key[1])
             state[key] = {"role": e.role, "coefficient": np.nan if e.coefficient is None else float(e.coefficient),
                           "row": None}
             order.append(key)
         elif not have:
             raise EditError(f"edit {i + 1}: customer {key[0]} has no manager {key[1]} to {e.action}", i,
-                            "manager_id", key[0])
+                            "manager_id", key[0], rule="pair_missing", value=key[1], action=e.action)
         elif e.action == "set":
             state[key]["coefficient"] = float(e.coefficient)
         elif e.action == "derive":
@@ -172,7 +190,8 @@ def apply_edits(base: Base, edits) -> Base:
     except ValueError as err:
         first = getattr(err, "problems", None)
         cid = None if first is None or not len(first) else first["customer_id"].iloc[0]
-        raise EditError(str(err), None, "coefficient", cid) from None
+        total = None if first is None or not len(first) else float(first["value"].iloc[0])
+        raise EditError(str(err), None, "coefficient", cid, rule="sum", value=total) from None
     old_rows = [state[k]["row"] for k in kept]
     new["cust_idx"] = customers.get_indexer(new["customer_id"])
     new["mgr_idx"] = managers.get_indexer(new["manager_id"])
@@ -200,7 +219,8 @@ def reassign(base: Base, customer_id: str, from_manager: str, to_manager: str) -
     asg = base.assignments
     hit = asg[(asg["customer_id"] == customer_id) & (asg["manager_id"] == from_manager)]
     if hit.empty:
-        raise EditError(f"customer {customer_id} has no manager {from_manager} to move", 0, "manager_id", customer_id)
+        raise EditError(f"customer {customer_id} has no manager {from_manager} to move", 0, "manager_id", customer_id,
+                        rule="pair_missing", value=from_manager, action="move")
     role = str(hit["role"].iloc[0])
     c = float(hit["coefficient"].iloc[0])
     return [Edit("remove", customer_id, from_manager),
