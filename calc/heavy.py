@@ -91,6 +91,9 @@ class Base:
         The customer position of each account row (int64), found by the heavy stage.
     engine : str
         The engine that ran the formulas (:mod:`calc.engines`), also used for the lazy terms.
+    edits : tuple
+        ``Scenario.edits_key()`` of the coefficient edits applied to ``assignments``
+        (:func:`calc.whatif.edited`); empty for the assignments as uploaded.
     """
 
     customers: pd.DataFrame
@@ -107,6 +110,7 @@ class Base:
     scenario: Scenario = field(repr=False)
     account_customers: np.ndarray = field(repr=False)
     engine: str = "duckdb"
+    edits: tuple = ()
 
     @functools.cached_property
     def accounts(self) -> pd.DataFrame:

@@ -377,11 +377,15 @@ def evaluate(base: Base, scenario: Scenario, overrides: dict | None = None) -> R
     Raises
     ------
     ValueError
-        When ``base`` was built with other account-level parameters than ``scenario``'s.
+        When ``base`` was built with other account-level parameters than ``scenario``'s, or
+        carries other coefficient edits (:func:`calc.whatif.edited`).
     """
     if base.account_key != scenario.account_key():
         raise ValueError("the heavy stage was computed with other account-level parameters "
                          "(days, day basis, tax, costs, capital); rebuild it for this scenario")
+    if base.edits != scenario.edits_key():
+        raise ValueError("the heavy stage carries other coefficient edits than this scenario's; "
+                         "apply them with calc.whatif.edited(base, scenario)")
     coef, is_given = coefficients(base, scenario.role_weight, scenario.stock_factor, overrides)
     m = manager_measures(base, coef)
 
@@ -747,6 +751,9 @@ class Live:
         if base.account_key != scenario.account_key():
             raise ValueError("the heavy stage was computed with other account-level parameters "
                              "(days, day basis, tax, costs, capital); rebuild it for this scenario")
+        if base.edits != scenario.edits_key():
+            raise ValueError("the heavy stage carries other coefficient edits than this scenario's; "
+                             "apply them with calc.whatif.edited(base, scenario)")
         role_weight = tuple(float(scenario.role_weight[r]) for r in ROLES)
         over = tuple(sorted((k, float(v)) for k, v in overrides.items())) if overrides else ()
         coef_key = (role_weight, float(scenario.stock_factor), over)

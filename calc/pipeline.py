@@ -42,7 +42,17 @@ def run(frames: dict[str, pd.DataFrame], scenario: Scenario | None = None) -> tu
     Returns
     -------
     tuple of (Base, Result)
+        The Base carries the scenario's coefficient edits, if any.
+
+    Raises
+    ------
+    calc.whatif.EditError
+        When the scenario's edits do not apply to these frames.
     """
     scenario = scenario or Scenario()
     base = build_base(require_valid(frames), scenario)
+    if scenario.edits:                  # coefficient edits (DOMAIN 11.1) apply after the heavy stage
+        from calc.whatif import edited
+
+        base = edited(base, scenario)
     return base, evaluate(base, scenario)

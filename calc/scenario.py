@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 import tomli_w
 
 __all__ = ["KpiDef", "Scenario", "LINES", "PAY_LINES", "ROLES", "PERSPECTIVES", "KPI_KINDS",
-           "GRADES", "TIERS", "default_kpis", "balanced_kpis", "PRESETS"]
+           "GRADES", "TIERS", "EDIT_ACTIONS", "default_kpis", "balanced_kpis", "PRESETS"]
 
 LINES = ("asset", "liability", "intermediate")
 PAY_LINES = ("asset", "liability", "intermediate", "risk")
@@ -26,6 +26,7 @@ PERSPECTIVES = ("financial", "customer", "internal", "learning")
 KPI_KINDS = ("ratio", "inverse", "deduction")
 GRADES = ("senior", "advanced", "manager", "assistant")  # "unrated" below the last bound
 TIERS = ("world_class", "blue_chip", "mid_size")          # "small" below the last bound
+EDIT_ACTIONS = ("set", "derive", "add", "remove")         # coefficient edits (DOMAIN 11.1)
 _CODE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
@@ -103,6 +104,48 @@ def balanced_kpis() -> tuple[KpiDef, ...]:
 PRESETS = {"default": default_kpis, "balanced": balanced_kpis}
 
 
+def edit_row(where: str, row) -> dict:
+    """One coefficient edit (DOMAIN 11.1) as a scenario keeps it: a table with ``action``,
+    ``customer_id``, ``manager_id`` and, where they apply, ``role`` and ``coefficient``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``where`` (``edits[2]``) and the field, for a bad action, an empty id, a role not
+        in ROLES, a coefficient outside (0, 1], ``set`` without a coefficient or ``add`` without
+        a role.
+    """
+    if not isinstance(row, dict):
+        raise ValueError(f"{where} must be a table")
+    unknown = set(row) - {"action", "customer_id", "manager_id", "role", "coefficient"}
+    if unknown:
+        raise ValueError(f"unknown key {sorted(unknown)[0]!r} in {where}; allowed: action, customer_id, manager_id, "
+                         "role, coefficient")
+    action = row.get("action")
+    if action not in EDIT_ACTIONS:
+        raise ValueError(f"{where}.action {action!r} must be one of {', '.join(EDIT_ACTIONS)}")
+    out = {"action": action}
+    for key in ("customer_id", "manager_id"):
+        v = row.get(key)
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError(f"{where}.{key} must be a non-empty id")
+        out[key] = v.strip()
+    role = row.get("role")
+    if role is not None:
+        if role not in ROLES:
+            raise ValueError(f"{where}.role {role!r} must be one of {', '.join(ROLES)}")
+        out["role"] = role
+    elif action == "add":
+        raise ValueError(f"{where}: add needs a role, one of {', '.join(ROLES)}")
+    c = row.get("coefficient")
+    if c is not None:
+        _check_number(f"{where}.coefficient", c, 0, 1, low_open=True)
+        out["coefficient"] = float(c)
+    elif action == "set":
+        raise ValueError(f"{where}: set needs a coefficient (0 < c <= 1)")
+    return out
+
+
 def _check_number(key: str, value, low=None, high=None, *, low_open: bool = False, integer: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{key} = {value!r} must be a number")
@@ -158,6 +201,9 @@ class Scenario:
     grades: dict = _d(senior=85.0, advanced=70.0, manager=50.0, assistant=20.0)
     tiers: dict = _d(world_class=30_000_000.0, blue_chip=10_000_000.0, mid_size=1_000_000.0)
     kpi: tuple = field(default_factory=default_kpis)
+    # coefficient edits and reassignments (DOMAIN 11.1), applied in order after the heavy stage:
+    # a tuple of tables (see :func:`edit_row`); they name one dataset's customers and managers
+    edits: tuple = ()
 
     # ---- validation ---------------------------------------------------------------------
     _TABLES = {"unit_cost": LINES, "cost_rate": LINES, "role_weight": ROLES, "pay_factor": PAY_LINES,
@@ -170,6 +216,8 @@ class Scenario:
                 setattr(self, f.name, {**f.default_factory(), **getattr(self, f.name)})
         if isinstance(self.kpi, list):
             self.kpi = tuple(KpiDef(**k) if isinstance(k, dict) else k for k in self.kpi)
+        if isinstance(self.edits, list):
+            self.edits = tuple(self.edits)
         self.validate()
 
     def validate(self) -> "Scenario":
@@ -218,6 +266,9 @@ class Scenario:
             if k.code in seen:
                 raise ValueError(f"kpi[{i}].code {k.code!r} appears twice")
             seen.add(k.code)
+        if not isinstance(self.edits, tuple):
+            raise ValueError("edits must be an array of tables ([[edits]])")
+        self.edits = tuple(edit_row(f"edits[{i}]", e) for i, e in enumerate(self.edits))
         return self
 
     # ---- conversion ---------------------------------------------------------------------
@@ -228,6 +279,9 @@ class Scenario:
             v = getattr(self, f.name)
             if f.name == "kpi":
                 out["kpi"] = [asdict(k) for k in v]
+            elif f.name == "edits":
+                if v:                    # no [[edits]] at all in a scenario without them
+                    out["edits"] = [dict(e) for e in v]
             elif isinstance(v, dict):
                 out[f.name] = dict(v)
             else:
@@ -265,6 +319,10 @@ class Scenario:
                         raise ValueError(f"kpi[{i}] needs a code")
                     rows.append(KpiDef(**row))
                 s.kpi = tuple(rows)
+            elif key == "edits":
+                if not isinstance(value, (list, tuple)):
+                    raise ValueError("edits must be an array of tables ([[edits]])")
+                s.edits = tuple(edit_row(f"edits[{i}]", row) for i, row in enumerate(value))
             elif key in cls._TABLES:
                 if not isinstance(value, dict):
                     raise ValueError(f"[{key}] must be a table with keys {', '.join(cls._TABLES[key])}")
@@ -299,6 +357,8 @@ class Scenario:
                 data[k] = {**data[k], **v}
             elif k == "kpi":
                 data[k] = [x if isinstance(x, dict) else asdict(x) for x in v]
+            elif k == "edits":
+                data[k] = [dict(x) for x in v]
             else:
                 data[k] = v
         return Scenario.from_dict(data)
@@ -307,6 +367,10 @@ class Scenario:
     def account_fields(cls) -> tuple[str, ...]:
         """The names of the account-level fields (declared with ``account_level`` metadata)."""
         return tuple(f.name for f in fields(cls) if f.metadata.get("account_level"))
+
+    def edits_key(self) -> tuple:
+        """The coefficient edits as a hashable key (empty without edits)."""
+        return tuple(tuple(sorted(e.items())) for e in self.edits)
 
     def account_key(self) -> tuple:
         """The parameters the heavy (account-level) stage depends on, as a hashable key: every

@@ -30,12 +30,12 @@ import pandas as pd
 from calc.heavy import Base
 from calc.light import Result, evaluate, live
 from calc.rules import check_coefficients
-from calc.scenario import PAY_LINES, ROLES, Scenario
+from calc.scenario import EDIT_ACTIONS, PAY_LINES, ROLES, Scenario
 
-__all__ = ["ACTIONS", "Edit", "EditError", "apply_edits", "reassign", "chain", "chain_lines", "scale_to_budget",
+__all__ = ["ACTIONS", "Edit", "EditError", "apply_edits", "edited", "edits_of", "reassign", "chain", "chain_lines", "scale_to_budget",
            "Budget", "sensitivity", "FACTOR_CAP"]
 
-ACTIONS = ("set", "derive", "add", "remove")
+ACTIONS = EDIT_ACTIONS
 FACTOR_CAP = 1.0            # the largest pay-link factor a scenario accepts (calc.scenario limits)
 BUDGET_TOLERANCE = 1.0      # yuan: a scaled total within this of the budget meets it
 
@@ -106,6 +106,38 @@ def _check_edit(i: int, e: Edit) -> None:
     if e.action == "add" and e.role not in ROLES:
         raise EditError(f"{where}: add needs a role, one of {', '.join(ROLES)} (got {e.role!r})", i, "role",
                         rule="role", value=e.role)
+
+
+def edits_of(scenario: Scenario) -> list[Edit]:
+    """The scenario's coefficient edits (``Scenario.edits``) as :class:`Edit` objects."""
+    return [Edit(e["action"], e["customer_id"], e["manager_id"], role=e.get("role"), coefficient=e.get("coefficient"))
+            for e in scenario.edits]
+
+
+def edited(base: Base, scenario: Scenario) -> Base:
+    """``base`` with ``scenario``'s coefficient edits applied (``base`` itself without edits); the
+    last few edited Bases are kept with ``base``, so a slider move under the same edits reuses
+    one (and its incremental light stage).
+
+    Raises
+    ------
+    EditError
+        As :func:`apply_edits`.
+    """
+    key = scenario.edits_key()
+    if key == base.edits:
+        return base
+    if base.edits:
+        raise ValueError("coefficient edits apply to the Base as uploaded, not to an edited one")
+    cache = base.light_cache.setdefault("edited", {})
+    hit = cache.get(key)
+    if hit is None:
+        hit = apply_edits(base, edits_of(scenario))
+        hit = dataclasses.replace(hit, edits=key)
+        while len(cache) >= 4:
+            cache.pop(next(iter(cache)), None)
+        cache[key] = hit
+    return hit
 
 
 def apply_edits(base: Base, edits) -> Base:
@@ -229,18 +261,24 @@ def reassign(base: Base, customer_id: str, from_manager: str, to_manager: str) -
 
 # ---- 11.2 chain substitution ------------------------------------------------------------
 
-def _state(base: Base, result: Result, scenario: Scenario) -> dict:
+def _state(base: Base, result: Result, scenario: Scenario, only=None) -> dict:
     """What the chain reads of one state: every customer's contribution per line (by id), every
-    pair's coefficient, the factors and the floor."""
+    pair's coefficient (of the managers ``only``, when given), the factors and the floor."""
     asg = result.assignments
+    managers = base.managers[["manager_id", "name", "branch"]]
+    pair_manager = asg["manager_id"].to_numpy(dtype=object)
+    keep = slice(None)
+    if only is not None:
+        keep = np.flatnonzero(asg["manager_id"].isin(list(only)).to_numpy())
+        managers = managers[managers["manager_id"].isin(list(only))]
     return {"customers": pd.Index(base.customers["customer_id"]),
             "C": np.column_stack([base.customers[x].to_numpy(dtype=float) for x in PAY_LINES]),
-            "pair_customer": asg["customer_id"].to_numpy(dtype=object),
-            "pair_manager": asg["manager_id"].to_numpy(dtype=object),
-            "c": asg["coefficient_used"].to_numpy(dtype=float),
+            "pair_customer": asg["customer_id"].to_numpy(dtype=object)[keep],
+            "pair_manager": pair_manager[keep],
+            "c": asg["coefficient_used"].to_numpy(dtype=float)[keep],
             "f": np.array([scenario.pay_factor[x] for x in PAY_LINES], dtype=float),
             "floor": bool(scenario.floor_at_zero),
-            "managers": base.managers[["manager_id", "name", "branch"]]}
+            "managers": managers}
 
 
 def _line_sums(pairs_of: dict, contributions_of: dict, managers: pd.Index) -> np.ndarray:
@@ -261,13 +299,16 @@ def _pay(S: np.ndarray, f: np.ndarray, floor: bool) -> tuple[np.ndarray, np.ndar
     return (np.clip(raw, 0.0, None) if floor else raw), raw
 
 
-def chain(a: tuple[Base, Result, Scenario], b: tuple[Base, Result, Scenario]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def chain(a: tuple[Base, Result, Scenario], b: tuple[Base, Result, Scenario],
+          managers=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Chain substitution (连环替代法, DOMAIN 11.2) of every manager's pay from state A to B.
 
     Parameters
     ----------
     a, b : tuple of (Base, Result, Scenario)
         The two states: two scenarios on one dataset, or two periods.
+    managers : iterable of str, optional
+        Only these managers (a page explaining one manager reads its pairs only).
 
     Returns
     -------
@@ -280,7 +321,7 @@ def chain(a: tuple[Base, Result, Scenario], b: tuple[Base, Result, Scenario]) ->
         ``ca_Ca`` (A's coefficients on A's contribution, yuan), ``ca_Cb``, ``cb_Cb``, ``f_a``,
         ``f_b`` and the line's effects before the floor.
     """
-    A, B = _state(*a), _state(*b)
+    A, B = _state(*a, only=managers), _state(*b, only=managers)
     ids = pd.Index(pd.unique(np.concatenate([A["managers"]["manager_id"].to_numpy(dtype=object),
                                              B["managers"]["manager_id"].to_numpy(dtype=object)])))
     S0 = _line_sums(A, A, ids)            # c_A on C_A
@@ -349,7 +390,7 @@ class Budget:
     reason: str = ""
 
 
-def scale_to_budget(result: Result, scenario: Scenario, budget: float, locked=()) -> Budget:
+def scale_to_budget(result: Result, scenario: Scenario, budget: float, locked=(), cap: float = FACTOR_CAP) -> Budget:
     """One ``k >= 0`` multiplying the unlocked lines' pay-link factors so that total factor pay
     equals ``budget`` within 1 yuan (DOMAIN 11.3).
 
@@ -363,6 +404,9 @@ def scale_to_budget(result: Result, scenario: Scenario, budget: float, locked=()
         Yuan, >= 0.
     locked : iterable of str
         Lines whose factor stays (``asset``, ``liability``, ``intermediate``, ``risk``).
+    cap : float
+        The largest factor allowed (default 1, the scenario's limit; the app passes its
+        slider's upper end).
 
     Returns
     -------
@@ -397,7 +441,7 @@ def scale_to_budget(result: Result, scenario: Scenario, budget: float, locked=()
         return Budget(k, factors, t, float(budget), abs(t - budget) <= BUDGET_TOLERANCE and not reason, reason)
 
     positive = f[free] > 0
-    k_cap = float(np.min(FACTOR_CAP / f[free][positive])) if positive.any() else math.inf
+    k_cap = float(np.min(cap / f[free][positive])) if positive.any() else math.inf
     at_zero = total(0.0)
     if not positive.any() or total(1.0) == at_zero:
         return answer(1.0, "" if abs(total(1.0) - budget) <= BUDGET_TOLERANCE else "nothing_to_scale")
@@ -464,6 +508,7 @@ def sensitivity(base: Base, scenario: Scenario, result: Result | None = None, st
         absolute rank change), ``pay_change`` (total pay change, yuan). Sorted by
         ``managers_moved``, then ``largest_move``, largest first.
     """
+    base = edited(base, scenario)
     run = live(base).evaluate if incremental else (lambda s: evaluate(base, s))
     ref = result if result is not None else run(scenario)
     rank0 = ref.managers["rank"].to_numpy()

@@ -22,7 +22,7 @@ from data.readers import read_bytes
 from data.report import RULES, ExtractError, Issue, Report
 from data.schema import enum_value, normalize_label, sheet_by_key
 
-__all__ = ["EditFile", "read_edits", "apply_edit_file", "edit_issue", "COLUMNS"]
+__all__ = ["EditFile", "read_edits", "apply_edit_file", "edit_issue", "edit_message", "COLUMNS"]
 
 COLUMNS = ("action", "customer_id", "manager_id", "role", "coefficient")
 MAX_EDITS = 100_000
@@ -218,3 +218,19 @@ def edit_issue(e: EditError, parsed: EditFile) -> Issue:
     rule = f"edit_{e.rule}" if f"edit_{e.rule}" in RULES else "edit_sum"
     return Issue(rule, sheet=parsed.name, row=row, column=column, value=shown, params=params)
 
+
+
+def edit_message(e: EditError, lang: str = "en") -> str:
+    """An :class:`~calc.whatif.EditError` in the user's language (``zh`` or ``en``), naming the
+    customer, manager or sum as the report line does."""
+    if not e.rule:
+        return str(e)
+    value = e.params.get("value")
+    shown = "" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+    action = e.params.get("action", "")
+    params = {"value": shown, "customer": e.customer_id or "", "action": action,
+              "action_zh": _ACTION_ZH.get(action, action)}
+    rule = f"edit_{e.rule}" if f"edit_{e.rule}" in RULES else None
+    if rule is None:
+        return str(e)
+    return Issue(rule, params=params).message(lang)

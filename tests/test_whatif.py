@@ -312,3 +312,47 @@ def test_an_accepted_edit_set_never_breaks_the_sum(frames, raw):
     res = evaluate(edited, PLAIN)
     sums = res.assignments.groupby("customer_id")["coefficient_used"].sum()
     assert (sums <= 1 + 1e-9).all()
+
+
+# --------------------------------------------------------------------------------------------
+# edits kept with a scenario
+
+def test_a_scenario_keeps_its_edits_through_toml_and_every_evaluation(shared):
+    s = PLAIN.replace(edits=[{"action": "set", "customer_id": "C1", "manager_id": "M2", "coefficient": 0.5},
+                             {"action": "add", "customer_id": "C2", "manager_id": "M1", "role": "secondary"}])
+    back = Scenario.from_toml(s.to_toml())
+    assert back.edits == s.edits and "edits = [" in s.to_toml()
+    assert "edits" not in PLAIN.to_toml()                          # a scenario without edits writes none
+    frames = _frames({"C1": (1_000, 0), "C2": (500, 0)},
+                     [("C1", "M1", "primary", None), ("C1", "M2", "secondary", None), ("C2", "M3", "primary", None)])
+    _, res = run(frames, back)
+    # C1: M2 given 0.5, M1 the rest 0.5 -> M1 50; C2: M3 primary 0.7 / M1 secondary 0.3 of 500
+    # (new customer) -> M1 + 0.10 x 150 = 15: pay 65
+    assert _pay(res, "M1") == approx(65.0)
+    # the plain Base refuses a scenario with edits (they would be silently ignored)
+    with pytest.raises(ValueError, match="coefficient edits"):
+        evaluate(shared, back)
+
+
+def test_a_scenario_with_a_bad_edit_is_refused_naming_it():
+    with pytest.raises(ValueError, match=r"edits\[1\]\.coefficient = 1\.7 must be <= 1"):
+        PLAIN.replace(edits=[{"action": "derive", "customer_id": "C1", "manager_id": "M1"},
+                             {"action": "set", "customer_id": "C1", "manager_id": "M2", "coefficient": 1.7}])
+    with pytest.raises(ValueError, match=r"edits\[0\]\.action 'move'"):
+        Scenario.from_toml('[[edits]]\naction = "move"\ncustomer_id = "C1"\nmanager_id = "M1"\n')
+
+
+def test_the_chain_of_one_manager_equals_its_row_of_the_full_chain():
+    a_frames = _frames({"C1": (1_000, 0), "C2": (500, 200)},
+                       [("C1", "M1", "primary", None), ("C1", "M2", "secondary", None), ("C2", "M2", "primary", 1.0)])
+    sb = PLAIN.replace(role_weight={"secondary": 0.5}, pay_factor={"risk": 0.2})
+    A, B = run(a_frames, PLAIN), run(a_frames, sb)
+    full, _ = chain((*A, PLAIN), (*B, sb))
+    one, lines = chain((*A, PLAIN), (*B, sb), managers=["M2"])
+    assert list(one["manager_id"]) == ["M2"] and set(lines["manager_id"]) == {"M2"}
+    cols = ["pay_a", "contribution_effect", "attribution_effect", "factor_effect", "pay_b"]
+    assert one[cols].iloc[0].tolist() == approx(full.set_index("manager_id").loc["M2", cols].tolist())
+    # M2: secondary 0.3 -> 0.5 / 1.2 of C1 (1,000): attribution 0.10 x (0.41667 - 0.3) x 1,000 = 11.667;
+    # factor: risk 0.08 -> 0.2 on C2's recovery 200: 0.12 x 200 = 24
+    assert one["attribution_effect"].iloc[0] == approx(0.10 * (0.5 / 1.2 - 0.3) * 1_000)
+    assert one["factor_effect"].iloc[0] == approx(24.0)

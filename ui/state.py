@@ -20,6 +20,7 @@ from calc.heavy import Base, build_base
 from calc.light import Result, live
 from calc.pipeline import require_valid
 from calc.scenario import Scenario
+from calc.whatif import edited
 from data.store import DatasetInfo, Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,12 +183,19 @@ _bases: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()   # the ca
 
 
 def base_for(ds: Dataset, scenario: Scenario) -> Base:
-    """The heavy stage for ``ds`` under ``scenario``'s account-level parameters (cached)."""
+    """The heavy stage for ``ds`` under ``scenario``'s account-level parameters (cached), with the
+    scenario's coefficient edits applied (:func:`calc.whatif.edited`, kept with the Base).
+
+    Raises
+    ------
+    calc.whatif.EditError
+        When the scenario's edits do not apply to this dataset.
+    """
     key = (ds.id, scenario.account_key())
     found = _bases.get(key)
     if found is None:
         found = _bases[key] = _base(ds.id, key[1], ds.frames, scenario)
-    return found
+    return edited(found, scenario) if scenario.edits else found
 
 
 class _Results:
