@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 import tomli_w
 
 __all__ = ["KpiDef", "Scenario", "LINES", "PAY_LINES", "ROLES", "PERSPECTIVES", "KPI_KINDS",
-           "GRADES", "TIERS", "EDIT_ACTIONS", "default_kpis", "balanced_kpis", "PRESETS"]
+           "GRADES", "TIERS", "EDIT_ACTIONS", "default_kpis", "perspective_weights", "balanced_kpis", "PRESETS"]
 
 LINES = ("asset", "liability", "intermediate")
 PAY_LINES = ("asset", "liability", "intermediate", "risk")
@@ -102,6 +102,16 @@ def balanced_kpis() -> tuple[KpiDef, ...]:
 
 
 PRESETS = {"default": default_kpis, "balanced": balanced_kpis}
+
+
+def perspective_weights(kpis) -> dict:
+    """Points each perspective gives at 100 % of target: the weights of its ratio and inverse KPIs
+    (deductions only take points away), e.g. 90 / 10 / 0 / 0 for the default plan."""
+    out = {p: 0.0 for p in PERSPECTIVES}
+    for k in kpis:
+        if k.kind != "deduction":
+            out[k.perspective] += float(k.weight)
+    return out
 
 
 def edit_row(where: str, row) -> dict:

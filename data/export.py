@@ -46,7 +46,7 @@ from calc.output import float_text
 from calc.scenario import PAY_LINES, Scenario
 from data.schema import FORMULA_PREFIXES, FORMULA_START, column_letters
 
-__all__ = ["safe_text", "safe_text_column", "write_workbook", "frame_to_csv_bytes", "report_workbook",
+__all__ = ["safe_text", "safe_text_column", "write_workbook", "number_kind", "NUMBER_KINDS", "frame_to_csv_bytes", "report_workbook",
            "statement_workbook", "statement_document", "LABELS", "labelled"]
 
 DANGEROUS = FORMULA_PREFIXES   # the cell starts a spreadsheet reads as a formula
@@ -79,6 +79,9 @@ def safe_text(value: str) -> str:
     return "'" + value if value.startswith(DANGEROUS) else value
 
 
+_LABEL_KEYS = {label: key for key, pair in LABELS.items() for label in pair}
+
+
 def labelled(frame: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
     """Rename known columns to their Chinese (``zh``) or English (``en``) label."""
     i = 0 if lang == "zh" else 1
@@ -93,7 +96,27 @@ _XML_ODD_PY = re.compile("[\x00-\x08\x0b-\x1f\ufffe\uffff]|_(?=x[0-9a-fA-F]{4}_)
 MAX_CELL_CHARS = 32_767   # characters in an Excel cell; longer text is cut (as XlsxWriter did)
 TIME_ZONE = "Asia/Shanghai"   # zone-aware times are written as this wall clock, without the zone
 _SERIAL_1970 = 25_569     # Excel serial day of 1970-01-01 (days since 1899-12-30)
-_STYLE_HEAD, _STYLE_NUM, _STYLE_DATE = 1, 2, 3
+_STYLE_HEAD, _STYLE_NUM, _STYLE_DATE, _STYLE_PCT, _STYLE_FINE, _STYLE_INT = 1, 2, 3, 4, 5, 6
+
+# How a numeric column is shown (tables) and formatted (xlsx): rates as percentages with 2 decimals
+# (a customer rate of 0.0152 is 1.52%, never 0.02), coefficients and factors with 4 decimals,
+# counts and ranks as whole numbers; everything else is money (#,##0.00). Keys are column keys.
+NUMBER_KINDS: dict[str, str] = {
+    **{k: "percent" for k in ("rate", "ftp_rate", "tax_rate", "cost_rate", "top20_share", "bottom30_share",
+                              "npl_ratio", "capital_ratio", "cost_of_capital")},
+    **{k: "fine" for k in ("coefficient", "coefficient_used", "coef_sum", "risk_weight", "factor", "f_a", "f_b",
+                           "stock_factor", "pay_factor", "role_weight", "tried", "customers", "cap", "k")},
+    **{k: "integer" for k in ("rank", "branch_rank", "rank_a", "rank_b", "rank_change", "relationship_level",
+                              "accounts", "products", "managers_moved", "largest_move", "row", "version")},
+}
+_KIND_STYLE = {"percent": _STYLE_PCT, "fine": _STYLE_FINE, "integer": _STYLE_INT}
+
+
+def number_kind(column: str) -> str:
+    """``percent``, ``fine``, ``integer`` or ``money``: how the column ``column`` (a key, or its
+    Chinese or English label) is shown and written (:data:`NUMBER_KINDS`)."""
+    key = _LABEL_KEYS.get(column, column)
+    return NUMBER_KINDS.get(key, "money")
 
 
 def safe_text_column(values: pl.Series) -> pl.Series:
@@ -202,8 +225,9 @@ def _object_dates(values: np.ndarray) -> pa.Array:
         [s.tz_convert(TIME_ZONE).tz_localize(None) if s.tzinfo is not None else s for s in stamps])))
 
 
-def _typed_cells(ref: pl.Series, arr: pa.Array) -> pl.Series | None:
-    """Cells of a column of one Arrow type; None when the type has no columnar writer here."""
+def _typed_cells(ref: pl.Series, arr: pa.Array, style: int = _STYLE_NUM) -> pl.Series | None:
+    """Cells of a column of one Arrow type; None when the type has no columnar writer here.
+    ``style`` formats a float column (an integer column is always written as a whole number)."""
     t = arr.type
     if pa.types.is_null(t):
         return pl.Series([None] * len(arr), dtype=pl.String)
@@ -211,17 +235,19 @@ def _typed_cells(ref: pl.Series, arr: pa.Array) -> pl.Series | None:
         return _text_cells(ref, pl.from_arrow(arr).cast(pl.String))
     if pa.types.is_boolean(t):
         return _value_cells(ref, pl.from_arrow(arr).cast(pl.Int8).cast(pl.String), 0, "b")
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return _value_cells(ref, _number_text(arr), _STYLE_NUM)
+    if pa.types.is_integer(t):
+        return _value_cells(ref, _number_text(arr), _STYLE_INT)
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return _value_cells(ref, _number_text(arr), style)
     if pa.types.is_timestamp(t) or pa.types.is_date(t):
         return _value_cells(ref, _date_text(arr), _STYLE_DATE)
     if pa.types.is_dictionary(t):
-        return _typed_cells(ref, arr.dictionary_decode())
+        return _typed_cells(ref, arr.dictionary_decode(), style)
     return None
 
 
-def _column_cells(ref: pl.Series, values: pd.Series) -> pl.Series:
-    """The ``<c>`` XML of every cell of one column (null: no cell)."""
+def _column_cells(ref: pl.Series, values: pd.Series, style: int = _STYLE_NUM) -> pl.Series:
+    """The ``<c>`` XML of every cell of one column (null: no cell); ``style`` for its numbers."""
     values = values.reset_index(drop=True)
     try:
         arr = pa.array(values, from_pandas=True)
@@ -230,7 +256,7 @@ def _column_cells(ref: pl.Series, values: pd.Series) -> pl.Series:
     if arr is not None:
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
-        cells = _typed_cells(ref, arr)
+        cells = _typed_cells(ref, arr, style)
         if cells is not None:
             return cells
     # a column mixing types (text and numbers, as in a generated extract): classify every cell by
@@ -248,7 +274,7 @@ def _column_cells(ref: pl.Series, values: pd.Series) -> pl.Series:
         if kind == "bool":
             cells = _value_cells(r, pl.Series(v.astype(bool).astype(np.int8)).cast(pl.String), 0, "b")
         elif kind == "num":
-            cells = _value_cells(r, float_text(v.astype(np.float64)), _STYLE_NUM)
+            cells = _value_cells(r, float_text(v.astype(np.float64)), style)
         elif kind == "date":
             cells = _value_cells(r, _date_text(_object_dates(v)), _STYLE_DATE)
         else:
@@ -288,6 +314,7 @@ def _sheet_xml(frame: pd.DataFrame, first: bool):
     n, k = len(frame), len(frame.columns)
     letters = [column_letters(c) for c in range(k)]
     heads = [safe_text(str(col))[:MAX_CELL_CHARS] for col in frame.columns]
+    styles = [_KIND_STYLE.get(number_kind(str(col)), _STYLE_NUM) for col in frame.columns]
     head_cells = "".join(
         f'<c r="{letters[c]}1" s="{_STYLE_HEAD}" t="inlineStr"><is><t xml:space="preserve">'
         f'{_xml_attr(_XML_ODD_PY.sub(_xml_odd, h))}</t></is></c>' if h else f'<c r="{letters[c]}1" s="{_STYLE_HEAD}"/>'
@@ -310,7 +337,7 @@ def _sheet_xml(frame: pd.DataFrame, first: bool):
         cells = {}
         for c in range(k):
             ref = (f'<c r="{letters[c]}' + rows).alias("r")
-            cells[f"c{c}"] = _column_cells(ref, part.iloc[:, c]).fill_null("")
+            cells[f"c{c}"] = _column_cells(ref, part.iloc[:, c], styles[c]).fill_null("")
         cells["n"] = rows
         yield pl.DataFrame(cells).select(pl.concat_str(
             [pl.lit('<row r="'), pl.col("n"), pl.lit('">'), *[pl.col(f"c{c}") for c in range(k)], pl.lit("</row>")]
@@ -322,7 +349,8 @@ def _sheet_xml(frame: pd.DataFrame, first: bool):
 _STYLES = (
     '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
     '<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-    '<numFmts count="1"><numFmt numFmtId="164" formatCode="yyyy-mm-dd"/></numFmts>'
+    '<numFmts count="2"><numFmt numFmtId="164" formatCode="yyyy-mm-dd"/><numFmt numFmtId="165" formatCode="0.0000"/>'
+    '</numFmts>'
     '<fonts count="2"><font><sz val="11"/><color rgb="FF000000"/><name val="Calibri"/><family val="2"/></font>'
     '<font><b/><sz val="11"/><color rgb="FF000000"/><name val="Calibri"/><family val="2"/></font></fonts>'
     '<fills count="3"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill>'
@@ -331,10 +359,13 @@ _STYLES = (
     '<border><left style="thin"><color auto="1"/></left><right style="thin"><color auto="1"/></right>'
     '<top style="thin"><color auto="1"/></top><bottom style="thin"><color auto="1"/></bottom><diagonal/></border></borders>'
     '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-    '<cellXfs count="4"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<cellXfs count="7"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
     '<xf numFmtId="0" fontId="1" fillId="2" borderId="1" xfId="0" applyFont="1" applyFill="1" applyBorder="1"/>'
     '<xf numFmtId="4" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
-    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs>'
+    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '<xf numFmtId="10" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'   # 0.00%
+    '<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'  # 0.0000
+    '<xf numFmtId="3" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs>'
     '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
     '<dxfs count="0"/><tableStyles count="0" defaultTableStyle="TableStyleMedium9" defaultPivotStyle="PivotStyleLight16"/>'
     '</styleSheet>')

@@ -16,6 +16,26 @@ engine = ctx.access.store.engine
 if engine.dialect.name == "postgresql" and not row_security_enforced(engine):
     st.warning(ctx.t("rls_bypassed"))
 
+# branches and managers come from the newest dataset, so a typo (城东 for 城东支行) cannot be stored
+known = state.active_dataset()
+if known is not None and "managers" in known.frames and len(known.frames["managers"]):
+    mf = known.frames["managers"]
+    BRANCHES = sorted(set(mf["branch"].astype(str)))
+    MANAGERS = dict(zip(mf["manager_id"].astype(str), mf["name"].astype(str) + " · " + mf["branch"].astype(str)))
+else:
+    BRANCHES, MANAGERS = None, None
+
+
+def pick(label: str, key: str, options, current: str = "", names: dict | None = None):
+    """A select box of the dataset's branches or managers (blank allowed), or a text box without a
+    dataset; a stored value no longer in the data stays choosable."""
+    if options is None:
+        return st.text_input(label, key=key)
+    choices = ["", *options, *([current] if current and current not in options else [])]
+    return st.selectbox(label, choices, key=key,
+                        format_func=lambda v: "—" if not v else f"{v} {names[v]}" if names and v in names else v)
+
+
 st.subheader(ctx.t("users"))
 table = users.list()
 views.show(table.assign(role=table["role"].map(lambda r: ctx.t(f"role_{r}"))), ctx.lang, key="users_table")
@@ -26,8 +46,8 @@ with left, st.form("add_user", clear_on_submit=True):
     name = st.text_input(ctx.t("username"), key="new_username")
     pw = st.text_input(ctx.t("password"), type="password", key="new_password")
     role = st.selectbox(ctx.t("role"), ROLES, key="new_role", format_func=lambda r: ctx.t(f"role_{r}"))
-    branch = st.text_input(ctx.t("branch"), key="new_branch")
-    manager_id = st.text_input(ctx.t("manager_id"), key="new_manager_id")
+    branch = pick(ctx.t("branch"), "new_branch", BRANCHES)
+    manager_id = pick(ctx.t("manager_id"), "new_manager_id", list(MANAGERS) if MANAGERS else None, names=MANAGERS)
     subject = st.text_input(ctx.t("sso_subject"), key="new_oidc_subject")
     st.caption(ctx.t("sso_only_hint"))
     if st.form_submit_button(ctx.t("add_user"), key="add_user_submit"):
@@ -61,8 +81,9 @@ with right:
         st.session_state["_edit_for"] = who
     with st.form("change_user"):
         role = st.selectbox(ctx.t("role"), ROLES, key="edit_role", format_func=lambda r: ctx.t(f"role_{r}"))
-        branch = st.text_input(ctx.t("branch"), key="edit_branch")
-        manager_id = st.text_input(ctx.t("manager_id"), key="edit_manager_id")
+        branch = pick(ctx.t("branch"), "edit_branch", BRANCHES, st.session_state.get("edit_branch", ""))
+        manager_id = pick(ctx.t("manager_id"), "edit_manager_id", list(MANAGERS) if MANAGERS else None,
+                          st.session_state.get("edit_manager_id", ""), MANAGERS)
         subject = st.text_input(ctx.t("sso_subject"), key="edit_oidc_subject")
         active = st.checkbox(ctx.t("active"), key="edit_active")
         unlock = st.checkbox(ctx.t("unlock"), key="edit_unlock")

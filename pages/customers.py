@@ -14,6 +14,7 @@ import streamlit as st
 from calc.segments import whale_curve
 from ui import charts, views
 from ui import published
+from ui.formats import money
 from ui.frame import COEFFICIENT_LEVERS, frame
 
 ctx = frame("page_customers")
@@ -22,10 +23,10 @@ w, lang = ctx.result.whale, ctx.lang
 
 k = st.columns(4)
 pct = lambda x: "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.0%}"
-k[0].metric(ctx.t("top20_share"), pct(w["top20_share"]))
-k[1].metric(ctx.t("bottom30_share"), pct(w["bottom30_share"]))
-k[2].metric(ctx.t("loss_makers"), f"{w['loss_makers']:,}")
-k[3].metric(ctx.t("unattributed"), f"{ctx.result.totals['unattributed']:,.0f}")
+k[0].metric(ctx.t("top20_share"), pct(w["top20_share"]), help=ctx.t("help_top20"))
+k[1].metric(ctx.t("bottom30_share"), pct(w["bottom30_share"]), help=ctx.t("help_bottom30"))
+k[2].metric(ctx.t("loss_makers"), f"{w['loss_makers']:,}", help=ctx.t("help_loss_makers"))
+k[3].metric(ctx.t("unattributed"), money(ctx.result.totals["unattributed"]), help=ctx.t("help_unattributed"))
 
 
 def segment_figures():

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from calc.explain import branch_perspective_average, perspective_scores
-from calc.scenario import KPI_KINDS, PERSPECTIVES, PRESETS
+from calc.scenario import KPI_KINDS, PERSPECTIVES, PRESETS, perspective_weights
 from ui import charts, views
 from ui import published
 from ui.frame import COEFFICIENT_LEVERS, frame
@@ -26,7 +26,7 @@ left, right = st.columns([1, 1])
 left.plotly_chart(charts.radar_figure(perspective_scores(ctx.result, manager),
                                       ctx.memo_on(COEFFICIENT_LEVERS, ("branch_average", row["branch"]),
                                                   lambda: branch_perspective_average(ctx.result, row["branch"])),
-                                      row["name"], ctx.lang), key="radar")
+                                      row["name"], ctx.lang, weights=perspective_weights(ctx.scenario.kpi)), key="radar")
 
 
 def kpi_rows():
@@ -70,4 +70,7 @@ if rows != current:
         st.rerun()
     except (ValueError, TypeError) as e:
         st.error(ctx.t("scenario_error", err=views.md_text(e)))
-st.caption(f"Σ {ctx.t('score')}: {sum(r['weight'] for r in current if r.get('kind') != 'deduction'):g}")
+total_weight = sum(r['weight'] for r in current if r.get('kind') != 'deduction')
+st.caption(f"Σ {ctx.t('score')}: {total_weight:g}")
+if abs(total_weight - 100.0) > 1e-9:                # a 100-point plan (百分制) whose weights do not add up
+    st.warning(ctx.t("kpi_weights_not_100", total=f"{total_weight:g}"))

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 
 from calc.light import GRADE_ORDER
 from calc.segments import TIER_ORDER
+from ui.formats import money_ticks, short_money, with_unit
 from ui.i18n import t
 
 __all__ = ["waterfall_figure", "pay_pool_figure", "grade_figure", "ranking_figure", "pay_histogram_figure", "whale_figure", "tier_figure",
@@ -35,9 +36,28 @@ def _list(values) -> list:
 
 
 def _figure(traces: list, title: str, height: int = 380, **layout) -> go.Figure:
-    spec = {"title": {"text": title}, "height": height, "margin": {"l": 40, "r": 20, "t": 50, "b": 40},
+    spec = {"title": {"text": title}, "height": height, "margin": {"l": 60, "r": 20, "t": 60, "b": 40},
             "template": "none", "legend": {"orientation": "h", "y": -0.15}, **layout}
+    for axis in ("xaxis", "yaxis"):
+        spec.setdefault(axis, {}).setdefault("automargin", True)     # long tick labels never cut off
+    empty = not any(len(tr.get("x", tr.get("r", tr.get("y", ()))) or ()) for tr in traces)
+    if empty:                                                        # a clear empty state, not blank axes
+        spec["annotations"] = [*spec.get("annotations", []), {
+            "text": t("no_data", spec.pop("_lang", "zh")), "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
+            "showarrow": False, "font": {"size": 16, "color": "#888"}}]
+        spec["xaxis"]["visible"] = spec["yaxis"]["visible"] = False
+    spec.pop("_lang", None)
     return go.Figure({"data": traces, "layout": spec}, _validate=False)
+
+
+def _money_axis(values, label: str, lang: str, **more) -> dict:
+    """A money axis: its title with the unit (元 / yuan) and round ticks in 万 / 亿 (K / M / B)."""
+    return {"title": {"text": with_unit(label, "yuan", lang)}, **money_ticks(values, lang), **more}
+
+
+def _count_axis(label: str, unit: str, lang: str, **more) -> dict:
+    """A count axis: whole numbers only, titled with its unit."""
+    return {"title": {"text": with_unit(label, unit, lang)}, "tickformat": ",d", "rangemode": "tozero", **more}
 
 
 def _vline(x: float, dash: str = "dash", color: str = "#555", text: str | None = None) -> tuple[dict, list]:
@@ -65,17 +85,20 @@ def waterfall_figure(totals: dict, lang: str = "zh") -> go.Figure:
     y = [float(totals[f"contribution_{k}"]) for k in lines] + [float(totals["contribution"]), float(totals["attributed"]),
                                                                float(totals["unattributed"])]
     measure = ["relative"] * 4 + ["total", "absolute", "absolute"]
-    return _figure([{"type": "waterfall", "x": x, "y": y, "measure": measure, "text": [f"{v:,.0f}" for v in y],
+    running = np.cumsum(y[:4]).tolist() + y[4:]
+    return _figure([{"type": "waterfall", "x": x, "y": y, "measure": measure, "text": [short_money(v, lang) for v in y],
                      "textposition": "outside", "connector": {"line": {"color": "#999"}}}],
-                   t("contribution_waterfall", lang))
+                   t("contribution_waterfall", lang), _lang=lang,
+                   yaxis=_money_axis([0, *running, *y], t("total_contribution", lang), lang))
 
 
 def pay_pool_figure(totals: dict, lang: str = "zh") -> go.Figure:
     """Factor-method pay total and points-method pay total against the pool (yuan)."""
     x = [t("total_pay", lang), t("points_pay_total", lang), t("pool_label", lang)]
     y = [float(totals["pay"]), float(totals["points_pay"]), float(totals["pool"])]
-    return _figure([{"type": "bar", "x": x, "y": y, "text": [f"{v:,.0f}" for v in y], "textposition": "outside",
-                     "marker": {"color": ["#B22222", "#1F77B4", "#BBBBBB"]}}], t("pay_vs_pool", lang))
+    return _figure([{"type": "bar", "x": x, "y": y, "text": [short_money(v, lang) for v in y], "textposition": "outside",
+                     "marker": {"color": ["#B22222", "#1F77B4", "#BBBBBB"]}}], t("pay_vs_pool", lang), _lang=lang,
+                   yaxis=_money_axis([0, *y], t("total_pay", lang), lang))
 
 
 def grade_figure(managers: pd.DataFrame, lang: str = "zh") -> go.Figure:
@@ -83,7 +106,8 @@ def grade_figure(managers: pd.DataFrame, lang: str = "zh") -> go.Figure:
     counts = _list(managers["grade"].value_counts().reindex(GRADE_ORDER, fill_value=0))
     return _figure([{"type": "bar", "x": [t(f"grade_{g}", lang) for g in GRADE_ORDER], "y": counts,
                      "marker": {"color": [GRADE_COLORS[g] for g in GRADE_ORDER]}, "text": counts,
-                     "textposition": "outside"}], t("grade_distribution", lang))
+                     "textposition": "outside"}], t("grade_distribution", lang), _lang=lang,
+                   yaxis=_count_axis(t("managers_n", lang), "people", lang))
 
 
 def grade_history_figure(history: pd.DataFrame, lang: str = "zh") -> go.Figure:
@@ -92,7 +116,10 @@ def grade_history_figure(history: pd.DataFrame, lang: str = "zh") -> go.Figure:
               .reindex(columns=list(GRADE_ORDER), fill_value=0))
     traces = [{"type": "bar", "x": _list(counts.index.astype(str)), "y": _list(counts[g]), "name": t(f"grade_{g}", lang),
                "marker": {"color": GRADE_COLORS[g]}} for g in GRADE_ORDER]
-    return _figure(traces, t("branch_over_time", lang), height=360, barmode="stack")
+    return _figure(traces, t("branch_over_time", lang), height=360, barmode="stack", _lang=lang,
+                   xaxis={"type": "category", "title": {"text": t("period_axis", lang)}},
+                   yaxis=_count_axis(t("managers_n", lang), "people", lang),
+                   legend={"orientation": "h", "y": 1.12, "x": 0})
 
 
 def ranking_figure(managers: pd.DataFrame, value: str = "pay", lang: str = "zh", n: int = RANK_BARS) -> go.Figure:
@@ -123,12 +150,18 @@ def ranking_figure(managers: pd.DataFrame, value: str = "pay", lang: str = "zh",
     else:          # more branches than colours: one trace, the branch in the hover text
         traces = [{"type": "bar", "x": _list(labels), "y": _list(values), "hovertext": _list(branches),
                    "name": t("branch", lang), "marker": {"color": BRANCH_COLORS[0]}}]
-    layout = {"xaxis": {"categoryorder": "array", "categoryarray": _list(labels)}}
+    # the legend above the plot and the names at 45 degrees with their own margin: never on top of each other
+    layout = {"xaxis": {"categoryorder": "array", "categoryarray": _list(labels), "tickangle": -45,
+                        "automargin": True},
+              "yaxis": _money_axis([0, *values], t(f"pay_method_{'points' if value == 'points_pay' else 'factor'}",
+                                                   lang), lang),
+              "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "title": {"text": t("branch", lang)}},
+              "margin": {"l": 60, "r": 20, "t": 90, "b": 40}}
     title = t("ranking_chart", lang)
     if many:
         title = t("ranking_chart_top_bottom", lang, n=n, total=f"{len(managers):,}")
         layout["shapes"] = [_vline(n - 0.5, dash="dot", color="#888")[0]]
-    return _figure(traces, title, height=420, **layout)
+    return _figure(traces, title, height=480, _lang=lang, **layout)
 
 
 def pay_histogram_figure(managers: pd.DataFrame, value: str = "pay", lang: str = "zh", bins: int = 40) -> go.Figure:
@@ -143,8 +176,8 @@ def pay_histogram_figure(managers: pd.DataFrame, value: str = "pay", lang: str =
     axis = t(f"pay_method_{'points' if value == 'points_pay' else 'factor'}", lang)
     return _figure([{"type": "bar", "x": _list((edges[:-1] + edges[1:]) / 2), "y": _list(counts),
                      "width": _list(np.diff(edges)), "marker": {"color": "#1F77B4"}, "name": t("managers_n", lang)}],
-                   t("pay_distribution", lang), height=420, xaxis={"title": {"text": axis}},
-                   yaxis={"title": {"text": t("managers_n", lang)}})
+                   t("pay_distribution", lang), height=420, _lang=lang, xaxis=_money_axis(edges, axis, lang),
+                   yaxis=_count_axis(t("managers_n", lang), "people", lang))
 
 
 def whale_figure(curve: pd.DataFrame, whale: dict, lang: str = "zh") -> go.Figure:
@@ -166,7 +199,9 @@ def tier_figure(customers: pd.DataFrame, lang: str = "zh") -> go.Figure:
     return _figure([{"type": "bar", "x": labels, "y": _list(g["count"]), "name": t("customers_n", lang), "yaxis": "y"},
                     {"type": "scatter", "x": labels, "y": _list(g["sum"]), "name": t("total_contribution", lang),
                      "yaxis": "y2", "mode": "lines+markers"}],
-                   t("value_tiers", lang), yaxis2={"overlaying": "y", "side": "right", "showgrid": False})
+                   t("value_tiers", lang), _lang=lang, yaxis=_count_axis(t("customers_n", lang), "customers", lang),
+                   yaxis2=_money_axis([0, *_list(g["sum"])], t("total_contribution", lang), lang,
+                                      overlaying="y", side="right", showgrid=False))
 
 
 def relationship_figure(customers: pd.DataFrame, lang: str = "zh") -> go.Figure:
@@ -175,7 +210,7 @@ def relationship_figure(customers: pd.DataFrame, lang: str = "zh") -> go.Figure:
     y = _list(counts)
     return _figure([{"type": "bar", "x": [f"{k} {t(f'rel_{k}', lang)}" for k in counts.index], "y": y,
                      "marker": {"color": "#1F77B4"}, "text": y, "textposition": "outside"}],
-                   t("relationship_levels", lang))
+                   t("relationship_levels", lang), _lang=lang, yaxis=_count_axis(t("customers_n", lang), "customers", lang))
 
 
 def ltv_figure(customers: pd.DataFrame, acquisition_cost: float, lang: str = "zh", bins: int = 40) -> go.Figure:
@@ -191,19 +226,33 @@ def ltv_figure(customers: pd.DataFrame, acquisition_cost: float, lang: str = "zh
     colors = ["#2CA02C" if m >= acquisition_cost else "#B22222" for m in mids]
     shape, notes = _vline(float(acquisition_cost), "dash", "#555", t("acquisition_cost", lang))
     return _figure([{"type": "bar", "x": _list(mids), "y": _list(counts), "marker": {"color": colors},
-                     "name": t("customers_n", lang)}], t("ltv_title", lang), shapes=[shape], annotations=notes)
+                     "name": t("customers_n", lang)}], t("ltv_title", lang), shapes=[shape], annotations=notes, _lang=lang,
+                   xaxis=_money_axis(edges, t("ltv_axis", lang), lang),
+                   yaxis=_count_axis(t("customers_n", lang), "customers", lang))
 
 
-def radar_figure(perspectives: dict, branch_avg: dict, name: str, lang: str = "zh") -> go.Figure:
-    """Points per balanced-scorecard perspective, manager against the branch average."""
-    keys = ["financial", "customer", "internal", "learning"]
+def radar_figure(perspectives: dict, branch_avg: dict, name: str, lang: str = "zh",
+                 weights: dict | None = None) -> go.Figure:
+    """Each balanced-scorecard perspective as a percentage of its weight (the points it can give),
+    manager against the branch average, so a perspective worth 50 points is not a spike beside one
+    worth 15. A perspective without weight is left out; without ``weights``, raw points."""
+    keys = [k for k in ("financial", "customer", "internal", "learning") if weights is None or weights.get(k, 0) > 0]
+
+    def share(d: dict) -> list:
+        if weights is None:
+            return [float(d[k]) for k in keys + keys[:1]]
+        return [100.0 * float(d[k]) / float(weights[k]) for k in keys + keys[:1]]
+
     theta = [t(f"persp_{k}", lang) for k in keys]
+    mine, avg = share(perspectives), share(branch_avg)
+    top = max([100.0, *mine, *avg]) if weights is not None else None
+    polar = {"radialaxis": {"range": [0, top], "ticksuffix": "%"}} if top else {}
     return _figure([
-        {"type": "scatterpolar", "r": [float(perspectives[k]) for k in keys + keys[:1]], "theta": theta + theta[:1],
-         "fill": "toself", "name": name},
-        {"type": "scatterpolar", "r": [float(branch_avg[k]) for k in keys + keys[:1]], "theta": theta + theta[:1],
-         "fill": "toself", "name": t("branch_average", lang), "opacity": 0.5},
-    ], t("radar_title", lang), height=420)
+        {"type": "scatterpolar", "r": mine, "theta": theta + theta[:1], "fill": "toself", "name": name},
+        {"type": "scatterpolar", "r": avg, "theta": theta + theta[:1], "fill": "toself",
+         "name": t("branch_average", lang), "opacity": 0.5},
+    ], t("radar_title_pct" if weights is not None else "radar_title", lang), height=420, _lang=lang, polar=polar,
+        legend={"orientation": "h", "y": -0.1})
 
 
 def pay_by_line_figure(lines: pd.DataFrame, lang: str = "zh") -> go.Figure:
@@ -213,7 +262,8 @@ def pay_by_line_figure(lines: pd.DataFrame, lang: str = "zh") -> go.Figure:
     y = vals + [sum(vals)]
     return _figure([{"type": "waterfall", "x": [t(k, lang) for k in lines["line"]] + [t("total", lang)], "y": y,
                      "measure": ["relative"] * len(vals) + ["total"], "text": [f"{v:,.2f}" for v in y],
-                     "textposition": "outside"}], t("pay_by_line", lang), height=340)
+                     "textposition": "outside"}], t("pay_by_line", lang), height=340, _lang=lang,
+                   yaxis=_money_axis([0, *np.cumsum(vals).tolist(), sum(vals)], t("pay_method_factor", lang), lang))
 
 
 def slope_figure(a: pd.DataFrame, b: pd.DataFrame, label_a: str, label_b: str, lang: str = "zh",
@@ -228,16 +278,26 @@ def slope_figure(a: pd.DataFrame, b: pd.DataFrame, label_a: str, label_b: str, l
         traces.append({"type": "scatter", "x": [label_a, label_b], "y": [ra, rb], "mode": "lines+markers",
                        "line": {"color": color}, "name": f"{name} {mid}", "showlegend": False,
                        "hovertemplate": f"{name}: {ra} → {rb}<extra></extra>"})
-    return _figure(traces, t("slope_title", lang), height=480,
-                   yaxis={"autorange": "reversed", "title": {"text": t("page_rankings", lang)}})
+    return _figure(traces, t("slope_title", lang), height=480, _lang=lang,
+                   yaxis={"autorange": "reversed", "title": {"text": t("rank_axis", lang)}, "tickformat": ",d"})
 
 
 _HISTORY_TITLES = {"rank": "page_rankings", "pay": "pay_method_factor", "score": "score"}
 
 
 def history_figure(history: pd.DataFrame, value: str, lang: str = "zh") -> go.Figure:
-    """One manager's ``value`` (rank, pay, score) across published periods."""
-    layout = {"yaxis": {"autorange": "reversed"}} if value == "rank" else {}
-    return _figure([{"type": "scatter", "x": _list(history["period"].astype(str)), "y": _list(history[value]),
-                     "mode": "lines+markers"}], t(_HISTORY_TITLES.get(value, value), lang), height=320,
-                   **layout)
+    """One manager's ``value`` (rank, pay, score) across published periods: ranks on whole-number
+    ticks (best at the top), pay in yuan with 万 ticks, scores in points."""
+    label = t(_HISTORY_TITLES.get(value, value), lang)
+    y = _list(history[value])
+    if value == "rank":
+        top = int(max(y)) if len(y) else 1
+        yaxis = {"autorange": "reversed", "tickformat": ",d", "title": {"text": t("rank_axis", lang)},
+                 **({"dtick": 1} if top <= 12 else {})}
+    elif value == "pay":
+        yaxis = _money_axis([0, *y], label, lang)
+    else:
+        yaxis = {"title": {"text": with_unit(label, "points", lang)}}
+    return _figure([{"type": "scatter", "x": _list(history["period"].astype(str)), "y": y, "mode": "lines+markers",
+                     "name": label}], label, height=320, _lang=lang, yaxis=yaxis,
+                   xaxis={"type": "category", "title": {"text": t("period_axis", lang)}})

@@ -13,7 +13,7 @@ import streamlit as st
 from calc.explain import reconciliation
 from calc.light import GRADE_ORDER
 from calc.segments import TIER_ORDER
-from data.export import LABELS, labelled, write_workbook
+from data.export import LABELS, labelled, number_kind, write_workbook
 from ui import state
 from ui.i18n import t
 
@@ -92,29 +92,51 @@ def with_labels(frame: pd.DataFrame, labels: dict | None) -> pd.DataFrame:
     return frame.assign(**{c: f(frame[c]) for c, f in labels.items() if c in frame.columns})
 
 
+_FORMATS = {"money": "localized", "fine": "%.4f", "percent": "%.2f%%", "integer": "%d"}
+
+
+def _number_config(key, label: str) -> st.column_config.NumberColumn:
+    """How a numeric column shows: money with separators (fen), rates as percentages, coefficients
+    with 4 decimals, counts and ranks whole (:func:`data.export.number_kind`)."""
+    return st.column_config.NumberColumn(label, format=_FORMATS[number_kind(str(key))])
+
+
+def _round(a, key):
+    """A float column as sent: rates x 100 (shown with %), 2 decimals; coefficients 4; money 2."""
+    kind = number_kind(str(key))
+    if kind == "percent":
+        return pc.round(pc.multiply(a, 100.0), 2)
+    return pc.round(a, 6 if kind == "fine" else 2)
+
+
 def _display(frame: pd.DataFrame, lang: str, extra: dict | None, labels: dict | None = None):
-    """The rows as sent: codes in words (``labels``), columns labelled, money rounded to fen.
+    """The rows as sent and their column configuration: codes in words (``labels``), columns
+    labelled, money rounded to fen, rates as percentages, coefficients with 4 decimals.
 
     An Arrow table built column by column (what ``st.dataframe`` sends anyway), so a page of rows
     costs a few calls per column, not a pandas pass per step; a frame Arrow cannot type (mixed
     objects) goes as a labelled pandas frame instead.
     """
+    config = {}
     try:
         cols = {}
         for c in frame.columns:
             a = pa.array(labels[c](frame[c]) if labels and c in labels else frame[c])
-            if pa.types.is_floating(a.type):
-                a = pc.round(a, 2)
-            cols[_label(c, lang, extra)] = a
+            label = _label(c, lang, extra)
+            if pa.types.is_floating(a.type) or pa.types.is_integer(a.type):
+                config[label] = _number_config(c, label)
+                if pa.types.is_floating(a.type):
+                    a = _round(a, c)
+            cols[label] = a
         if len(cols) < len(frame.columns):           # two columns with one label: keep both, as pandas does
             raise ValueError("duplicate labels")
-        return pa.table(cols)
+        return pa.table(cols), config
     except (pa.ArrowException, ValueError, TypeError):
         shown = label_columns(with_labels(frame, labels), lang, extra)
         floats = shown.select_dtypes("float").columns
         if len(floats):
             shown[floats] = shown[floats].round(2)
-        return shown
+        return shown, {}
 
 
 def _search(frame: pd.DataFrame, text: str, columns) -> np.ndarray:
@@ -153,8 +175,8 @@ def show(frame: pd.DataFrame, lang: str, key: str | None = None, extra: dict | N
     order = None if order is None else np.asarray(order)
     total = len(frame) if order is None else len(order)
     if total <= limit:
-        st.dataframe(_display(shape(_rows(frame, order, columns)), lang, extra, labels), hide_index=True, key=key,
-                     **kwargs)
+        table, config = _display(shape(_rows(frame, order, columns)), lang, extra, labels)
+        st.dataframe(table, hide_index=True, key=key, **{"column_config": config, **kwargs})
         return
     name = key or "table"
     searched_in = [c for c in (search or SEARCH_COLUMNS) if c in frame.columns]
@@ -182,7 +204,8 @@ def show(frame: pd.DataFrame, lang: str, key: str | None = None, extra: dict | N
     first = (page - 1) * limit
     window = slice(first, first + limit)
     rows = _rows(frame, np.arange(n)[window] if found is None else found[window], columns)
-    st.dataframe(_display(shape(rows), lang, extra, labels), hide_index=True, key=key, **kwargs)
+    table, config = _display(shape(rows), lang, extra, labels)
+    st.dataframe(table, hide_index=True, key=key, **{"column_config": config, **kwargs})
     fmt = dict(first=f"{first + 1 if len(rows) else 0:,}", last=f"{first + len(rows):,}", shown=f"{n:,}",
                total=f"{total:,}")
     st.caption(t("rows_found" if text else "rows_shown", lang, **fmt))
