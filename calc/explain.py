@@ -147,3 +147,38 @@ def reconciliation(base: Base, result: Result, tolerance: float = 0.01) -> dict:
           and abs(t["contribution"] - t["attributed"] - t["unattributed"]) <= tolerance)
     return {"accounts": accounts, "customers": t["contribution"], "attributed": t["attributed"],
             "unattributed": t["unattributed"], "ok": ok}
+
+
+class _Managers:
+    """A managers table in the place of a :class:`~calc.light.Result` (``compare`` reads ``managers`` only)."""
+
+    __slots__ = ("managers",)
+
+    def __init__(self, managers: pd.DataFrame):
+        self.managers = managers
+
+
+def compare_managers(a: pd.DataFrame, b: pd.DataFrame, sa: Scenario, sb: Scenario,
+                     moved_only: bool = False) -> pd.DataFrame:
+    """:func:`compare` on two managers tables, e.g. a publication's frozen rows (A) against a result's (B).
+
+    Parameters
+    ----------
+    a, b : DataFrame
+        ``manager_id``, ``name``, ``branch``, ``rank``, ``pay``, ``points_pay``, ``score``,
+        ``grade`` and the attributed contribution per pay line (the frozen ``pub_managers`` rows
+        have them, and so has ``Result.managers``). Managers in one table only are left out.
+    sa, sb : Scenario
+        Their scenarios.
+    moved_only : bool
+        Keep only the managers whose rank or grade differs between A and B.
+
+    Returns
+    -------
+    DataFrame
+        As :func:`compare`, in its order (largest rank move first, then the B rank).
+    """
+    out = compare(_Managers(a), _Managers(b), sa, sb)
+    if moved_only:
+        out = out[(out["rank_change"] != 0) | out["grade_crossed"].astype(bool)].reset_index(drop=True)
+    return out

@@ -1,4 +1,4 @@
-"""Scenarios 方案: save the what-if, load one, compare two, import and export TOML."""
+"""Scenarios 方案: save the what-if, load one, compare two, import and export TOML, publish one."""
 
 import pandas as pd
 import streamlit as st
@@ -6,7 +6,7 @@ import streamlit as st
 from calc.explain import compare
 from calc.scenario import Scenario
 from data.store import sha256_bytes
-from ui import charts, state, views
+from ui import charts, publish, state, views
 from ui.frame import clear_whatif, frame
 
 ctx = frame("page_scenarios")
@@ -14,10 +14,14 @@ saved = state.saved_scenarios()
 
 st.subheader(ctx.t("save_as"))
 with st.form("save_form"):
-    name = st.text_input(ctx.t("scenario_name"), key="scenario_name")
+    name = st.text_input(ctx.t("scenario_name"), key="scenario_name", max_chars=publish.NAME_CHARS)
     if st.form_submit_button(ctx.t("save")) and name.strip():
-        _, version = state.save_scenario(ctx.scenario.replace(name=name.strip()), ctx.user)
-        st.success(ctx.t("saved", name=views.md_text(f"{name.strip()} v{version}")))
+        try:
+            _, version = state.save_scenario(ctx.scenario.replace(name=name.strip()), ctx.user)
+        except (ValueError, *publish.BUSY) as e:       # refused by the store: said in the user's language
+            publish.say_refusal(ctx, e, "save_refused")
+        else:
+            st.success(ctx.t("saved", name=views.md_text(f"{name.strip()} v{version}")))
 
 current_label = ctx.t("current_whatif")
 choices = {current_label: ctx.scenario, ctx.baseline.name + " *": ctx.baseline}
@@ -44,7 +48,8 @@ totals["B − A"] = totals["B"] - totals["A"]
 left, right = st.columns([3, 2])
 left.plotly_chart(ctx.memo(("slope", a, b, ctx.lang), lambda: charts.slope_figure(ra.managers, rb.managers, a, b, ctx.lang)),
                   key="slope")
-right.dataframe(totals.loc[["contribution", "attributed", "unattributed", "pay", "points_pay"]], key="compare_totals")
+right.dataframe(totals.loc[list(publish.TOTAL_ITEMS)].rename(index=lambda k: ctx.t(publish.TOTAL_LABELS[k])),
+                key="compare_totals")
 st.subheader(ctx.t("pay_delta"))
 views.show(diff[["manager_id", "name", "branch", "rank_a", "rank_b", "rank_change", "pay_a", "pay_b", "pay_delta",
                  "grade_a", "grade_b", "driver", "cause"]], ctx.lang, key="compare_table",
@@ -70,19 +75,4 @@ st.download_button(ctx.t("export_toml"), ctx.scenario.to_toml(), "scenario.toml"
                    key="scenario_export")
 
 if ctx.access.can("publish"):
-    st.subheader(ctx.t("publish_title"))
-    period = ctx.dataset.period
-    pubs = state.publications(period)
-    st.caption(ctx.t("publish_help", period=period, dataset=views.md_text(ctx.dataset.label),
-                     versions=len(pubs)))
-    with st.form("publish_form"):
-        reason = st.text_input(ctx.t("publish_reason"), key="publish_reason")
-        if st.form_submit_button(ctx.t("publish"), type="primary"):
-            try:
-                ctx.access.require("publish")
-                pub = ctx.access.store.publish(period, ctx.scenario, reason, ctx.user, dataset_id=ctx.dataset.db_id)
-            except (ValueError, PermissionError) as e:
-                st.error(ctx.t("error_generic", err=views.md_text(e)))
-            else:
-                state.changed()                   # the period's baseline and publications are read again
-                st.success(ctx.t("published", period=pub["period"], version=pub["version"]))
+    publish.section(ctx)          # a saved scenario (or the named what-if), its differences, then confirm

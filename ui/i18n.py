@@ -514,6 +514,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "help_unattributed": ("未分配贡献（元）：给定关联度系数合计不足 1、存量客户系数低于 1 或无人管户时，没有计入任何客户经理的贡献。",
                           "Unattributed contribution (yuan): what no manager is credited with, because given "
                           "coefficients sum below 1, the stock factor is below 1, or nobody serves the customer."),
+    "param_edits": ("关联度修改", "Coefficient edits"),
     "no_data": ("暂无数据", "No data"),
     "ltv_axis": ("客户终身价值", "Customer lifetime value"),
     "rank_axis": ("名次（1 为最好）", "Rank (1 = best)"),

@@ -9,10 +9,28 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from data import access as _access
+from data import store as _store
 from data.export import statement_workbook, write_workbook
 from ui import charts, views
+from ui.i18n import STRINGS, t
 
-__all__ = ["serve", "pick_publication", "overview", "rankings", "customers", "statement", "scorecard"]
+__all__ = ["serve", "pick_publication", "overview", "rankings", "customers", "statement", "scorecard",
+           "warning_text"]
+
+# The statement warnings the store and Access produce (one bilingual text each), and their i18n keys.
+# Looked up by name: a producer that renames or drops one leaves the others translated.
+_WARNINGS = {getattr(module, name): key for module, name, key in (
+    (_store, "NOT_FROZEN", "warning_not_frozen"),
+    (_access, "ACCOUNTS_RECOMPUTED", "warning_accounts_recomputed"),
+) if hasattr(module, name)}
+
+
+def warning_text(warning: str, lang: str) -> str:
+    """A statement warning in ``lang``: a known one (or its code, the i18n key) translated, any other as
+    received, made inert for markdown."""
+    key = _WARNINGS.get(warning, warning if str(warning).startswith("warning_") and warning in STRINGS else None)
+    return t(key, lang) if key else views.md_text(warning)
 
 
 def serve(ctx, view) -> None:
@@ -38,7 +56,8 @@ def pick_publication(ctx) -> pd.Series | None:
     periods = list(pubs["period"])
     period = st.selectbox(ctx.t("period"), periods, key="pub_period")
     pub = pubs[pubs["period"] == period].iloc[0]
-    scope = ctx.who.branch or ctx.who.manager_id or ctx.t("all_branches_scope")
+    own = ctx.who.branch or ctx.who.manager_id
+    scope = views.md_text(own) if own else ctx.t("all_branches_scope")
     st.caption(ctx.t("published_view", period=pub["period"], version=int(pub["version"]), scope=scope))
     return pub
 
@@ -117,7 +136,7 @@ def statement(ctx, pub) -> None:
         return
     manager, chain = chosen
     for warning in chain.get("warnings", ()):        # e.g. published before statements were frozen
-        st.warning(warning)
+        st.warning(warning_text(warning, ctx.lang))
     s = chain["summary"].iloc[0]
     k = st.columns(4)
     k[0].metric(ctx.t("pay_method_factor"), f"{float(s['pay']):,.2f}")
