@@ -23,6 +23,7 @@ PAGE_ROLES = {
     "page_scorecard": ("admin", "analyst", "branch_head", "manager"),
     "page_manager": ("admin", "analyst", "branch_head", "manager"),
     "page_history": ("admin", "analyst", "branch_head", "manager"),
+    "page_coefficients": ("admin", "analyst"),
     "page_scenarios": ("admin", "analyst"),
     "page_upload": ("admin",),
     "page_admin": ("admin",),

@@ -15,7 +15,7 @@ from calc.light import GRADE_ORDER
 from calc.scenario import PAY_LINES
 from calc.explain import compare
 from data.export import write_workbook
-from ui import charts, published, views
+from ui import charts, published, state, views
 from ui.frame import frame
 
 ctx = frame("page_rankings")
@@ -143,3 +143,21 @@ shown = m if in_branch is None else m[in_branch]
 left.plotly_chart(charts.ranking_figure(shown, value, lang), key="ranking_chart")
 right.plotly_chart(charts.pay_histogram_figure(shown, value, lang), key="pay_histogram")
 
+
+# -- which lever reshuffles the ranking (DOMAIN 11.4): on request, 16 light-stage runs ------------
+st.subheader(ctx.t("sensitivity_title"))
+if st.toggle(ctx.t("sensitivity_show"), key="sensitivity_show"):
+    from calc.whatif import sensitivity
+
+    table = ctx.memo("sensitivity", lambda: sensitivity(state.base_for(ctx.dataset, ctx.scenario), ctx.scenario,
+                                                        ctx.result))
+    lever_name = lambda r: ctx.t("stock_factor") if r["lever"] == "stock_factor" else ctx.t(f"{r['lever']}_{r['key']}")
+    shown = pd.DataFrame({
+        "lever": [lever_name(r) for r in table.to_dict("records")],
+        "direction": np.where(table["direction"] > 0, "+10%", "−10%"),
+        "value": table["value"], "tried": table["tried"], "managers_moved": table["managers_moved"],
+        "largest_move": table["largest_move"], "pay_change": table["pay_change"]})
+    views.show(shown, lang, key="sensitivity_table",
+               extra={"lever": "sensitivity_lever", "direction": "sensitivity_direction", "value": "sensitivity_value",
+                      "tried": "sensitivity_tried", "managers_moved": "sensitivity_moved",
+                      "largest_move": "sensitivity_largest", "pay_change": "sensitivity_pay"})

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 import streamlit as st
 
 from calc.light import Result
-from calc.scenario import Scenario
+from calc.scenario import PAY_LINES, Scenario
+from calc.whatif import EditError, scale_to_budget
 from data.access import Access
+from data.edits import edit_message
 from data.auth import Principal
 from ui import state
 from ui.auth import login_gate, logout_button
@@ -31,6 +33,7 @@ PAGES = (
     ("pages/customers.py", "page_customers", ":material/groups:"),
     ("pages/scorecard.py", "page_scorecard", ":material/radar:"),
     ("pages/manager.py", "page_manager", ":material/person:"),
+    ("pages/coefficients.py", "page_coefficients", ":material/account_tree:"),
     ("pages/history.py", "page_history", ":material/timeline:"),
     ("pages/scenarios.py", "page_scenarios", ":material/tune:"),
     ("pages/upload.py", "page_upload", ":material/upload_file:"),
@@ -55,7 +58,8 @@ LANG_KEY = "lang"
 
 # pages a lever of the what-if panel changes; only these draw the panel and compute the what-if.
 # Scenarios too: what it saves, exports, compares and publishes is the panel's what-if.
-PANEL_PAGES = ("page_overview", "page_rankings", "page_customers", "page_scorecard", "page_manager", "page_scenarios")
+PANEL_PAGES = ("page_overview", "page_rankings", "page_customers", "page_scorecard", "page_manager",
+               "page_coefficients", "page_scenarios")
 DATASET_PAGES = (*PANEL_PAGES, "page_upload")      # pages that read the session's dataset
 
 
@@ -82,6 +86,7 @@ class Ctx:
     baseline_key: tuple = ()
     panel: dict | None = None
     kpi_key: tuple = ()
+    edits_key: tuple = ()
 
     @property
     def user(self) -> str:
@@ -107,7 +112,7 @@ class Ctx:
         :data:`COEFFICIENT_LEVERS` only, not with the pay-link factors."""
         if self.panel is None:
             return compute()
-        return state.kept((name, self.dataset.id, self.baseline_key, self.kpi_key,
+        return state.kept((name, self.dataset.id, self.baseline_key, self.kpi_key, self.edits_key,
                            tuple(self.panel[k] for k in levers)), compute)
 
 
@@ -189,7 +194,9 @@ def _to_query_params(values: dict, defaults: dict, lang: str) -> None:
         st.query_params.from_dict(wanted)
 
 
-KPI_STATE = ("_kpi_table", "_kpi_editor_base", "kpi_editor", "_kpi_preset_applied", "kpi_preset")
+NOW_KEY = "_whatif_now"        # the what-if last shown in this session
+EDITS_KEY = "_coef_edits"     # the what-if's coefficient edits (a tuple of Scenario.edits tables)
+KPI_STATE = (EDITS_KEY, "_kpi_table", "_kpi_editor_base", "kpi_editor", "_kpi_preset_applied", "kpi_preset")
 
 
 def clear_whatif() -> None:
@@ -259,7 +266,8 @@ def _slider(side, key: str, lang: str) -> None:
     """
     lo, hi, step = SLIDERS[key]
     fmt, box_step, box_fmt = _FORMATS[key]
-    side.slider(t(key, lang), lo, hi, step=step, key=key, format=fmt, on_change=_keep, args=(key,))
+    side.slider(t(key, lang), lo, hi, step=step, key=key, format=fmt, on_change=_keep, args=(key,),
+                help=t(f"help_{key.rsplit('_', 1)[0] if key.startswith(('pay_factor', 'role_weight')) else key}", lang))
     side.number_input(t(key, lang), min_value=lo, max_value=hi, step=box_step, key=key + BOX, format=box_fmt,
                       on_change=_keep_box, args=(key,), label_visibility="collapsed")
 
@@ -267,6 +275,16 @@ def _slider(side, key: str, lang: str) -> None:
 def _kpi_key() -> tuple:
     rows = st.session_state.get("_kpi_table")
     return () if rows is None else tuple(tuple(r.items()) for r in rows)
+
+
+def whatif_edits(baseline: Scenario) -> tuple:
+    """The what-if's coefficient edits: the session's (set on the Coefficients page), else the baseline's."""
+    return tuple(st.session_state.get(EDITS_KEY, baseline.edits))
+
+
+def set_whatif_edits(edits) -> None:
+    """Make ``edits`` (a sequence of Scenario.edits tables) the what-if's coefficient edits."""
+    st.session_state[EDITS_KEY] = tuple(dict(e) for e in edits)
 
 
 def whatif_panel(baseline: Scenario, lang: str) -> tuple[dict, int]:
@@ -286,17 +304,52 @@ def whatif_panel(baseline: Scenario, lang: str) -> tuple[dict, int]:
     for role in ("primary", "secondary", "support"):
         _slider(side, f"role_weight_{role}", lang)
     _slider(side, "stock_factor", lang)
-    side.number_input(t("pool", lang), min_value=0.0, step=10_000.0, key="pool", format="%.0f", on_change=_keep,
+    side.number_input(t("pool", lang), min_value=0.0, step=10_000.0, key="pool", format="%.0f", help=t("help_pool", lang),
+                      on_change=_keep,
                       args=("pool",))
-    side.radio(t("pay_method", lang), ("factor", "points"), key="pay_method", horizontal=True,
+    side.radio(t("pay_method", lang), ("factor", "points"), key="pay_method", horizontal=True, help=t("help_pay_method", lang),
                format_func=lambda v: t(f"pay_method_{v}", lang), on_change=_keep, args=("pay_method",))
+    with side.expander(t("budget_title", lang)):
+        st.number_input(t("budget_amount", lang), min_value=0.0, value=None, step=10_000.0, format="%.2f",
+                        key="budget_amount")
+        st.multiselect(t("budget_lock", lang), PAY_LINES, key="budget_lock", format_func=lambda x: t(x, lang))
+        st.button(t("budget_apply", lang), key="budget_apply", on_click=_scale_to_budget, args=(lang,))
+        notice = st.session_state.pop("_budget_notice", None)
+        if notice is not None:
+            (st.success if notice[0] == "ok" else st.warning)(notice[1])
     side.button(t("reset", lang), key="whatif_reset", on_click=clear_whatif)
 
     kept = _kept()
     values = {k: kept[k] for k in WHATIF_KEYS}
-    changed = sum(1 for k in WHATIF_KEYS if values[k] != defaults[k]) + (1 if "_kpi_table" in st.session_state else 0)
+    changed = sum(1 for k in WHATIF_KEYS if values[k] != defaults[k]) + (1 if "_kpi_table" in st.session_state else 0) \
+        + (1 if whatif_edits(baseline) != tuple(baseline.edits) else 0)
     _to_query_params(values, defaults, lang)
     return values, changed
+
+
+def _scale_to_budget(lang: str) -> None:
+    """The budget button (DOMAIN 11.3): scale the unlocked pay-link factors of the what-if on
+    screen so total pay meets the budget; the sliders take the scaled values (within their range)."""
+    ss = st.session_state
+    held = ss.get(NOW_KEY)
+    if held is None:
+        return
+    budget = ss.get("budget_amount")
+    if budget is None:
+        ss["_budget_notice"] = ("warn", t("budget_enter", lang))
+        return
+    b = scale_to_budget(held.result, held.scenario, float(budget), ss.get("budget_lock") or (),
+                        cap=min(SLIDERS[f"pay_factor_{x}"][1] for x in PAY_LINES))
+    total = f"{b.total:,.2f}"
+    if b.reached or b.reason == "factor_cap":
+        for line, value in b.pay_factor.items():
+            key = f"pay_factor_{line}"
+            ss[key] = ss[key + BOX] = _kept()[key] = float(value)
+    if b.reached:
+        ss["_budget_notice"] = ("ok", t("budget_done", lang, k=f"{b.k:.4f}", total=total))
+    else:
+        ss["_budget_notice"] = ("warn", t(f"budget_{b.reason}", lang, total=total,
+                                          cap=SLIDERS["pay_factor_asset"][1]))
 
 
 def whatif_scenario(baseline: Scenario, values: dict, changed: int) -> Scenario:
@@ -309,6 +362,8 @@ def whatif_scenario(baseline: Scenario, values: dict, changed: int) -> Scenario:
     )
     if "_kpi_table" in st.session_state:
         changes["kpi"] = st.session_state["_kpi_table"]
+    if EDITS_KEY in st.session_state:
+        changes["edits"] = list(st.session_state[EDITS_KEY])
     return baseline.replace(**changes)
 
 
@@ -386,10 +441,28 @@ def frame(page: str) -> Ctx:
     ctx.baseline_key, ctx.panel = held.key, values
     t0 = time.perf_counter()
     ctx.kpi_key = _kpi_key()
-    ctx.whatif = state.whatif(dataset, held, (tuple(values.values()), ctx.kpi_key),
-                              lambda: whatif_scenario(baseline, values, changed))
+    ctx.edits_key = tuple(tuple(sorted(e.items())) for e in whatif_edits(baseline))
+    try:
+        ctx.baseline_result = state.light(dataset, baseline, cache=True, key=("baseline", held.key))
+    except EditError as e:            # a saved scenario's edits name another dataset's customers
+        st.sidebar.warning(t("baseline_edits_dropped", lang, err=md_text(edit_message(e, lang))))
+        held = state.Baseline(baseline.replace(edits=[]), (*held.key, "without edits"))
+        ctx.baseline, ctx.baseline_key, baseline = held.scenario, held.key, held.scenario
+        ctx.baseline_result = state.light(dataset, baseline, cache=True, key=("baseline", held.key))
+        if EDITS_KEY not in st.session_state:
+            ctx.edits_key = ()
+    try:
+        ctx.whatif = state.whatif(dataset, held, (tuple(values.values()), ctx.kpi_key, ctx.edits_key),
+                                  lambda: whatif_scenario(baseline, values, changed))
+    except EditError as e:            # a baseline's or the session's edits that do not fit this dataset
+        st.title(t(page, lang))
+        st.error(t("edits_do_not_apply", lang, err=md_text(edit_message(e, lang))))
+        if EDITS_KEY in st.session_state:
+            st.session_state.pop(EDITS_KEY)
+            st.button(t("reload", lang), key="edits_reload")
+        st.stop()
     ctx.scenario, ctx.result = ctx.whatif.scenario, ctx.whatif.result
-    ctx.baseline_result = state.light(dataset, baseline, cache=True, key=("baseline", held.key))
+    st.session_state[NOW_KEY] = ctx.whatif          # what the budget button scales
     light_ms = (time.perf_counter() - t0) * 1000
     st.sidebar.caption(" · ".join(([t("modified", lang, n=changed)] if changed else []) + [t("recalc_ms", lang, ms=light_ms)]))
     st.title(t(page, lang))
