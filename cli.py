@@ -5,6 +5,9 @@ Usage
 python cli.py evaluate INPUT [--scenario FILE.toml] [--json OUT.json] [--xlsx OUT.xlsx] [--report OUT.xlsx]
                     [--accept-valid-rows [--quarantine OUT.xlsx]]
 
+python cli.py evaluate INPUT [--scenario S] --edits EDITS.csv --json OUT.json
+python cli.py evaluate INPUT [--scenario S] --budget K [--lock LINE ...] --json OUT.json
+python cli.py compare INPUT_A INPUT_B [--scenario-a SA] [--scenario-b SB] [--json OUT.json]
 python cli.py load INPUT --period 2026Q3 [--accept-valid-rows]
 python cli.py publish --period 2026Q3 [--scenario FILE.toml] [--reason TEXT]
 python cli.py verify (--period 2026Q3 | --all)
@@ -68,10 +71,13 @@ def _validated(input_path: str, accept_valid_rows: bool, report_path: str | None
     """Read and validate INPUT, printing the report; return ``(frames, quarantine or None)`` or None.
 
     None means the input is unusable (the report was printed). With ``accept_valid_rows``, rows
-    with errors and the rows depending on them are split off into the quarantine.
+    with errors and the rows depending on them are split off into the quarantine, and what is
+    kept and quarantined per sheet is printed first; an extract with structural errors (a
+    missing sheet or required column, an unreadable file ...), which no quarantine can mend
+    (:func:`data.quarantine.refusals`), returns ``EXIT_USAGE`` instead (the report printed).
     """
     from data.ingest import parse_book
-    from data.quarantine import split_valid
+    from data.quarantine import refusals, split_summary, split_valid
     from data.readers import read_input
     from data.report import ExtractError
 
@@ -85,14 +91,28 @@ def _validated(input_path: str, accept_valid_rows: bool, report_path: str | None
         from data.export import write_workbook
 
         write_workbook({"report": report.to_frame()}, report_path)
-    if extract is None or (not report.ok and not accept_valid_rows):
+    refused = refusals(extract, report, "en") if accept_valid_rows and not report.ok else []
+    if extract is None or (not report.ok and not accept_valid_rows) or refused:
         print(f"{input_path}: the extract is invalid / 数据校验未通过", file=sys.stderr)
         print(report.text(), file=sys.stderr)
+        if refused:
+            print("--accept-valid-rows refused: the extract has structural errors, which no quarantine can mend; "
+                  "fix them and load again / 存在结构性错误（缺少工作表或必需列、文件无法读取等），不能仅采用有效行；"
+                  "请修正后重新导入:", file=sys.stderr)
+            for line_en, line_zh in zip(refused, refusals(extract, report, "zh")):
+                print(f"  {line_en}\n    {line_zh}", file=sys.stderr)
+            return EXIT_USAGE
         return None
     if report.issues:
         print(report.text(limit=max_warnings), file=sys.stderr)
     if report.ok:
         return extract.frames, None
+    summary = split_summary(extract, report)
+    print("sheet / 工作表: read 读取, kept 保留, quarantined with errors 因错误隔离, "
+          "quarantined as dependants 因依赖被拒行而隔离", file=sys.stderr)
+    for r in summary.itertuples(index=False):
+        print(f"  {r.sheet}: {r.read:,} read, {r.kept:,} kept, {r.quarantined_own_errors:,} with errors, "
+              f"{r.quarantined_cascade:,} dependants", file=sys.stderr)
     frames, quarantine = split_valid(extract, report)
     print(f"{len(quarantine)} row(s) quarantined / {len(quarantine)} 行已隔离", file=sys.stderr)
     return frames, quarantine
@@ -118,6 +138,8 @@ def cmd_evaluate(args) -> int:
     got = _validated(args.input, args.accept_valid_rows, args.report, args.max_warnings)
     if got is None:
         return EXIT_INVALID
+    if isinstance(got, int):      # --accept-valid-rows refused for structural errors
+        return got
     frames, quarantine = got
     del got
     _release_unused_memory()     # what reading and checking freed: the heavy stage allocates elsewhere
@@ -133,7 +155,13 @@ def cmd_evaluate(args) -> int:
             for row in quarantine.itertuples(index=False):
                 print(f"  quarantined: sheet '{row.sheet}', row {row.row}: {row.reason}", file=sys.stderr)
         del quarantine
-    result = run(frames, scenario)[1]    # the Base (it holds the account rows) is not kept
+    if args.edits or args.budget is not None:
+        got = _whatif(args, frames, scenario)
+        if got is None:
+            return EXIT_INVALID
+        result, scenario, extra = got
+    else:
+        result, extra = run(frames, scenario)[1], None    # the Base (it holds the account rows) is not kept
     del frames
     _release_unused_memory()     # the extract and the heavy stage's buffers: the outputs need neither
     if args.json:   # the canonical document (compact, keys sorted), streamed column by column
@@ -141,7 +169,7 @@ def cmd_evaluate(args) -> int:
 
         try:
             with open(args.json, "wb") as fh:
-                write_document(result, fh)
+                write_document(result, fh, extra=extra)
         except BaseException:                 # never leave half a document behind
             if Path(args.json).is_file():
                 Path(args.json).unlink()
@@ -156,6 +184,92 @@ def cmd_evaluate(args) -> int:
             return EXIT_INVALID
     if not args.json or args.verbose:
         print(_summary(result))
+    return 0
+
+
+def _whatif(args, frames, scenario):
+    """DOMAIN 11.5: the coefficient edits of ``--edits`` and the budget scaling of ``--budget``
+    (``--lock``); ``(result, scenario used, extra document keys)`` or None (the problem printed)."""
+    from calc.heavy import build_base
+    from calc.light import evaluate
+    from calc.pipeline import require_valid
+    from calc.whatif import scale_to_budget
+    from data.report import ExtractError
+
+    base = build_base(require_valid(frames), scenario)
+    if args.edits:
+        from data.edits import apply_edit_file
+
+        if not Path(args.edits).is_file():
+            print(f"edits file {args.edits} does not exist / 修改文件不存在", file=sys.stderr)
+            return None
+        try:
+            base, parsed = apply_edit_file(base, args.edits)
+        except ExtractError as e:
+            print(f"{args.edits}: the edits were not applied / 修改未生效", file=sys.stderr)
+            print(e.report.text(), file=sys.stderr)
+            return None
+        n = len(parsed.edits)
+        print(f"{n} coefficient edit(s) applied / 已应用 {n} 条关联度系数修改", file=sys.stderr)
+    result = evaluate(base, scenario)
+    extra = None
+    if args.budget is not None:
+        try:
+            b = scale_to_budget(result, scenario, args.budget, args.lock or ())
+        except ValueError as e:
+            print(f"budget error / 预算错误: {e}", file=sys.stderr)
+            return None
+        if not b.reached:
+            why = {"locked_exceed": "the locked lines alone pay more than the budget / 锁定条线的工资已超过预算",
+                   "nothing_to_scale": "no unlocked line pays anything / 未锁定条线没有工资可调整",
+                   "factor_cap": "a pay-link factor would pass 1 / 挂钩系数将超过 1"}[b.reason]
+            print(f"budget {args.budget:,.2f} cannot be met / 无法达到预算: {why}; nearest total / 最接近的合计 "
+                  f"{b.total:,.2f} (k = {b.k:.6g})", file=sys.stderr)
+            return None
+        scenario = scenario.replace(pay_factor=b.pay_factor)
+        result = evaluate(base, scenario)
+        extra = {"scaled": {"k": b.k, "pay_factor": b.pay_factor}}
+        print(f"pay-link factors scaled by k = {b.k:.6g} / 挂钩系数缩放 k = {b.k:.6g}: total pay {b.total:,.2f}",
+              file=sys.stderr)
+    return result, scenario, extra
+
+
+def cmd_compare(args) -> int:
+    """DOMAIN 11.5: chain substitution of every manager's pay between two extracts (or two
+    scenarios on one), as ``{"managers": [...]}`` in unrounded yuan."""
+    import json
+
+    from calc.pipeline import run
+    from calc.whatif import chain
+
+    global _NOTHING_TO_CLOSE
+    _NOTHING_TO_CLOSE = True
+    states = []
+    for which, path, scen in (("A", args.input_a, args.scenario_a), ("B", args.input_b, args.scenario_b)):
+        try:
+            scenario = _load_scenario(scen)
+        except ValueError as e:
+            print(f"scenario {which} error / 方案 {which} 错误: {e}", file=sys.stderr)
+            return EXIT_INVALID
+        got = _validated(path, False)
+        if got is None:
+            return EXIT_INVALID
+        base, result = run(got[0], scenario)
+        states.append((base, result, scenario))
+    managers, lines = chain(*states)
+    cols = ["manager_id", "pay_a", "pay_b", "contribution_effect", "attribution_effect", "factor_effect"]
+    rows = [{k: (v if k == "manager_id" else float(v)) for k, v in zip(cols, r)}
+            for r in managers[cols].itertuples(index=False)]
+    text = json.dumps({"managers": rows}, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    if args.json:
+        Path(args.json).write_text(text, encoding="utf-8")
+    if not args.json or args.verbose:
+        print(f"{'manager':<10} {'pay A':>12} {'contribution':>13} {'attribution':>12} {'factor':>10} {'pay B':>12}")
+        for r in rows[:30]:
+            print(f"{r['manager_id']:<10} {r['pay_a']:>12,.2f} {r['contribution_effect']:>13,.2f} "
+                  f"{r['attribution_effect']:>12,.2f} {r['factor_effect']:>10,.2f} {r['pay_b']:>12,.2f}")
+        if len(rows) > 30:
+            print(f"... {len(rows) - 30} more managers (use --json for all)")
     return 0
 
 
@@ -185,6 +299,8 @@ def cmd_load(args) -> int:
     got = _validated(args.input, args.accept_valid_rows)
     if got is None:
         return EXIT_INVALID
+    if isinstance(got, int):      # --accept-valid-rows refused for structural errors
+        return got
     frames, quarantine = got
     try:
         store = Store.open()
@@ -410,7 +526,21 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--lang", choices=("zh", "en"), default="zh", help="language of the xlsx report")
     ev.add_argument("--max-warnings", type=int, default=50, help="warnings printed at most (default 50)")
     ev.add_argument("-v", "--verbose", action="store_true", help="print the ranking summary even with --json")
+    ev.add_argument("--edits", help="coefficient edits CSV (action, customer_id, manager_id, role, coefficient; "
+                                    "DOMAIN 11.1) applied before computing")
+    ev.add_argument("--budget", type=float, help="scale the unlocked pay-link factors so total pay meets this (yuan)")
+    ev.add_argument("--lock", nargs="+", choices=("asset", "liability", "intermediate", "risk"), metavar="LINE",
+                    help="with --budget: lines whose factor stays (asset, liability, intermediate, risk)")
     ev.set_defaults(func=cmd_evaluate)
+
+    cp = sub.add_parser("compare", help="why pay changed between two extracts or scenarios (chain substitution)")
+    cp.add_argument("input_a", help="state A: workbook or folder of CSV files")
+    cp.add_argument("input_b", help="state B: workbook or folder of CSV files (may be the same as A)")
+    cp.add_argument("--scenario-a", dest="scenario_a", help="scenario TOML of A (default: DOMAIN defaults)")
+    cp.add_argument("--scenario-b", dest="scenario_b", help="scenario TOML of B (default: DOMAIN defaults)")
+    cp.add_argument("--json", help="write {managers: [...]} here")
+    cp.add_argument("-v", "--verbose", action="store_true", help="print the table even with --json")
+    cp.set_defaults(func=cmd_compare)
 
     ld = sub.add_parser("load", help="store an extract as a period's new dataset version")
     ld.add_argument("input", help="workbook (.xlsx) or folder of CSV files")
