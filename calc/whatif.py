@@ -460,7 +460,7 @@ def scale_to_budget(result: Result, scenario: Scenario, budget: float, locked=()
             lo = mid
         else:
             hi = mid
-        if abs(total(hi) - budget) <= BUDGET_TOLERANCE / 4 or hi - lo <= 1e-15 * max(hi, 1.0):
+        if hi - lo <= 1e-15 * max(hi, 1.0):     # to the last bit: pay then matches an exact k to a fen
             break
     k = hi if abs(total(hi) - budget) <= abs(total(lo) - budget) else lo
     return answer(k)
