@@ -183,9 +183,7 @@ def flow_store(tmp_path, monkeypatch):
     users = Users(store)
     users.create("boss", "boss-password-1", "admin", actor="t", first_admin=True)
     users.create("head", "head-password-1", "branch_head", actor="boss", branch="B1")
-    state._scenario_by_id.clear()       # cached by scenario id alone: ids of another store would be served
     yield store
-    state._scenario_by_id.clear()
 
 
 def _page(page: str, lang: str, who: Principal) -> AppTest:

@@ -320,8 +320,15 @@ def baseline_scenario(dataset: Dataset | None = None) -> Scenario:
     return baseline(dataset).scenario
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
 def _scenario_by_id(scenario_id: int) -> Scenario:
+    """A stored scenario (cached per store and id: ids of two stores in one process never mix)."""
+    from data.db import database_url
+
+    return _scenario_in(database_url(), scenario_id)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _scenario_in(url: str, scenario_id: int) -> Scenario:
     return store().load_scenario(scenario_id)
 
 
