@@ -173,8 +173,6 @@ def test_statement_warnings_are_shown_in_one_language():
 def flow_store(tmp_path, monkeypatch):
     """A store of its own: the tiny bank as 2026Q3, published once (v1, default parameters), and
     an administrator and a branch head of B1. The page tests publish here, not in the shared store."""
-    from ui import state
-
     url = f"sqlite:///{tmp_path / 'flow.db'}"
     monkeypatch.setenv("JIXIAO_DATABASE_URL", url)
     store = Store.open(url)
