@@ -61,6 +61,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "active": ("启用", "Active"), "failed_attempts": ("连续失败次数", "Failed attempts"),
     "locked_until": ("锁定至", "Locked until"), "created_at": ("创建时间", "Created"),
     "at": ("时间", "Time"), "actor": ("操作人", "User"), "action": ("操作", "Action"),
+    "period": ("期间", "Period"), "target": ("对象", "Target"), "id": ("序号", "No."),
+    "code": ("指标", "KPI"),
     "before": ("变更前", "Before"), "after": ("变更后", "After"),
     # the account level of a manager's chain (inputs as in the template, then every formula term)
     "account_id": ("账号", "Account"), "product": ("产品", "Product"),

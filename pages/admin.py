@@ -7,6 +7,7 @@ from data.auth import ROLES, Users
 from data.db import row_security_enforced
 from data.export import write_workbook
 from ui import state, views
+from ui.formats import money
 from ui.frame import frame
 
 ctx = frame("page_admin")
@@ -105,9 +106,66 @@ with right:
 if st.session_state.pop("_admin_done", False):
     st.success(ctx.t("done"))
 
+# the audit log as people read it: what was done to what, with its details in words (the stored
+# rows stay as they are: codes and JSON, for the record and the download)
+_AUDIT_KEYS = {"role": "audit_role", "branch": "branch", "manager_id": "manager_id", "sso": "audit_sso",
+               "first_admin": "audit_first_admin", "dataset": "dataset", "scenario": "audit_scenario",
+               "reason": "publish_reason", "result_hash": "audit_hash", "file": "audit_file", "sha256": "audit_hash",
+               "rows": "audit_rows", "toml": "audit_scenario", "active": "active", "version": "audit_version",
+               "period": "period_axis", "failures": "audit_failures", "until": "audit_until",
+               "pay_total": "total_pay", "rejected": "audit_rejected"}
+
+
+def audit_target(value, lang: str) -> str:
+    """``period 2026Q3 v1`` -> ``期间 2026Q3 v1``; ``user wang`` -> ``用户 wang``."""
+    if not isinstance(value, str) or " " not in value:
+        return "" if value is None or (isinstance(value, float) and value != value) else str(value)
+    head, rest = value.split(" ", 1)
+    word = {"period": "period_axis", "user": "audit_user", "scenario": "audit_scenario", "dataset": "dataset"}.get(head)
+    return f"{ctx.t(word) if word else head} {rest}"
+
+
+def audit_details(value, lang: str) -> str:
+    """An audit row's JSON details as ``角色：支行负责人；机构：城东支行`` (a scenario's TOML by its first line)."""
+    import json
+
+    if not isinstance(value, str) or not value.strip():
+        return ""
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return value
+    if not isinstance(data, dict):
+        return value
+    parts = []
+    for k, v in data.items():
+        if v is None or v == "":
+            continue
+        if k == "role":
+            v = ctx.t(f"role_{v}")
+        elif isinstance(v, bool):
+            v = ctx.t("value_true" if v else "value_false")
+        elif k == "toml":
+            v = str(v).splitlines()[0] if str(v) else ""
+        elif k in ("result_hash", "sha256"):
+            v = str(v)[:12] + "…"
+        elif isinstance(v, float):
+            v = money(v)
+        elif isinstance(v, dict):
+            v = "、".join(f"{views.value_word_of(kk, lang)} {vv:,}" if isinstance(vv, int) else f"{kk} {vv}"
+                         for kk, vv in v.items())
+        key = ctx.t(_AUDIT_KEYS[k]) if k in _AUDIT_KEYS else k
+        parts.append(f"{key}：{v}" if lang == "zh" else f"{key}: {v}")
+    return "；".join(parts) if lang == "zh" else "; ".join(parts)
+
+
 st.subheader(ctx.t("audit_log"))
 ctx.access.require("read_audit")
 log = ctx.access.store.audit_log(1000)
-views.show(log, ctx.lang, key="audit_table", extra={"target": "audit_target"})
+shown_log = log.assign(actor=log["actor"].map(lambda v: ctx.t("audit_system") if v == "system" else v),
+                       target=log["target"].map(lambda v: audit_target(v, ctx.lang)),
+                       before=log["before"].map(lambda v: audit_details(v, ctx.lang)),
+                       after=log["after"].map(lambda v: audit_details(v, ctx.lang)))
+views.show(shown_log, ctx.lang, key="audit_table", extra={"target": "audit_target"})
 st.download_button(ctx.t("download_audit"), lambda log=log: write_workbook({"audit": log.assign(at=log["at"].astype(str))}),
                    "audit_log.xlsx", key="download_audit")

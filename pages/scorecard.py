@@ -7,7 +7,9 @@ import streamlit as st
 
 from calc.explain import branch_perspective_average, perspective_scores
 from calc.scenario import KPI_KINDS, PERSPECTIVES, PRESETS, perspective_weights
-from ui import charts, views
+from calc.light import COMPUTED_KPIS
+from ui import charts, state, views
+from ui.i18n import value_word
 from ui import published
 from ui.frame import COEFFICIENT_LEVERS, frame
 
@@ -52,14 +54,24 @@ if preset and ss.get("_kpi_preset_applied") != preset:
 current = [asdict(k) for k in ctx.scenario.kpi]
 if "kpi_editor" not in ss or "_kpi_editor_base" not in ss:
     ss["_kpi_editor_base"] = current        # the editor edits a fixed table; its output is the what-if
+kpi_codes = list(dict.fromkeys([*COMPUTED_KPIS, *state.base_for(ctx.dataset, ctx.scenario).kpis.columns,
+                                 *(r["code"] for r in ss["_kpi_editor_base"])]))
 edited = st.data_editor(
     pd.DataFrame(ss["_kpi_editor_base"]), key="kpi_editor", num_rows="dynamic", hide_index=True,
     column_config={
-        "code": st.column_config.TextColumn(required=True),
-        "perspective": st.column_config.SelectboxColumn(options=list(PERSPECTIVES), required=True),
-        "kind": st.column_config.SelectboxColumn(options=list(KPI_KINDS), required=True),
-        "weight": st.column_config.NumberColumn(min_value=0.0, max_value=1000.0, step=1.0, required=True),
-        "cap": st.column_config.NumberColumn(min_value=0.01, max_value=100.0, step=0.1, required=True),
+        # codes stay codes in the scenario; the editor shows their names (KPI_NAMES) and offers
+        # every computed KPI, every KPI uploaded with the dataset and those already in the table
+        "code": st.column_config.SelectboxColumn(ctx.t("kpi_name"), options=kpi_codes, required=True,
+                                                 format_func=lambda c: value_word("kpi", c, ctx.lang)),
+        "perspective": st.column_config.SelectboxColumn(ctx.t("kpi_perspective"), options=list(PERSPECTIVES),
+                                                        required=True,
+                                                        format_func=lambda c: value_word("perspective", c, ctx.lang)),
+        "kind": st.column_config.SelectboxColumn(ctx.t("kpi_kind"), options=list(KPI_KINDS), required=True,
+                                                 format_func=lambda c: value_word("kind", c, ctx.lang)),
+        "weight": st.column_config.NumberColumn(ctx.t("kpi_weight"), min_value=0.0, max_value=1000.0, step=1.0,
+                                                required=True),
+        "cap": st.column_config.NumberColumn(ctx.t("kpi_cap"), min_value=0.01, max_value=100.0, step=0.1,
+                                             required=True, help=ctx.t("kpi_cap_help")),
     })
 rows = [{k: (float(v) if k in ("weight", "cap") else v) for k, v in r.items()}
         for r in edited.dropna(subset=["code"]).to_dict("records")]

@@ -112,7 +112,7 @@ def test_kpi_table_changes_are_named_by_code_and_attribute():
     reordered = old.replace(kpi=[*rows[1:], rows[0]])
     assert scenario_changes(old, reordered) == [("kpi", " ".join(r["code"] for r in rows),
                                                  " ".join(r["code"] for r in [*rows[1:], rows[0]]))]
-    assert param_label(f"kpi.{first}.weight", "zh") == f"指标 · {first} · 权重"
+    assert param_label(f"kpi.{first}.weight", "zh") == "指标 · 存款日均余额 · 权重"          # deposit_avg by its name
     assert param_label("pay_factor.intermediate", "zh") == "绩效工资挂钩系数 · 中间业务"
 
 

@@ -322,10 +322,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "param_tiers": ("客户分层下限（元）", "Tier lower bounds (yuan)"),
     "param_kpi": ("指标", "KPI"),
     "param_kpi_order": ("指标顺序", "KPI order"),
-    "kpi_perspective": ("维度", "perspective"),
-    "kpi_weight": ("权重", "weight"),
-    "kpi_kind": ("类型", "kind"),
-    "kpi_cap": ("上限", "cap"),
+    "kpi_perspective": ("维度", "Perspective"),
+    "kpi_weight": ("权重", "Weight"),
+    "kpi_kind": ("类型", "Kind"),
+    "kpi_cap": ("上限", "Cap"),
     "warning_not_frozen": ("该发布早于工资单冻结功能：条线、客户与指标明细按当前计算代码重新计算，可能与发布时不同。",
                            "Published before statements were frozen: its lines, customers and KPIs are recomputed "
                            "from the frozen dataset and scenario with the current calculation code, and may differ "
@@ -514,6 +514,22 @@ STRINGS: dict[str, tuple[str, str]] = {
     "help_unattributed": ("未分配贡献（元）：给定关联度系数合计不足 1、存量客户系数低于 1 或无人管户时，没有计入任何客户经理的贡献。",
                           "Unattributed contribution (yuan): what no manager is credited with, because given "
                           "coefficients sum below 1, the stock factor is below 1, or nobody serves the customer."),
+    "audit_system": ("系统", "system"),
+    "audit_rejected": ("隔离行数", "Rows quarantined"),
+    "audit_role": ("角色", "Role"),
+    "audit_sso": ("统一认证登录", "Single sign-on"),
+    "audit_first_admin": ("首位管理员", "First administrator"),
+    "audit_scenario": ("方案", "Scenario"),
+    "audit_hash": ("校验码", "Checksum"),
+    "audit_file": ("文件", "File"),
+    "audit_rows": ("行数", "Rows"),
+    "audit_version": ("版本", "Version"),
+    "audit_user": ("用户", "User"),
+    "audit_failures": ("失败次数", "Failures"),
+    "audit_until": ("锁定至", "Locked until"),
+    "kpi_name": ("指标", "KPI"),
+    "kpi_cap_help": ("比率类：实际/目标的上限；反向类：目标/实际的上限（如 1.2 表示最多得权重的 120%）",
+                     "Ratio: the cap of actual / target; inverse: of target / actual (1.2 = at most 120 % of the weight)"),
     "param_edits": ("关联度修改", "Coefficient edits"),
     "no_data": ("暂无数据", "No data"),
     "ltv_axis": ("客户终身价值", "Customer lifetime value"),
@@ -531,3 +547,53 @@ def t(key: str, lang: str = "zh", **fmt) -> str:
         return key
     text = pair[0] if lang == "zh" else pair[1]
     return text.format(**fmt) if fmt else text
+
+
+# ---- the words of coded values (one table for pages, tables and exports) ---------------------
+# column key -> {code: (Chinese, English)}. Codes stay codes in the data; a table shows these.
+KPI_NAMES: dict[str, tuple[str, str]] = {
+    "deposit_avg": ("存款日均余额", "Deposit average balance"),
+    "deposit_increase": ("存款日均增量", "Deposit increase"),
+    "loan_avg": ("贷款日均余额", "Loan average balance"),
+    "loan_increase": ("贷款日均增量", "Loan increase"),
+    "asset_contribution": ("资产业务贡献", "Asset contribution"),
+    "liability_contribution": ("负债业务贡献", "Liability contribution"),
+    "intermediate_contribution": ("中间业务贡献", "Intermediate contribution"),
+    "risk_contribution": ("风险控制贡献", "Risk contribution"),
+    "total_contribution": ("综合贡献", "Total contribution"),
+    "new_customers": ("新增客户数", "New customers"),
+    "cross_sell": ("交叉销售（户均产品数）", "Cross-selling (products per customer)"),
+    "npl_ratio": ("不良贷款率", "NPL ratio"),
+    "customers": ("管户客户数", "Customers served"),
+    "compliance_points": ("合规扣分", "Compliance deductions"),
+    "complaints": ("客户投诉", "Complaints"),
+    "training_hours": ("培训学时", "Training hours"),
+    "certifications": ("专业资格证书", "Certifications"),
+}
+VALUE_WORDS: dict[str, dict[str, tuple[str, str]]] = {
+    "line": {"asset": ("资产业务", "Asset"), "liability": ("负债业务", "Liability"),
+             "intermediate": ("中间业务", "Intermediate"), "risk": ("风险控制", "Risk")},
+    "role": {"primary": ("主办", "Primary"), "secondary": ("协办", "Secondary"), "support": ("支持", "Support")},
+    "type": {"corporate": ("对公", "Corporate"), "retail": ("对私", "Retail")},
+    "classification": {"normal": ("正常", "Normal"), "special": ("关注", "Special mention"),
+                       "substandard": ("次级", "Substandard"), "doubtful": ("可疑", "Doubtful"), "loss": ("损失", "Loss")},
+    "coefficient_source": {"given": ("给定", "given"), "derived": ("按角色推导", "derived")},
+    "perspective": {"financial": ("财务", "Financial"), "customer": ("客户", "Customer"),
+                    "internal": ("内部流程", "Internal process"), "learning": ("学习与成长", "Learning & growth")},
+    "kind": {"ratio": ("比率（越高越好）", "ratio (higher is better)"), "inverse": ("反向（越低越好）", "inverse (lower is better)"),
+             "deduction": ("扣分", "deduction")},
+    "target_source": {"targets": ("目标表", "targets sheet"), "mean": ("全行平均", "bank average")},
+    "kpi": KPI_NAMES,
+    "action": {"login": ("登录", "log-in"), "login_failed": ("登录失败", "failed log-in"), "lockout": ("账户锁定", "lock-out"),
+               "user_add": ("新增用户", "user added"), "user_change": ("修改用户", "user changed"),
+               "upload": ("上传数据", "upload"), "publish": ("发布", "publication"),
+               "scenario_save": ("保存方案", "scenario saved"), "system": ("系统", "system")},
+    "severity": {"error": ("错误", "error"), "warning": ("提示", "warning")},
+    "is_new": {"True": ("新增", "new"), "False": ("存量", "existing")},
+}
+
+
+def value_word(column: str, code, lang: str = "zh") -> str:
+    """The word for a coded value of ``column`` (its code when not in :data:`VALUE_WORDS`)."""
+    pair = VALUE_WORDS.get(column, {}).get(str(code))
+    return str(code) if pair is None else pair[0 if lang == "zh" else 1]

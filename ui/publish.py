@@ -27,7 +27,7 @@ from data import db as _db
 from data.db import T, database_url
 from data.store import code_version
 from ui import state, views
-from ui.i18n import STRINGS, t
+from ui.i18n import STRINGS, t, value_word
 
 __all__ = ["Published", "Diff", "TOTAL_ITEMS", "TOTAL_LABELS", "parameters", "scenario_changes", "document_totals",
            "publish_diff", "refusal", "say_refusal", "BUSY", "NAME_CHARS", "param_label", "value_text", "section"]
@@ -239,7 +239,7 @@ def param_label(key: str, lang: str) -> str:
     if head == "kpi":
         if len(parts) == 1:
             return t("param_kpi_order", lang)
-        text = f"{t('param_kpi', lang)} · {parts[1]}"
+        text = f"{t('param_kpi', lang)} · {value_word('kpi', parts[1], lang)}"
         return text + (f" · {t('kpi_' + parts[2], lang)}" if len(parts) > 2 else "")
     if len(parts) == 1:
         return t(head if head in STRINGS else f"param_{head}", lang)

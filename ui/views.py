@@ -15,7 +15,7 @@ from calc.light import GRADE_ORDER
 from calc.segments import TIER_ORDER
 from data.export import LABELS, labelled, number_kind, write_workbook
 from ui import state
-from ui.i18n import t
+from ui.i18n import VALUE_WORDS, t
 
 PAGE_ROWS = 50        # rows of a long table sent to the browser per page
 SEARCH_COLUMNS = ("manager_id", "customer_id", "name", "branch", "username")
@@ -85,6 +85,30 @@ def branch_options(ctx) -> list[str]:
     return ctx.memo_on((), "branches", lambda: sorted(ctx.result.managers["branch"].dropna().unique().tolist()))
 
 
+def value_word_of(sheet_key: str, lang: str) -> str:
+    """A sheet's name (``managers`` -> 客户经理) for messages that count rows per sheet."""
+    from data.schema import sheet_by_key
+
+    try:
+        sheet = sheet_by_key(sheet_key)
+    except (KeyError, ValueError):
+        return sheet_key
+    return sheet.zh if lang == "zh" else sheet_key
+
+
+def value_labels(labels: dict | None, lang: str) -> dict:
+    """``labels`` plus, for every column of :data:`ui.i18n.VALUE_WORDS` it does not already cover,
+    codes turned into words (a role ``primary`` shows as 主办, a KPI ``deposit_avg`` as 存款日均余额);
+    a code without a word shows as itself, a missing value as empty."""
+    out = dict(labels or {})
+    for column, table in VALUE_WORDS.items():
+        if column not in out:
+            words = {code: pair[0 if lang == "zh" else 1] for code, pair in table.items()}
+            out[column] = lambda s, words=words: s.map(
+                lambda v: "" if v is None or (isinstance(v, float) and v != v) else words.get(str(v), v))
+    return out
+
+
 def with_labels(frame: pd.DataFrame, labels: dict | None) -> pd.DataFrame:
     """``frame`` with ``labels`` (column -> function of the column, e.g. codes to words) applied."""
     if not labels:
@@ -121,7 +145,11 @@ def _display(frame: pd.DataFrame, lang: str, extra: dict | None, labels: dict | 
     try:
         cols = {}
         for c in frame.columns:
-            a = pa.array(labels[c](frame[c]) if labels and c in labels else frame[c])
+            a = pa.array(labels[c](frame[c]) if labels and c in labels else frame[c], from_pandas=True)
+            if pa.types.is_null(a.type):
+                a = pa.array([""] * len(a), pa.string())
+            elif pa.types.is_string(a.type) or pa.types.is_large_string(a.type):
+                a = pc.fill_null(a, "")                  # a missing text shows empty, never "None" or "nan"
             label = _label(c, lang, extra)
             if pa.types.is_floating(a.type) or pa.types.is_integer(a.type):
                 config[label] = _number_config(c, label)
@@ -172,6 +200,7 @@ def show(frame: pd.DataFrame, lang: str, key: str | None = None, extra: dict | N
     without copying ``frame``.
     """
     shape = shape or (lambda rows: rows)
+    labels = value_labels(labels, lang)
     order = None if order is None else np.asarray(order)
     total = len(frame) if order is None else len(order)
     if total <= limit:
