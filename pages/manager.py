@@ -13,6 +13,8 @@ from calc.whatif import chain as pay_chain
 from data.export import statement_workbook
 from ui import charts, state, views
 from ui import published
+from ui.formats import money
+from ui.i18n import value_word
 from ui.frame import COEFFICIENT_LEVERS, frame
 
 ctx = frame("page_manager")
@@ -26,6 +28,10 @@ summary = m.loc[m["manager_id"] == manager, list(kept["summary"].columns)].reset
 lines = kept["lines"].copy()
 lines["factor"] = [ctx.scenario.pay_factor[x] for x in lines["line"]]
 lines["pay"] = lines["factor"] * lines["contribution"]         # as manager_chain writes it (DOMAIN 1, per line)
+# every figure with its arithmetic: 中间业务贡献 82,373.00 × 挂钩系数 0.16 = 13,179.68
+lines["formula"] = [ctx.t("formula_line", line=value_word("line", x, ctx.lang), contribution=money(c),
+                          factor=f"{f:g}", pay=money(p))
+                    for x, c, f, p in zip(lines["line"], lines["contribution"], lines["factor"], lines["pay"])]
 chain = {**kept, "summary": summary, "lines": lines}
 s = summary.iloc[0]
 
@@ -39,7 +45,11 @@ k[4].metric(ctx.t("page_rankings"), f"{s['rank']} ({s['branch']} {s['branch_rank
 st.subheader(ctx.t("chain"))
 st.plotly_chart(charts.pay_by_line_figure(lines, ctx.lang), key="pay_by_line")
 line_words = views.words({x: ctx.t(x) for x in ("asset", "liability", "intermediate", "risk")})
-views.show(lines, ctx.lang, key="chain_lines", labels={"line": line_words})
+views.show(lines, ctx.lang, key="chain_lines", labels={"line": line_words}, extra={"formula": "formula_col"})
+floor_note = ctx.t("formula_floor") if float(s["pay_raw"]) < 0 and ctx.scenario.floor_at_zero else ""
+terms = "".join((money(p) if i == 0 else f" + {money(p)}" if p >= 0 else f" − {money(-p)}")
+                for i, p in enumerate(lines["pay"]))
+st.caption(ctx.t("formula_total", parts=terms, pay=money(s["pay"])) + floor_note)
 
 st.subheader(ctx.t("customers_of"))
 if chain["customers"].empty:

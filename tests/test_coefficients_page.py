@@ -106,3 +106,16 @@ def test_the_manager_page_explains_a_pay_change_by_chain_substitution():
         pytest.approx(steps["What-if pay"], abs=0.02)
     pays = dict(zip(walk["Step"], walk["Pay (yuan)"]))
     assert pays["What-if pay"] - pays["Baseline pay"] == pytest.approx(steps["What-if pay"], abs=0.02)
+
+
+def test_the_manager_page_writes_each_lines_arithmetic():
+    at = app("pages/manager.py", "zh", chain_manager="RM0432").run()
+    assert not at.exception, [e.value for e in at.exception]
+    lines = table_with(at, "算式", "贡献", "挂钩系数", "绩效工资")
+    for line, c, f, p, text in lines[["业务条线", "贡献", "挂钩系数", "绩效工资", "算式"]].itertuples(index=False):
+        assert p == pytest.approx(c * f, abs=0.01)              # the row's own arithmetic holds
+        assert text == f"{line}贡献 {c:,.2f} × 挂钩系数 {f:g} = {p:,.2f}"
+    total = [c.value for c in at.caption if c.value.startswith("绩效工资 = ")]
+    pays = list(lines["绩效工资"])
+    expected = f"{pays[0]:,.2f}" + "".join(f" + {p:,.2f}" if p >= 0 else f" − {-p:,.2f}" for p in pays[1:])
+    assert total == [f"绩效工资 = {expected} = {sum(pays):,.2f} 元"]

@@ -514,6 +514,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "help_unattributed": ("未分配贡献（元）：给定关联度系数合计不足 1、存量客户系数低于 1 或无人管户时，没有计入任何客户经理的贡献。",
                           "Unattributed contribution (yuan): what no manager is credited with, because given "
                           "coefficients sum below 1, the stock factor is below 1, or nobody serves the customer."),
+    "formula_line": ("{line}贡献 {contribution} × 挂钩系数 {factor} = {pay}", "{line} contribution {contribution} × factor {factor} = {pay}"),
+    "formula_col": ("算式", "Arithmetic"),
+    "formula_total": ("绩效工资 = {parts} = {pay} 元", "Pay = {parts} = {pay} yuan"),
+    "formula_floor": ("（合计为负，按保底记为 0）", " (the sum is negative: floored at 0)"),
     "audit_system": ("系统", "system"),
     "audit_rejected": ("隔离行数", "Rows quarantined"),
     "audit_role": ("角色", "Role"),
