@@ -7,9 +7,11 @@ PORT   ?= 8501
 .PHONY: run test bench sample screenshots clean
 
 $(VENV)/.runtime: requirements.txt
+	@echo "Jixiao: installing the Python packages into $(VENV) (first run only, about 2 minutes)..."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install --progress-bar on -r requirements.txt | grep -E "^(Collecting|Successfully)" || true
+	$(PY) -c "import streamlit, duckdb, polars, pyarrow"    # the install above really worked
 	touch $@
 
 $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
@@ -18,6 +20,7 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 
 run: $(VENV)/.runtime
 	$(PY) -m data.seed
+	@echo "Jixiao: starting on http://localhost:$(PORT) (the first visit asks you to create the administrator)"
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
 test: $(VENV)/.dev

@@ -2,20 +2,27 @@
 
 import streamlit as st
 
-from ui import published
-from ui.frame import COEFFICIENT_LEVERS, frame
-from ui import charts, views
+_starting = st.empty()           # the first start imports the calculation (~5 s): say so, not a blank page
+_starting.info("正在启动绩效 Jixiao，请稍候… / Starting Jixiao, one moment…")
 
+from ui import published  # noqa: E402  (after the message: these imports are the wait)
+from ui.formats import money, with_unit  # noqa: E402
+from ui.frame import COEFFICIENT_LEVERS, frame  # noqa: E402
+from ui import charts, views  # noqa: E402
+
+_starting.empty()
 ctx = frame("page_overview")
 published.serve(ctx, published.overview)   # branch heads and managers: published results only
 r, tot = ctx.result, ctx.result.totals
 
 c = st.columns(5)
-c[0].metric(ctx.t("total_contribution"), f"{tot['contribution']:,.0f}")
-c[1].metric(ctx.t("attributed"), f"{tot['attributed']:,.0f}")
-c[2].metric(ctx.t("unattributed"), f"{tot['unattributed']:,.0f}")
+wan = lambda key: with_unit(ctx.t(key), "wan", ctx.lang)        # large totals in 万元, to the hundred yuan
+c[0].metric(wan("total_contribution"), money(tot["contribution"], unit="wan"), help=money(tot["contribution"]) + " 元")
+c[1].metric(wan("attributed"), money(tot["attributed"], unit="wan"), help=money(tot["attributed"]) + " 元")
+c[2].metric(wan("unattributed"), money(tot["unattributed"], unit="wan"), help=money(tot["unattributed"]) + " 元")
 pay_delta = tot["pay"] - ctx.baseline_result.totals["pay"]
-c[3].metric(ctx.t("total_pay"), f"{tot['pay']:,.0f}", delta=f"{pay_delta:,.0f}" if abs(pay_delta) >= 0.5 else None)
+c[3].metric(with_unit(ctx.t("total_pay"), "yuan", ctx.lang), money(tot["pay"]),
+            delta=money(pay_delta) if abs(pay_delta) >= 0.005 else None)
 c[4].metric(ctx.t("managers_n"), f"{len(r.managers):,}", help=f"{ctx.t('customers_n')}: {r.whale['n']:,}")
 if views.reconciles(ctx):
     st.caption(ctx.t("reconciles"))
