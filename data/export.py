@@ -46,7 +46,8 @@ from calc.output import float_text
 from calc.scenario import PAY_LINES, Scenario
 from data.schema import FORMULA_PREFIXES, FORMULA_START, column_letters
 
-__all__ = ["safe_text", "safe_text_column", "write_workbook", "number_kind", "NUMBER_KINDS", "frame_to_csv_bytes", "report_workbook",
+__all__ = ["safe_text", "safe_text_column", "write_workbook", "number_kind", "NUMBER_KINDS", "branch_statements_workbook",
+           "statements_html", "frame_to_csv_bytes", "report_workbook",
            "statement_workbook", "statement_document", "LABELS", "labelled"]
 
 DANGEROUS = FORMULA_PREFIXES   # the cell starts a spreadsheet reads as a formula
@@ -61,7 +62,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "active": ("启用", "Active"), "failed_attempts": ("连续失败次数", "Failed attempts"),
     "locked_until": ("锁定至", "Locked until"), "created_at": ("创建时间", "Created"),
     "at": ("时间", "Time"), "actor": ("操作人", "User"), "action": ("操作", "Action"),
-    "period": ("期间", "Period"), "target": ("对象", "Target"), "id": ("序号", "No."),
+    "period": ("期间", "Period"), "id": ("序号", "No."),
+    **{f"pay_{x}": (f"{zh}工资", f"{en} pay") for x, zh, en in (
+        ("asset", "资产业务", "Asset"), ("liability", "负债业务", "Liability"),
+        ("intermediate", "中间业务", "Intermediate"), ("risk", "风险控制", "Risk"))},
     "code": ("指标", "KPI"),
     "before": ("变更前", "Before"), "after": ("变更后", "After"),
     # the account level of a manager's chain (inputs as in the template, then every formula term)
@@ -706,3 +710,112 @@ def statement_document(chain: dict, period: str) -> dict:
     if not chain.get("frozen", True):
         doc["warning"] = " ".join(chain.get("warnings") or [])
     return doc
+
+
+def _words(frame: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Coded values of a statement's columns as words (lines, roles, sources, grades, KPIs)."""
+    from data.terms import VALUE_WORDS
+
+    out = frame.copy()
+    for col in out.columns:
+        table = VALUE_WORDS.get(col)
+        if table:
+            out[col] = out[col].map(lambda v: table.get(str(v), (v, v))[0 if lang == "zh" else 1])
+    return out
+
+
+def branch_statements_workbook(chains: list[dict], period: str, lang: str = "zh") -> bytes:
+    """Every statement of a branch in one workbook (for the branch head): a summary sheet (one row
+    per manager: pay per line, pay, score, grade, ranks), then the lines, customers and KPIs of
+    every manager as long sheets that start with the manager's id and name.
+
+    Parameters
+    ----------
+    chains : list of dict
+        Published statements (:meth:`data.access.Access.statement`), frozen rows only (the account
+        detail is not included: it is recomputed, see :meth:`~data.access.Access.statement`).
+    period : str
+    lang : str
+        ``zh`` or ``en``.
+    """
+    zh = lang == "zh"
+    if not chains:
+        raise ValueError("no statement to write")
+    summary = pd.concat([c["summary"] for c in chains], ignore_index=True)
+    for line in PAY_LINES:
+        summary[f"pay_{line}"] = [float(c["lines"].set_index("line")["pay"].get(line, 0.0)) for c in chains]
+    summary.insert(0, "period", period)
+
+    def long(part: str) -> pd.DataFrame:
+        frames = []
+        for c in chains:
+            s = c["summary"].iloc[0]
+            f = c[part].drop(columns=["manager_id"], errors="ignore").copy()
+            f.insert(0, "manager_name", s["name"])
+            f.insert(0, "manager_id", s["manager_id"])
+            frames.append(f)
+        return pd.concat(frames, ignore_index=True)
+
+    names = ("汇总", "条线", "客户", "指标") if zh else ("summary", "lines", "customers", "kpi")
+    sheets = {names[0]: labelled(_words(summary, lang), lang)}
+    for name, part in zip(names[1:], ("lines", "customers", "kpi")):
+        sheets[name] = labelled(_words(long(part), lang), lang).rename(
+            columns={"manager_name": "客户经理姓名" if zh else "Manager name"})
+    return write_workbook(sheets)
+
+
+def statements_html(chains: list[dict], period: str, bank: str = "", lang: str = "zh") -> str:
+    """Print-ready statements (one page each): title, period, manager, the pay lines with their
+    arithmetic, the customers credited, the total, and signature lines. Every value from the data
+    is HTML-escaped; open the file in a browser and print (or save as PDF).
+
+    Parameters
+    ----------
+    chains : list of dict
+        Published statements (frozen rows), see :func:`branch_statements_workbook`.
+    period : str
+    bank : str
+        Shown in the title (e.g. the branch).
+    lang : str
+    """
+    import html
+
+    zh = lang == "zh"
+    esc = lambda v: html.escape(str(v))                                   # noqa: E731
+    money = lambda v: f"{float(v):,.2f}"                                  # noqa: E731
+    title = "绩效工资单" if zh else "Pay statement"
+    pages = []
+    for c in chains:
+        s = c["summary"].iloc[0]
+        lines = _words(c["lines"], lang)
+        rows = "".join(
+            f"<tr><td>{esc(r.line)}</td><td class=n>{money(r.contribution)}</td><td class=n>{float(r.factor):g}</td>"
+            f"<td class=n>{money(r.pay)}</td></tr>" for r in lines.itertuples(index=False))
+        cust = _words(c["customers"], lang)
+        crows = "".join(
+            f"<tr><td>{esc(r.customer_id)}</td><td>{esc(r.name)}</td><td>{esc(r.role)}</td>"
+            f"<td class=n>{float(r.coefficient_used):.4f}</td><td class=n>{money(r.attributed)}</td></tr>"
+            for r in cust.itertuples(index=False))
+        heads = (("条线", "贡献（元）", "挂钩系数", "绩效工资（元）") if zh else
+                 ("Line", "Contribution (yuan)", "Factor", "Pay (yuan)"))
+        cheads = (("客户号", "客户名称", "角色", "关联度系数", "分配贡献（元）") if zh else
+                  ("Customer", "Name", "Role", "Coefficient", "Attributed (yuan)"))
+        sign = (("客户经理签字", "支行负责人签字", "日期") if zh else ("Client manager", "Branch head", "Date"))
+        pages.append(
+            f"<section><h1>{esc(bank)} {title}</h1>"
+            f"<p>{'期间' if zh else 'Period'}：{esc(period)}　{'客户经理' if zh else 'Manager'}：{esc(s['name'])}"
+            f"（{esc(s['manager_id'])}）　{'机构' if zh else 'Branch'}：{esc(s['branch'])}</p>"
+            f"<table><tr>{''.join(f'<th>{h}</th>' for h in heads)}</tr>{rows}"
+            f"<tr class=t><td>{'合计' if zh else 'Total'}</td><td></td><td></td><td class=n>{money(s['pay'])}</td></tr>"
+            f"</table><p>{'得分' if zh else 'Score'} {float(s['score']):.2f}　{'排名' if zh else 'Rank'} {int(s['rank'])}"
+            f"（{'机构内' if zh else 'in branch'} {int(s['branch_rank'])}）</p>"
+            f"<h2>{'管户客户' if zh else 'Customers credited'}</h2>"
+            f"<table><tr>{''.join(f'<th>{h}</th>' for h in cheads)}</tr>{crows}</table>"
+            f"<div class=sign>{''.join(f'<span>{h}：________________</span>' for h in sign)}</div></section>")
+    style = ("body{font-family:'Noto Sans CJK SC','Microsoft YaHei',sans-serif;font-size:11pt}"
+             "section{page-break-after:always}table{border-collapse:collapse;width:100%;margin:6pt 0}"
+             "th,td{border:1px solid #999;padding:2pt 4pt}td.n{text-align:right}tr.t td{font-weight:bold}"
+             ".sign{margin-top:36pt;display:flex;justify-content:space-between}"
+             "@page{size:A4;margin:15mm}")
+    return (f"<!DOCTYPE html><html lang='{'zh-CN' if zh else 'en'}'><head><meta charset='utf-8'>"
+            f"<title>{title} {esc(period)}</title><style>{style}</style></head><body>{''.join(pages)}</body></html>")

@@ -11,7 +11,7 @@ import streamlit as st
 
 from data import access as _access
 from data import store as _store
-from data.export import statement_workbook, write_workbook
+from data.export import branch_statements_workbook, statement_workbook, statements_html, write_workbook
 from ui import charts, views
 from ui.i18n import STRINGS, t
 
@@ -150,6 +150,31 @@ def statement(ctx, pub) -> None:
     views.show(chain["accounts"].assign(line=chain["accounts"]["line"].map(ctx.t)), ctx.lang, key="pub_chain_accounts")
     st.download_button(ctx.t("statement"), lambda chain=chain: statement_workbook(chain, chain["scenario"], ctx.lang),
                        f"statement_{manager}_{pub['period']}.xlsx", key="pub_statement_download")
+    st.download_button(ctx.t("statement_print"), lambda chain=chain: statements_html(
+        [chain], str(pub["period"]), str(chain["summary"].iloc[0]["branch"]), ctx.lang).encode("utf-8"),
+        f"statement_{manager}_{pub['period']}.html", mime="text/html", key="pub_statement_print",
+        help=ctx.t("statement_print_help"))
+    if ctx.who.role == "branch_head":
+        branch_statements(ctx, pub)
+
+
+def branch_statements(ctx, pub) -> None:
+    """All statements of the branch head's branch: one workbook, and one printable file (a page
+    each, signature lines), built when clicked (read through Access: the branch's managers only)."""
+    pid, period, branch = int(pub["id"]), str(pub["period"]), ctx.who.branch or ""
+
+    def chains() -> list:
+        ids = ctx.access.managers(pid).sort_values(["branch_rank", "manager_id"])["manager_id"]
+        return [ctx.access.statement(pid, m) for m in ids]
+
+    st.subheader(ctx.t("branch_statements", branch=views.md_text(branch)))
+    left, right = st.columns(2)
+    left.download_button(ctx.t("branch_statements_xlsx"), lambda: branch_statements_workbook(chains(), period, ctx.lang),
+                         f"statements_{branch}_{period}.xlsx", key="pub_branch_statements")
+    right.download_button(ctx.t("branch_statements_print"),
+                          lambda: statements_html(chains(), period, branch, ctx.lang).encode("utf-8"),
+                          f"statements_{branch}_{period}.html", mime="text/html", key="pub_branch_print",
+                          help=ctx.t("statement_print_help"))
 
 
 def scorecard(ctx, pub) -> None:

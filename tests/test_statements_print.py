@@ -1,0 +1,70 @@
+"""Issue 13: a branch head downloads every statement of their branch (one workbook) and prints
+them (one page each, with signature lines), from the frozen rows of the newest publication."""
+
+from __future__ import annotations
+
+import io
+
+import openpyxl
+import pytest
+
+from data.access import Access
+from data.auth import Principal
+from data.export import branch_statements_workbook, statements_html
+from tests.apptest import app
+
+
+@pytest.fixture
+def branch(seeded_store):
+    who = Principal("bh_east", "branch_head", "城东支行", None)
+    access = Access(seeded_store, who)
+    pub = seeded_store.latest_publications().sort_values("period").iloc[-1]
+    pid = int(pub["id"])
+    ids = list(access.managers(pid)["manager_id"])
+    return access, pid, str(pub["period"]), [access.statement(pid, m) for m in ids]
+
+
+def test_every_statement_of_the_branch_in_one_workbook(branch):
+    access, pid, period, chains = branch
+    wb = openpyxl.load_workbook(io.BytesIO(branch_statements_workbook(chains, period, "zh")))
+    assert wb.sheetnames == ["汇总", "条线", "客户", "指标"]
+    summary = list(wb["汇总"].values)
+    head, rows = summary[0], summary[1:]
+    col = {h: i for i, h in enumerate(head)}
+    # one row per manager of 城东支行, nobody from another branch
+    assert len(rows) == len(chains) and {r[col["所属机构"]] for r in rows} == {"城东支行"}
+    for r in rows:                                  # each pay is the sum of its lines' pay (frozen rows)
+        lines = sum(r[col[f"{x}工资"]] for x in ("资产业务", "负债业务", "中间业务", "风险控制"))
+        assert r[col["绩效工资"]] == pytest.approx(max(lines, 0.0), abs=0.01)
+    lines = list(wb["条线"].values)
+    assert len(lines) - 1 == 4 * len(chains)       # four lines per manager, each named by the manager
+    assert {r[2] for r in lines[1:]} == {"资产业务", "负债业务", "中间业务", "风险控制"}
+
+
+def test_printable_statements_have_a_page_each_with_signature_lines(branch):
+    access, pid, period, chains = branch
+    page = statements_html(chains, period, "城东支行", "zh")
+    assert page.count("<section>") == len(chains) and "page-break-after:always" in page
+    assert page.count("客户经理签字") == len(chains) and page.count("支行负责人签字") == len(chains)
+    for c in chains:
+        s = c["summary"].iloc[0]
+        assert f"{s['name']}（{s['manager_id']}）" in page and f"{float(s['pay']):,.2f}" in page
+    assert f"期间：{period}" in page
+
+
+def test_printed_text_is_escaped(branch):
+    access, pid, period, chains = branch
+    chain = dict(chains[0])
+    chain["summary"] = chain["summary"].assign(name="<script>alert(1)</script>")
+    page = statements_html([chain], period, "<b>x</b>", "zh")
+    assert "<script>" not in page and "&lt;script&gt;" in page and "<b>x</b>" not in page
+
+
+def test_the_branch_head_sees_the_branch_downloads_and_a_manager_only_their_own(seeded_store):
+    at = app("pages/manager.py", "zh", role="branch_head").run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "下载全部工资单（xlsx）" in labels and "下载全部打印版工资单" in labels and "打印版工资单" in labels
+    at = app("pages/manager.py", "zh", role="manager").run()
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "打印版工资单" in labels and "下载全部工资单（xlsx）" not in labels
