@@ -13,7 +13,8 @@ import zipfile
 
 from data.report import ExtractError
 
-__all__ = ["MAX_UPLOAD_BYTES", "MAX_LOCAL_BYTES", "MAX_UNCOMPRESSED_BYTES", "MAX_ENTRIES", "MAX_RATIO", "check_workbook_bytes"]
+__all__ = ["MAX_UPLOAD_BYTES", "MAX_LOCAL_BYTES", "MAX_UNCOMPRESSED_BYTES", "MAX_ENTRIES", "MAX_RATIO",
+           "MAX_SHEET_COLUMNS", "MAX_SHEET_ROWS", "MAX_SHEET_CELLS", "check_workbook_bytes"]
 
 # bytes per file; matches server.maxUploadSize (MB) in .streamlit/config.toml. Sized for a bank:
 # the 5M-account CSV set's accounts.csv is 433 MB (1M accounts: 87 MB); a 1M-account workbook
@@ -32,6 +33,15 @@ MAX_LOCAL_BYTES = 16 * 2**30
 MAX_UNCOMPRESSED_BYTES = 768 * 2**20
 MAX_ENTRIES = 10_000                    # zip entries
 MAX_RATIO = 100                         # uncompressed / compressed, per entry larger than 1 MB
+# The used range of one xlsx sheet (from A1 to the farthest cell that holds something). fastexcel
+# (calamine) allocates a sheet's whole used range, ~32 bytes a cell, before any column is chosen,
+# so one value typed at XFD1048576 asks for 17 billion cells (the process aborts) and one at
+# CV1048576 for 3.5 GB. data.readers checks every sheet's cell references against these bounds
+# before the reader sees the sheet (the <dimension> tag is not trusted: it may lie either way).
+MAX_SHEET_COLUMNS = 200                 # the template's widest sheet (accounts) has 13 columns
+MAX_SHEET_ROWS = 1_048_576              # Excel's own sheet height (data.export.MAX_ROWS)
+MAX_SHEET_CELLS = 2**25                 # 33.5M cells (~1.1 GB in the reader): 32 columns at Excel's full
+                                        # height; a 1M-account accounts sheet is 13.6M (13 columns)
 MAX_PROLOG = 1 * 2**20                  # bytes of XML before the root element (declarations, comments)
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
 _ROOT_START = re.compile(rb"<[A-Za-z_]")
@@ -41,8 +51,27 @@ def _refuse(name: str, detail: str) -> ExtractError:
     return ExtractError.of("file_unsafe", sheet=name, detail=detail)
 
 
+# directory names (UTF-16, NUL-terminated) of the streams of an encrypted Office document
+_ENCRYPTED_STREAMS = tuple(n.encode("utf-16-le") + b"\x00\x00" for n in ("EncryptedPackage", "EncryptionInfo"))
+
+
+def _encrypted(data: bytes) -> bool:
+    """Whether a compound file (OLE2) is an encrypted Office document: Excel and WPS encrypt an
+    xlsx with a password to open into a compound file whose directory names the streams
+    ``EncryptionInfo`` and ``EncryptedPackage``. A directory entry starts on a 128-byte boundary
+    with its UTF-16 name, so text that merely contains the words elsewhere does not count."""
+    for name in _ENCRYPTED_STREAMS:
+        p = data.find(name)
+        while p >= 0:
+            if p % 128 == 0:
+                return True
+            p = data.find(name, p + 1)
+    return False
+
+
 def check_workbook_bytes(name: str, data: bytes, kind: str) -> None:
-    """Refuse a workbook that is a zip bomb, declares XML entities or is not a workbook.
+    """Refuse a workbook that is a zip bomb, declares XML entities, is encrypted or is not a
+    workbook this reads (.ods and .xlsb are refused, saying to save the file as .xlsx).
 
     Parameters
     ----------
@@ -56,10 +85,15 @@ def check_workbook_bytes(name: str, data: bytes, kind: str) -> None:
     Raises
     ------
     ExtractError
-        With a one-issue report saying which limit was broken.
+        With a one-issue report saying which limit was broken (``file_unsafe``), that the file
+        is encrypted (``file_encrypted``) or which format it is (``file_type``).
     """
     if len(data) > MAX_UPLOAD_BYTES:
         raise _refuse(name, f"{len(data) / 2**20:.0f} MB, above the {MAX_UPLOAD_BYTES / 2**20:.0f} MB limit")
+    if kind == "ole":
+        if _encrypted(data):
+            raise ExtractError.of("file_encrypted", sheet=name)
+        return
     if kind != "zip":
         return
     try:
@@ -71,7 +105,16 @@ def check_workbook_bytes(name: str, data: bytes, kind: str) -> None:
         raise _refuse(name, f"{len(infos)} parts inside the zip, above {MAX_ENTRIES}")
     names = {i.filename for i in infos}
     if "[Content_Types].xml" not in names:
+        if "mimetype" in names and zf.getinfo("mimetype").file_size < 200 and \
+                zf.read("mimetype").startswith(b"application/vnd.oasis.opendocument"):
+            # not read on purpose: an .ods repeats cells by attribute (number-columns-repeated), so
+            # a few bytes can stand for millions of cells, and no bound here could see them
+            raise ExtractError.of("file_type", sheet=name, detail="an OpenDocument file (.ods), which is not read; "
+                                                                  "save it as .xlsx (LibreOffice or WPS: Save As)")
         raise ExtractError.of("file_type", sheet=name, detail="a zip file that is not an Office workbook")
+    if "xl/workbook.bin" in names:      # not read: its used range cannot be bounded before calamine
+        raise ExtractError.of("file_type", sheet=name, detail="a binary workbook (.xlsb), which is not read; "
+                                                              "save it as .xlsx (Excel or WPS: Save As)")
     total = sum(i.file_size for i in infos)
     if total > MAX_UNCOMPRESSED_BYTES:
         raise _refuse(name, f"{total / 2**30:.1f} GB uncompressed, above {MAX_UNCOMPRESSED_BYTES / 2**30:.0f} GB")

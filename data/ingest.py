@@ -24,7 +24,9 @@ import pyarrow.compute as pc
 from calc.rules import SUM_TOLERANCE, coefficient_problems
 from data.readers import RawBook, RawSheet, _is_blank, read_bytes, read_input
 from data.report import ExtractError, Issue, Report
-from data.schema import FORMULA_PREFIXES, FORMULA_START, COLUMN_LOOKUP, SHEET_LOOKUP, SHEETS, Column, Sheet, enum_choices, enum_value, normalize_label, sheet_by_key
+from data.schema import (DATE_MAX, DATE_MIN, DATE_SPREAD_DAYS, FORMULA_PREFIXES, FORMULA_START, COLUMN_LOOKUP,
+                         MAX_AMOUNT, MAX_ID_CHARS, MAX_TEXT_CHARS, SHEET_LOOKUP, SHEETS, Column,
+                         Sheet, column_letters, enum_choices, enum_value, normalize_label, sheet_by_key)
 
 __all__ = ["Extract", "parse_book", "parse_uploads", "load_extract", "FORMULA_PREFIXES"]
 
@@ -91,12 +93,24 @@ def _text(v) -> str:
     return str(v).strip()
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _printable(text: str) -> str:
+    """A cell's text for a message: control characters (a NUL, which no report file could hold)
+    shown as ␀ or U+FFFD, and at most 200 characters."""
+    text = str(text)
+    if _CONTROL.search(text):
+        text = _CONTROL.sub(lambda m: "␀" if m.group() == "\x00" else "\ufffd", text)
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
 def _parse_number(v) -> float | None:
     """Parse a cell to float yuan; ``None`` when it is not a number."""
     if isinstance(v, bool):
         return None
     if isinstance(v, (int, float)):
-        return float(v)
+        return float(v) if math.isfinite(v) else None      # inf / NaN: never a number
     s = unicodedata.normalize("NFKC", str(v)).strip()
     negative = s.startswith("(") and s.endswith(")")
     if negative:
@@ -111,11 +125,15 @@ def _parse_number(v) -> float | None:
     return -x if negative else x
 
 
-def _parse_date(v) -> pd.Timestamp | None:
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def _parse_date(v) -> dt.date | None:
+    """A cell to its day (the time of day dropped); ``None`` when it is not a date."""
     if isinstance(v, dt.datetime):
-        return pd.Timestamp(v).normalize()
+        return v.date()
     if isinstance(v, dt.date):
-        return pd.Timestamp(v)
+        return v
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         if 19000101 <= v <= 29991231 and float(v).is_integer():
             v = str(int(v))
@@ -125,7 +143,7 @@ def _parse_date(v) -> pd.Timestamp | None:
     s = s.replace("年", "-").replace("月", "-").replace("日", "").replace("/", "-").replace(".", "-")
     for fmt in ("%Y-%m-%d", "%Y%m%d", "%Y-%m-%d %H:%M:%S"):
         try:
-            return pd.Timestamp(dt.datetime.strptime(s, fmt)).normalize()
+            return dt.datetime.strptime(s, fmt).date()
         except ValueError:
             continue
     return None
@@ -157,12 +175,13 @@ def _floats(arr: pa.Array) -> np.ndarray:
 
 
 def _blank_of(arr: pa.Array) -> np.ndarray:
-    """:func:`data.readers._is_blank` for a whole column: null, NaN, or text of spaces only."""
+    """:func:`data.readers._is_blank` for a whole column: null or text of spaces only (a NaN
+    number cell, which a reader gives only for a cell holding NaN, is not a number, as inf is)."""
     if _is_text(arr):
         empty = pc.or_kleene(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr))
         return _np_bool(pc.fill_null(empty, True))
-    if pa.types.is_floating(arr.type):
-        return np.isnan(_floats(arr))
+    if pa.types.is_floating(arr.type):        # an empty cell is null; a NaN cell is a value (not finite)
+        return ~_np_bool(pc.is_valid(arr))
     if pa.types.is_null(arr.type):
         return np.ones(len(arr), dtype=bool)
     return ~_np_bool(pc.is_valid(arr))
@@ -298,6 +317,10 @@ def _map_sheets(book: RawBook, report: Report) -> dict[str, RawSheet]:
                              params={"sheet": key, "sheet_zh": sheet.zh, "found": f"{mapped[key].name}, {raw.name}"}))
             continue
         mapped[key] = raw
+        if raw.hidden:                 # read like any other sheet, but never silently (docs/RULES.md)
+            report.add(Issue("hidden_sheet", "warning", sheet=raw.name, params={
+                "found": raw.name, "state": "very hidden" if raw.hidden == "veryHidden" else "hidden",
+                "state_zh": "被深度隐藏（veryHidden）" if raw.hidden == "veryHidden" else "被隐藏"}))
     found = ", ".join(s.name for s in book.sheets) or "(none)"
     for sheet in SHEETS:
         if sheet.required and sheet.key not in mapped:
@@ -348,7 +371,8 @@ class _SheetParser:
         self.error_rows: set[int] = set()
 
     def issue(self, rule: str, row: int | None, column: str = "", value: str = "", severity: str = "error", **params):
-        self.report.add(Issue(rule, severity, sheet=self.raw.name, row=row, column=column, value=value, params=params))
+        self.report.add(Issue(rule, severity, sheet=self.raw.name, row=row, column=column, value=_printable(value),
+                              params=params))
         if severity == "error" and row is not None:
             self.error_rows.add(row)
 
@@ -380,6 +404,7 @@ class _SheetParser:
         numeric = [seen[k] for k in keys if sheet.column(k).kind in ("money", "rate", "number")]
         ids = [seen[k] for k in keys if sheet.column(k).kind == "id"]
         n, arrays = self.raw.body(header_idx, [seen[k] for k in keys], numeric, ids)
+        self._formula_cells(header_idx, seen)
         columns = dict(zip(keys, arrays))
         del arrays                     # ``columns`` holds the only reference: each is freed once coerced
         exact = {k: a for k in keys if (a := self.raw.exact_numbers().get(seen[k])) is not None}
@@ -414,6 +439,26 @@ class _SheetParser:
         cols = ["_row"] + [c.key for c in sheet.columns]
         return pd.DataFrame({k: frame[k] for k in cols}, copy=False)   # no second copy of every column
 
+    def _formula_cells(self, header_idx: int, seen: dict[str, int]) -> None:
+        """Formula cells with no saved value (an xlsx written by a program that does not compute
+        formulas): they would read as blank, so each one in a column that is read is an error
+        naming the cell; formulas in other columns change nothing and are not reported."""
+        cells, count = self.raw.formula_cells()
+        if not count:
+            return
+        absolute = getattr(self.raw.backend, "absolute", False)
+        by_cell = {j: k for k, j in seen.items()}
+        errors = 0
+        for i, j, text in cells:
+            if i <= header_idx or (absolute and j not in by_cell):
+                continue
+            header = self.headers.get(by_cell[j], column_letters(j)) if absolute else column_letters(j)
+            self.issue("formula_no_value", i + 1, header, text, cell=f"{column_letters(j)}{i + 1}")
+            errors += 1
+        if count > len(cells):         # past the first _FORMULA_CELLS (data.readers), only counted
+            self.issue("formula_no_value_more", None, severity="error" if errors else "warning",
+                       count=f"{count - len(cells):,}", cell=f"{column_letters(cells[0][1])}{cells[0][0] + 1}")
+
     def coerce(self, col: Column, values: pa.Array, rows: np.ndarray, blank: np.ndarray,
                first_number: int | None = None):
         """One column's cells (an Arrow array) to their typed array, reporting every bad cell.
@@ -444,6 +489,7 @@ class _SheetParser:
                 for i, v in zip(cand, _values_at(out, cand)):
                     if not _looks_numeric(v):
                         self.issue("formula_text", int(rows[i]), header, v[:40], severity="warning")
+            self._check_text(out, rows, header, MAX_ID_CHARS if kind == "id" else MAX_TEXT_CHARS)
             return _str_series_values(out)
         if kind == "enum" or kind == "bool":
             distinct, codes = _distinct(values, ~blank)
@@ -459,15 +505,66 @@ class _SheetParser:
                 return yes[codes]           # blank (-1) reads the last entry: "no"
             return _str_series_values(out)
         if kind == "date":
+            return self._coerce_date(values, rows, blank, header)
+        return self._coerce_number(col, values, rows, blank, header)
+
+    def _check_text(self, out: pa.Array, rows: np.ndarray, header: str, limit: int) -> None:
+        """Text the store cannot hold on PostgreSQL (SQLite would take it): longer than ``limit``
+        characters, or holding a NUL character. Whole-column; only offending cells become issues."""
+        nul = _np_bool(pc.match_substring(out, "\x00"))
+        long = _np_bool(pc.greater(pc.utf8_length(out), limit))
+        bad = np.flatnonzero(nul | long)
+        for i, v in zip(bad, _values_at(out, bad)):
+            if nul[i]:
+                self.issue("text_nul", int(rows[i]), header, v[:60])
+            else:
+                self.issue("text_too_long", int(rows[i]), header, v[:40] + "…", length=len(v), limit=limit)
+
+    def _coerce_date(self, values: pa.Array, rows: np.ndarray, blank: np.ndarray, header: str) -> np.ndarray:
+        """A date column to datetime64[ns] (midnight), as day numbers first: a date cell (typed by
+        the reader) is converted whole-column, text is parsed once per distinct value. Dates
+        outside DATE_MIN..DATE_MAX and dates more than DATE_SPREAD_DAYS from the column's median
+        are errors (docs/RULES.md); never an overflow into another century."""
+        n = len(values)
+        days = np.zeros(n, dtype=np.int64)
+        ok = ~blank
+        t = values.type
+        if pa.types.is_date(t) or pa.types.is_timestamp(t):     # date cells: their day, whole-column
+            day = values if pa.types.is_date32(t) else pc.cast(values, pa.date32(), safe=False)
+            days = pc.fill_null(day.cast(pa.int32()), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+            ok &= _np_bool(pc.is_valid(values))
+
+            def shown(i: int) -> str:
+                return str(np.datetime64(int(days[i]), "D"))
+        else:
             distinct, codes = _distinct(values, ~blank)
             parsed = [_parse_date(v) for v in distinct]
             for i in np.flatnonzero(~blank):
                 if parsed[codes[i]] is None:
                     self.issue("not_date", int(rows[i]), header, _show(distinct[codes[i]]))
-            table = np.array([np.datetime64("NaT", "ns") if d is None else d.to_datetime64() for d in parsed]
-                             + [np.datetime64("NaT", "ns")], dtype="datetime64[ns]")
-            return table[codes]
-        return self._coerce_number(col, values, rows, blank, header)
+            table = np.array([0 if d is None else (d - _EPOCH).days for d in parsed] + [0], dtype=np.int64)
+            good = np.array([d is not None for d in parsed] + [False], dtype=bool)
+            days = table[codes]
+            ok &= good[codes]
+
+            def shown(i: int) -> str:
+                return _show(distinct[codes[i]])
+        lo = (dt.date.fromisoformat(DATE_MIN) - _EPOCH).days
+        hi = (dt.date.fromisoformat(DATE_MAX) - _EPOCH).days
+        outside = ok & ((days < lo) | (days > hi))
+        for i in np.flatnonzero(outside):
+            self.issue("date_range", int(rows[i]), header, shown(i), low=DATE_MIN, high=DATE_MAX)
+        ok &= ~outside
+        if ok.any():                   # the median day, from a count per day (dates are within 1990..2100)
+            counts = np.bincount(days[ok] - lo)
+            median = lo + int(np.searchsorted(np.cumsum(counts), (int(ok.sum()) + 1) // 2))
+            far = ok & (np.abs(days - median) > DATE_SPREAD_DAYS)
+            for i in np.flatnonzero(far):
+                self.issue("date_outlier", int(rows[i]), header, shown(i), days=f"{abs(int(days[i]) - median):,}",
+                           median=str(np.datetime64(median, "D")), limit=DATE_SPREAD_DAYS)
+        out = np.full(n, np.datetime64("NaT", "ns"), dtype="datetime64[ns]")
+        out[ok] = days[ok].astype("datetime64[D]").astype("datetime64[ns]")
+        return out
 
     def _coerce_number(self, col: Column, values: pa.Array, rows: np.ndarray, blank: np.ndarray, header: str):
         kind = col.kind
@@ -478,6 +575,7 @@ class _SheetParser:
         out = np.zeros(n, dtype=float)
         out[blank] = np.nan if col.key in ("coefficient", "risk_weight") or col.allow_blank else 0.0
         pct = np.zeros(n, dtype=bool)
+        y = None
         if _is_numeric(values):
             x = _floats(values)
             ok = ~blank & np.isfinite(x)
@@ -497,17 +595,19 @@ class _SheetParser:
         if kind == "rate":                                 # out of range (percent cells as fractions)
             bad = ok & ((x > 1.0) | (x < 0.0))
         elif kind == "money":
-            bad = ok & (x < 0) if not col.signed else np.zeros(n, dtype=bool)
+            bad = ok & ((np.abs(x) > MAX_AMOUNT) | ((x < 0) if not col.signed else False))
         elif col.key == "coefficient":
             bad = ok & ~((x > 0.0) & (x <= 1.0))
         elif kind == "number" and col.max_value is not None and not col.signed:
             bad = ok & ~((x >= 0) & (x <= col.max_value))
-        else:
-            bad = np.zeros(n, dtype=bool)
+        else:                                              # plain numbers (targets, KPI values)
+            bad = ok & (np.abs(x) > MAX_AMOUNT)
         junk = ~blank & ~ok                                # not a number (or a bool / date cell)
         offending = np.flatnonzero(bad | junk)
         for i, v in zip(offending, _values_at(values, offending)):
             r = int(rows[i])
+            if y is not None and np.isfinite(y[i]) and abs(y[i]) >= 1e15:
+                v = float(y[i])                            # a huge number cell: 1e+308, not fastexcel's 309 digits
             if junk[i]:
                 self._number_cell(col, v, r, header)       # the exact per-cell rules and message
             elif pct[i]:                                   # as parsed column-wise (not parsed again)
@@ -540,6 +640,8 @@ class _SheetParser:
                 self.issue("rate_percent", row, header, shown, hint=f"{x / 100:g}")
             elif x < 0.0:
                 self.issue("rate_range", row, header, shown)
+        elif col.kind == "money" and abs(x) > MAX_AMOUNT:
+            self.issue("too_large", row, header, shown, limit=f"{MAX_AMOUNT:g}")
         elif col.kind == "money" and not col.signed and x < 0:
             self.issue("negative", row, header, shown)
         elif col.kind == "number":
@@ -559,6 +661,8 @@ class _SheetParser:
                 self.issue("coefficient_range", row, header, shown)
         elif col.max_value is not None and not col.signed and not 0 <= x <= col.max_value:
             self.issue("out_of_range", row, header, shown, low=0, high=f"{col.max_value:g}")
+        elif col.max_value is None and abs(x) > MAX_AMOUNT:
+            self.issue("too_large", row, header, shown, limit=f"{MAX_AMOUNT:g}")
 
 
 def _looks_numeric(s: str) -> bool:

@@ -6,17 +6,22 @@ numbers Excel shows, so that validation (:mod:`data.ingest`) can point at the ex
 holding every cell as a Python object.
 
 - CSV: the bytes are checked as strict UTF-8 (with or without BOM) and else transcoded from
-  GB18030; the body is parsed by polars' multi-threaded reader with every cell kept as text
-  (blank lines, short and long rows, quoted separators and line breaks as ``csv.reader`` reads them).
-- Workbooks (xlsx, xlsm, xlsb, xls, ods) are read with fastexcel (Rust calamine into Arrow;
-  measured 1M rows in ~5 s against ~14 s for python-calamine, MEASURED.md), the header found
+  UTF-16 (with its byte-order mark; without one it is refused, naming UTF-16) or GB18030; a
+  NUL byte inside the text is kept for validation to report on its row and column. The body is
+  parsed by polars' multi-threaded reader with every cell kept as text (blank lines, short and
+  long rows, quoted separators and line breaks as ``csv.reader`` reads them).
+- Workbooks (xlsx, xlsm, xls; .ods and .xlsb are refused by :mod:`data.guards`) are read with
+  fastexcel (Rust calamine into Arrow; measured 1M rows in ~5 s against ~14 s for python-calamine, MEASURED.md), the header found
   first from the streamed top rows so that the sheet is parsed once. When every read column
   holds one cell type (numbers, text, booleans, dates) the types are kept (a numeric id gets its
   warning); when a column mixes types (``4.5%`` among numbers), the sheet's other columns are
   read as text (booleans and dates as fastexcel writes them: ``true``, ``2026-09-30 00:00:00``)
   while its id columns stay typed, so a numeric id is still warned; an id column that itself
   mixes numbers and text is read as text and its first number cell found in the sheet's XML
-  (xlsx only: an xls, xlsb or ods id column mixing both gives no warning).
+  (xlsx only: an xls id column mixing both gives no warning).
+- Before fastexcel loads an xlsx sheet, :func:`scan_xlsx_sheet` bounds its used range (a stray
+  value at XFD1048576 would make calamine allocate 17 billion cells), refuses a damaged
+  shared-string index, and lists formula cells saved without their value.
 - A file a reader cannot parse (a CSV quote never closed, a damaged sheet) raises
   :class:`~data.report.ExtractError` with one issue naming the file and sheet (and, for the
   quote, the row where it opens), never the reader's own exception.
@@ -72,7 +77,7 @@ class _Rows:
 
 def _python_column(values: list) -> pa.Array:
     """Python cells of one column to one Arrow array (text when the types are mixed)."""
-    clean = [None if (v is None or v == "") else v for v in values]
+    clean = [None if (v is None or v == "" or (isinstance(v, float) and v != v)) else v for v in values]
     kinds = {type(v) for v in clean if v is not None}
     if kinds <= {float, int} and kinds and bool not in kinds:
         return pa.array([None if v is None else float(v) for v in clean], pa.float64())
@@ -251,6 +256,9 @@ class _Workbook:
                 self.absolute = True
                 return rows
         self.absolute = False
+        scan = self.heads.scan(self.sheet)     # fastexcel allocates the whole used range even for a few rows
+        if scan is not None and scan.columns == 0:
+            return []                  # no cell holds anything (fastexcel would still inflate it all)
         with self.heads.lock:          # one fastexcel reader serves one call at a time
             batch = self.reader.load_sheet(self.sheet, header_row=None, skip_rows=0, n_rows=n, dtypes="string",
                                            eager=True)
@@ -288,6 +296,7 @@ class _Workbook:
         return n, [by_index.get(j, pa.nulls(n, pa.large_string())) for j in columns]
 
     def _load(self, start: int, use, **kw):
+        self.heads.scan(self.sheet)    # its used range is bounded before fastexcel allocates it
         with self.heads.lock:          # one fastexcel reader serves one call at a time
             return self.reader.load_sheet(self.sheet, header_row=None, skip_rows=start + 1, use_columns=use,
                                           eager=True, **kw)
@@ -382,6 +391,62 @@ class _Heads:
         self.cache: dict[tuple[str, int], list[list] | None] = {}
         self.lock = threading.RLock()   # sheets are parsed in threads; the reader is not shared
         self._sizes: dict[str, int] | None = None
+        self._scan_lock = threading.Lock()
+        self._sheet_locks: dict[str, threading.Lock] = {}
+        self._scans: dict[str, object] = {}
+
+    def scan(self, sheet: str) -> "SheetScan | None":
+        """The checks of :func:`scan_xlsx_sheet` on ``sheet``, once (``None`` for a workbook that
+        is not an xlsx: its format bounds its sheets). Called before any fastexcel load of the
+        sheet; sheets are scanned in parallel (zlib and RE2 release the GIL), each only once.
+
+        Raises
+        ------
+        ExtractError
+            When the sheet is refused (every later call raises it again).
+        """
+        with self._scan_lock:
+            lock = self._sheet_locks.setdefault(sheet, threading.Lock())
+        with lock:
+            if sheet not in self._scans:
+                try:
+                    self._scans[sheet] = self._scan(sheet)
+                except ExtractError as e:
+                    self._scans[sheet] = e
+        got = self._scans[sheet]
+        if isinstance(got, ExtractError):
+            raise got
+        return got
+
+    def prefetch(self) -> None:
+        """Start scanning every sheet in a background thread, the largest first, so that the checks
+        overlap with opening the workbook and reading the other sheets (a caller that needs a
+        sheet's scan first takes it over: each sheet is scanned once, by whoever comes first)."""
+        order = sorted(self.sheets, key=lambda s: -self.size(s))
+
+        def run():
+            for s in order:
+                try:
+                    self.scan(s)
+                except Exception:      # reported (again) to the parser that asks for this sheet
+                    pass
+
+        threading.Thread(target=run, name="xlsx-scan", daemon=True).start()
+
+    def _scan(self, sheet: str) -> "SheetScan | None":
+        import zipfile
+
+        try:
+            zf = zipfile.ZipFile(io.BytesIO(self.data))
+        except zipfile.BadZipFile:
+            return None                 # xls: at most 65,536 rows x 256 columns by its format
+        if "xl/workbook.xml" not in zf.namelist():
+            return None
+        part = _sheet_part(zf, sheet)
+        if part is None or part not in zf.namelist():
+            raise ExtractError(Report([Issue("file_unreadable", sheet=sheet, params={
+                "expected": "a workbook", "detail": "the sheet's part is missing from the file"})]))
+        return scan_xlsx_sheet(self.data, zf, part, sheet)
 
     def size(self, sheet: str) -> int:
         if self._sizes is None:
@@ -427,6 +492,7 @@ class RawSheet:
     backend: object = None
     source: str = ""
     encoding: str | None = None
+    hidden: str | None = None       # ``hidden`` or ``veryHidden`` for a workbook sheet hidden in Excel
 
     def __post_init__(self):
         if isinstance(self.backend, list) or self.backend is None:
@@ -460,6 +526,16 @@ class RawSheet:
                 detail = f"row {row}: {why}"
             return ExtractError(Report([Issue("file_unreadable", sheet=self.name, row=row, params={
                 "expected": "a CSV file", "detail": f"{self.source or self.name}: {detail}"})]))
+        if isinstance(self.backend, _Workbook) and "shared strings" in detail:
+            try:
+                import zipfile
+
+                zf = zipfile.ZipFile(io.BytesIO(self.backend.data))
+                found = find_past_string(self.backend.data, zf, _sheet_part(zf, self.backend.sheet), self.name)
+            except Exception:
+                found = None
+            if found is not None:
+                return found
         return ExtractError(Report([Issue("file_unreadable", sheet=self.name, params={
             "expected": "a workbook", "detail": f"{self.source or self.name}: {detail}"})]))
 
@@ -509,6 +585,15 @@ class RawSheet:
         was a number (text cells give null or their parse)."""
         return getattr(self.backend, "exact", {}) or {}
 
+    def formula_cells(self) -> tuple[list[tuple[int, int, str]], int]:
+        """After :meth:`body` on an xlsx sheet: its formula cells with no saved value, as
+        ``([(row index, column index from A, formula text), ...], how many in all)``; the list
+        holds the first ones only. ``([], 0)`` for other formats."""
+        if not isinstance(self.backend, _Workbook):
+            return [], 0
+        got = self.backend.heads.scan(self.backend.sheet)
+        return ([], 0) if got is None else (got.formulas, got.formula_count)
+
     def has_content(self) -> bool:
         """True when any cell is not blank (or the sheet cannot be read: it is then shown)."""
         try:
@@ -520,6 +605,9 @@ class RawSheet:
 
     def _has_content(self) -> bool:
         if isinstance(self.backend, _Workbook):
+            scan = self.backend.heads.scan(self.backend.sheet)   # raises (shown as content) for a refused sheet
+            if scan is not None and scan.columns == 0:
+                return False
             batch = self.backend.reader.load_sheet(self.backend.sheet, header_row=None, skip_rows=0,
                                                    dtypes="string", eager=True)
             import pyarrow.compute as pc
@@ -565,9 +653,48 @@ def sniff_kind(head: bytes) -> str:
     if head.startswith(OLE_MAGIC):
         return "ole"
     sample = head[:4096]
-    if b"\x00" in sample and not (sample.startswith(b"\xff\xfe") or sample.startswith(b"\xfe\xff")):
+    if b"\x00" in sample and not (sample.startswith((b"\xff\xfe", b"\xfe\xff")) or utf16_order(sample)
+                                  or _text_with_nul(sample)):
         return "binary"
     return "text"
+
+
+def utf16_order(sample: bytes) -> str | None:
+    """``le`` or ``be`` when ``sample`` (a file's first bytes, no byte-order mark) looks like
+    UTF-16 text: a CSV's separators, digits and line breaks are ASCII, so every other byte is 0
+    (a quarter of them at least, and almost none of the others); else None."""
+    n = len(sample) // 2 * 2
+    if n < 16:
+        return None
+    even, odd = sample[0:n:2].count(0) / (n / 2), sample[1:n:2].count(0) / (n / 2)
+    if odd >= 0.25 and even <= 0.02:
+        return "le"
+    if even >= 0.25 and odd <= 0.02:
+        return "be"
+    return None
+
+
+_CONTROL_BYTES = re.compile(rb"[\x01-\x08\x0b\x0e-\x19\x1b-\x1f\x7f]")
+
+
+def _text_with_nul(sample: bytes) -> bool:
+    """Text that holds a few NUL bytes (a NUL typed into a cell): without them it decodes as
+    UTF-8 or GB18030 and has no other control character. Such a file is read, and each NUL is
+    reported on its row and column (``text_nul``) instead of the file being called binary."""
+    if sample.count(0) > max(8, len(sample) // 100):
+        return False
+    text = sample.replace(b"\x00", b"")
+    if _CONTROL_BYTES.search(text):
+        return False
+    import codecs
+
+    for enc in ("utf-8", "gb18030"):
+        try:                           # a character cut at the sample's end is not an error
+            codecs.getincrementaldecoder(enc)().decode(text, final=False)
+            return True
+        except UnicodeDecodeError:
+            continue
+    return False
 
 
 def decode_text(data: bytes) -> tuple[str, str]:
@@ -588,6 +715,8 @@ def decode_text(data: bytes) -> tuple[str, str]:
     """
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8"), "utf-8-sig"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return _utf16(data), "utf-16"
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as utf_err:
@@ -595,6 +724,20 @@ def decode_text(data: bytes) -> tuple[str, str]:
             return data.decode("gb18030"), "gb18030"
         except UnicodeDecodeError:
             raise ValueError(f"byte {utf_err.start}: {data[utf_err.start:utf_err.start + 4]!r}") from None
+
+
+def _utf16(data: bytes) -> str:
+    """UTF-16 text with its byte-order mark (Excel's "Unicode text"), decoded."""
+    try:
+        return data.decode("utf-16")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"UTF-16 (byte-order mark {data[:2].hex(' ').upper()}) that does not decode at byte "
+                         f"{e.start}") from None
+
+
+def _refuse_utf16(name: str, order: str) -> ExtractError:
+    """``encoding_utf16``: a UTF-16 file without a byte-order mark (which could be read wrongly)."""
+    return ExtractError.of("encoding_utf16", sheet=name, detail=f"UTF-16{order.upper()} without a byte-order mark")
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -626,6 +769,8 @@ def to_utf8(data: bytes) -> tuple[bytes, str]:
     """
     if _is_utf8(data):
         return data, "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return _utf16(data).encode("utf-8"), "utf-16"
     text, enc = decode_text(data)            # raises with the byte position when neither fits
     return text.encode("utf-8"), enc
 
@@ -645,9 +790,14 @@ def read_csv_bytes(name: str, data: bytes, path: Path | None = None) -> RawSheet
     kind = sniff_kind(data[:4096])
     if kind == "binary":
         raise ExtractError.of("file_type", sheet=name, detail="binary content, not text")
+    order = None if data.startswith((b"\xff\xfe", b"\xfe\xff")) else utf16_order(data[:4096])
+    if order is not None:
+        raise _refuse_utf16(name, order)
     try:
         utf8, enc = to_utf8(data)
     except ValueError as e:
+        if str(e).startswith("UTF-16"):
+            raise ExtractError.of("encoding_utf16", sheet=name, detail=str(e)) from None
         raise ExtractError.of("encoding", sheet=name, detail=str(e)) from None
     head = utf8[:_HEAD_BYTES].decode("utf-8", errors="ignore").removeprefix("\ufeff")
     stem = Path(name).stem if name else "sheet"
@@ -658,15 +808,25 @@ def read_csv_bytes(name: str, data: bytes, path: Path | None = None) -> RawSheet
 def _read_workbook(data: bytes, name: str) -> RawBook:
     import fastexcel
 
+    states = sheet_states(data)
+    heads = None
+    if states is not None:          # an xlsx: its sheets are checked while fastexcel opens the workbook
+        heads = _Heads(data, list(states))
+        heads.prefetch()
     try:
         reader = fastexcel.read_excel(data)
         book = RawBook(kind="workbook")
-        heads = _Heads(data, reader.sheet_names)
+        if heads is None:
+            heads = _Heads(data, reader.sheet_names)
+        heads.sheets = list(reader.sheet_names)
+        states = states or {}
         for sheet_name in reader.sheet_names:
             book.sheets.append(RawSheet(name=sheet_name, backend=_Workbook(reader, sheet_name, data, heads),
-                                        source=name))
+                                        source=name, hidden=states.get(sheet_name)))
         return book
     except Exception as e:  # calamine raises several error types for broken files
+        if re.search("password|encrypt", str(e), re.IGNORECASE):      # a legacy .xls with a password to open
+            raise ExtractError.of("file_encrypted", sheet=name) from None
         raise ExtractError.of("file_unreadable", sheet=name, expected="a workbook", detail=str(e)[:200]) from None
 
 
@@ -801,6 +961,9 @@ def _read_csv_file(f: Path) -> RawSheet:
     with open(f, "rb") as fh:
         head = fh.read(_HEAD_BYTES)
     if sniff_kind(head[:4096]) == "text":
+        order = None if head.startswith((b"\xff\xfe", b"\xfe\xff")) else utf16_order(head[:4096])
+        if order is not None:                             # ASCII in UTF-16 is valid UTF-8: say it first
+            raise _refuse_utf16(f.name, order)
         utf8, quoted = _scan_utf8(f)
         if utf8:
             text = head.decode("utf-8", errors="ignore").removeprefix("\ufeff")
@@ -819,6 +982,7 @@ def _read_csv_file(f: Path) -> RawSheet:
 _NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _HEAD_XML_BYTES = 8 * 2**20          # bytes of sheet XML read at most to find the top rows
+_HEAD_COLUMNS = 16_384               # a top-row cell beyond Excel's last column (XFD) is not streamed
 
 
 def _local(tag: str) -> str:
@@ -1013,8 +1177,8 @@ def xlsx_heads(data: bytes, sheets: list[str], n: int) -> dict[str, list[list] |
         if p is None:
             continue
         cells, shared = p
-        if shared and table is None:
-            continue
+        if shared and (table is None or any(k not in table for k in shared.values())):
+            continue                                # a damaged index: the full reader reports it
         for key, k in shared.items():
             cells[key] = table.get(k, "")
         if not cells:
@@ -1057,6 +1221,8 @@ def _head_cells(zf, sheet: str, n: int) -> tuple[dict, dict] | None:
                         if ref is None:
                             return None             # cells without references: let the full reader place them
                         i, j = _cell_index(ref)
+                        if j >= _HEAD_COLUMNS:
+                            return None             # far to the right: the full reader (after its scan) decides
                         if i >= n:
                             done = True
                             break
@@ -1082,3 +1248,439 @@ def _head_cells(zf, sheet: str, n: int) -> tuple[dict, dict] | None:
     except Exception:
         return None
     return cells, shared
+
+
+# --------------------------------------------------------------------------------------------
+# the used range of an xlsx sheet, checked before fastexcel allocates it
+
+_SCAN_CHUNK = 4 * 2**20           # bytes of sheet XML searched at a time
+_CELL_MAX = 2**20                 # a cell's XML is far smaller (Excel: 32,767 characters of text)
+_FORMULA_CELLS = 1000             # formula cells with no saved value listed per sheet (the rest counted)
+_WS = "[ \t\r\n]"
+_PFX = "(?:[A-Za-z_][-.0-9A-Za-z_]*:)?"      # a namespace prefix (<x:c ...>), as calamine allows
+_C = f"<{_PFX}c{_WS}+"                       # a cell's start tag, up to its first attribute
+_REF = f'{_C}r="[A-Z]+[0-9]+"'               # ... when that attribute is its reference
+_OPEN = "(?:[^>]*[^/>])?>"                   # the rest of a start tag that is not self-closing
+# the attributes after r="..." when they do not hold t="str" (a formula whose saved value is the
+# empty text writes <v></v> with t="str"; any other formula with an empty or no <v> has no value)
+_NO_STR = '(?:[^>t]|t(?:[^=>]|=(?:[^">]|"(?:[^s>]|s(?:[^t>]|t(?:[^r>]|r[^">]))))))*'
+_FORMULA = (f"{_REF}{_NO_STR}>{_WS}*<{_PFX}f(?:{_WS}[^>]*)?(?:/>|>[^<]*</{_PFX}f>){_WS}*"
+            f"(?:</{_PFX}c>|<{_PFX}v{_WS}*/>|<{_PFX}v>{_WS}*</{_PFX}v>)")
+
+
+def _gt_number(n: int) -> str:
+    """A regular expression (Python ``re`` and RE2 alike) for a decimal number above ``n >= 0``
+    written without leading zeros; the caller anchors its end."""
+    s = str(n)
+    alts = [f"[1-9][0-9]{{{len(s)},}}"]
+    for i, d in enumerate(s):
+        if d != "9":
+            rest = len(s) - i - 1
+            alts.append(s[:i] + f"[{int(d) + 1}-9]" + (f"[0-9]{{{rest}}}" if rest else ""))
+    return "(?:" + "|".join(alts) + ")"
+
+
+def _gt_letters(m: int) -> str:
+    """A regular expression for the column letters of a column beyond the ``m``-th (``m >= 0``):
+    letters compare by length, then alphabetically (Z < AA)."""
+    if m <= 0:
+        return "[A-Z]+"
+    s = column_letters(m - 1)
+    alts = [f"[A-Z]{{{len(s) + 1},}}"]
+    for i, c in enumerate(s):
+        if c != "Z":
+            rest = len(s) - i - 1
+            alts.append(s[:i] + f"[{chr(ord(c) + 1)}-Z]" + (f"[A-Z]{{{rest}}}" if rest else ""))
+    return "(?:" + "|".join(alts) + ")"
+
+
+def _scan_pattern(cols: int, rows: int, formulas: bool) -> str:
+    """What the scan looks for, as named alternatives: a cell holding something beyond column
+    ``cols`` or row ``rows``; a shared-string index that is not a plain number (calamine would
+    read entry 0 for ``-1``, ``1.0`` or ``abc``: another cell's text); a cell the scan cannot
+    place (no ``r`` as its first attribute, a reference in another form, single quotes: the exact
+    scan decides); and, while fewer than ``_FORMULA_CELLS`` were listed, a formula cell with no
+    saved value."""
+    alts = [
+        f'(?P<col>{_C}r="{_gt_letters(cols)}[0-9]+"{_OPEN})',
+        f'(?P<row>{_C}r="[A-Z]+{_gt_number(rows)}"{_OPEN})',
+        f'(?P<sst>{_REF}[^>]*{_WS}t="s"[^>]*>{_WS}*<{_PFX}v>(?:[^0-9]|[0-9]+[^0-9<]))',
+        f'(?P<odd><{_PFX}c(?:[>/]|{_WS}+(?:[^r \t\r\n]|r[^=]|r=[^"]))'
+        f'|{_C}r="(?:[^A-Z]|[A-Z]+(?:[^A-Z0-9]|0)|[A-Z]+[1-9][0-9]*[^0-9"])|{_C}r="[^"]*"[^>]*\')',
+    ]
+    if formulas:
+        alts.append(f"(?P<f>{_FORMULA})")
+    return "|".join(alts)
+
+
+@dataclass
+class SheetScan:
+    """What the scan of one xlsx sheet found (it raised for a sheet it refuses).
+
+    ``columns`` and ``rows``: the used range from A1 (the farthest column, the last row);
+    ``formulas``: the first formula cells with no saved value, as (row index, column index,
+    formula text), and ``formula_count`` all of them."""
+
+    columns: int = 0
+    rows: int = 0
+    formulas: list = field(default_factory=list)
+    formula_count: int = 0
+
+
+def _ref_at(buf: bytes, p: int) -> tuple[str, int, int]:
+    """The reference of the cell whose start tag begins at ``buf[p]``: (text, row index, column index)."""
+    a = buf.index(b'r="', p) + 3
+    ref = bytes(buf[a:buf.index(b'"', a)]).decode("ascii", "replace")
+    i, j = _cell_index(ref)
+    return ref, i, j
+
+
+def _last_row(buf: bytes, end: int) -> int:
+    """The row number of the last ``r="..."`` (a cell's or a row's) in ``buf[:end]``; 0 when none."""
+    p = buf.rfind(b' r="', max(0, end - _CELL_MAX), end)
+    m = re.match(rb' r="[A-Z]*([0-9]{1,9})"', buf[p:p + 30]) if p >= 0 else None
+    return int(m.group(1)) if m else 0
+
+
+def _refuse_range(sheet: str, ref: str, columns: int, rows: int) -> ExtractError:
+    """``used_range``: cell ``ref`` takes the sheet's used range to ``columns`` x ``rows`` (from A1)."""
+    from data.guards import MAX_SHEET_CELLS, MAX_SHEET_COLUMNS, MAX_SHEET_ROWS
+
+    i, j = _cell_index(ref)
+    return ExtractError(Report([Issue("used_range", sheet=sheet, row=i + 1, column=column_letters(j), value=ref,
+                                      params={"columns": f"{columns:,}", "rows": f"{rows:,}",
+                                              "max_columns": f"{MAX_SHEET_COLUMNS:,}",
+                                              "max_rows": f"{MAX_SHEET_ROWS:,}", "max_cells": f"{MAX_SHEET_CELLS:,}"})]))
+
+
+def _refuse_padding(sheet: str) -> ExtractError:
+    """``xml_padding``: megabytes of sheet XML without a tag. A cell holds at most 32,767
+    characters, so no spreadsheet program writes this; it is padding (a zip bomb's way to make
+    a reader inflate hundreds of megabytes), refused at the first such stretch."""
+    return ExtractError(Report([Issue("xml_padding", sheet=sheet, params={"size": _SCAN_CHUNK // 2**20})]))
+
+
+def _refuse_string(sheet: str, ref: str, index: str, size: int | None = None) -> ExtractError:
+    """``shared_string``: the cell ``ref`` refers to shared text ``index``, which is not a number
+    (``size`` None), or ``shared_string_past``: not below ``size``, the table's entries."""
+    i, j = _cell_index(ref)
+    params = {"index": index[:20] or "(empty)"} if size is None else {"index": index, "size": f"{size:,}"}
+    return ExtractError(Report([Issue("shared_string" if size is None else "shared_string_past", sheet=sheet,
+                                      row=i + 1, column=column_letters(j), value=ref, params=params)]))
+
+
+def _row_bound(columns: int) -> int:
+    """The last row allowed when the sheet reaches ``columns`` columns."""
+    from data.guards import MAX_SHEET_CELLS, MAX_SHEET_ROWS
+
+    return min(MAX_SHEET_ROWS, MAX_SHEET_CELLS // max(columns, 1))
+
+
+def _formula_text(buf: bytes, m) -> str:
+    """The formula of a matched formula cell, as ``=...`` (60 characters at most)."""
+    import html
+
+    body = bytes(buf[m.start():m.end()])
+    f = re.search(rb"<(?:[A-Za-z_][-.\w]*:)?f\b[^>]*?(/?)>", body)
+    text = "" if f.group(1) else html.unescape(body[f.end():body.find(b"<", f.end())].decode("utf-8", "replace"))
+    return ("=" + text)[:60] if text else "(shared formula)"
+
+
+def _inflated(data: bytes, zf, part: str):
+    """A workbook part's decompressed bytes in pieces of about ``_SCAN_CHUNK``. The part is
+    inflated straight from ``data`` (the whole file, in memory) with no CRC (fastexcel checks
+    it; the CRC costs as much again as the inflating); through ``zipfile`` when the part is not
+    plainly stored or deflated."""
+    import struct
+    import zipfile
+    import zlib
+
+    info = zf.getinfo(part)
+    h = info.header_offset
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 1 \
+            or data[h:h + 4] != b"PK\x03\x04":
+        with zf.open(part) as fh:
+            while chunk := fh.read(_SCAN_CHUNK):
+                yield chunk
+        return
+    n, m = struct.unpack_from("<HH", data, h + 26)
+    raw = memoryview(data)[h + 30 + n + m:h + 30 + n + m + info.compress_size]
+    if info.compress_type == zipfile.ZIP_STORED:
+        for i in range(0, len(raw), _SCAN_CHUNK):
+            yield bytes(raw[i:i + _SCAN_CHUNK])
+        return
+    d = zlib.decompressobj(-15)
+    parts, size = [], 0
+    for i in range(0, len(raw), 2**18):
+        piece = raw[i:i + 2**18]
+        while piece:
+            out = d.decompress(piece, _SCAN_CHUNK)
+            piece = d.unconsumed_tail
+            parts.append(out)
+            size += len(out)
+            if size >= _SCAN_CHUNK:
+                yield b"".join(parts)
+                parts, size = [], 0
+        if d.eof:
+            break
+    parts.append(d.flush())
+    if any(parts):
+        yield b"".join(parts)
+
+
+def _pieces(data: bytes, zf, part: str):
+    """A sheet part's decompressed XML as ``(buffer, end)`` pieces of about ``_SCAN_CHUNK`` bytes:
+    ``buffer[:end]`` is searched and the rest goes in front of the next piece. The cut is before
+    the last cell's start tag within the last ``_CELL_MAX`` bytes (so a cell is seen whole), else
+    before the last tag still open, else at the end: what is carried stays small whatever the
+    XML (a sheet of blanks included)."""
+    carry = b""
+    for chunk in _inflated(data, zf, part):
+        buf = carry + chunk if carry else chunk
+        lo = max(0, len(buf) - _CELL_MAX)
+        cell = max(buf.rfind(b"<c ", lo), buf.rfind(b"<c>", lo))
+        colon = buf.rfind(b":c ", lo)               # a prefixed cell, <x:c r="A1">
+        if colon > 0:
+            cell = max(cell, buf.rfind(b"<", lo, colon))
+        lt = buf.rfind(b"<")
+        end = len(buf)
+        if cell > 0:
+            end = cell
+        elif lt > 0 and buf.find(b">", lt) < 0:
+            end = lt
+        carry = buf[end:]
+        yield buf, end
+    if carry:
+        yield carry, len(carry)
+
+
+def _arrow_blob(buf: bytes, start: int, end: int) -> pa.Array:
+    """``buf[start:end]`` as a one-element Arrow binary array (no copy)."""
+    offsets = pa.array([start, end], pa.int64()).buffers()[1]
+    return pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(buf)])
+
+
+def _re2_finds(buf: bytes, start: int, end: int, pattern: str) -> bool:
+    """Whether RE2 finds ``pattern`` in ``buf[start:end]`` (C speed, the GIL released)."""
+    import pyarrow.compute as pc
+
+    return bool(pc.match_substring_regex(_arrow_blob(buf, start, end), pattern=pattern)[0].as_py())
+
+
+def _re2_count(buf: bytes, start: int, end: int, pattern: str) -> int:
+    """How many times RE2 finds ``pattern`` in ``buf[start:end]`` (matches do not overlap)."""
+    import pyarrow.compute as pc
+
+    return pc.count_substring_regex(_arrow_blob(buf, start, end), pattern=pattern)[0].as_py()
+
+
+_COMPILED: dict[str, re.Pattern] = {}
+
+
+def _rx(pattern: str) -> re.Pattern:
+    got = _COMPILED.get(pattern)
+    if got is None:
+        got = _COMPILED[pattern] = re.compile(pattern.encode())
+    return got
+
+
+def scan_xlsx_sheet(data: bytes, zf, part: str, sheet: str) -> SheetScan:
+    """Check one xlsx sheet's XML before a reader allocates its used range.
+
+    calamine (behind fastexcel) allocates a sheet's whole used range, ~32 bytes a cell, whatever
+    columns are asked for: one value at XFD1048576 beside A1 is 17 billion cells (the process
+    aborts). So every cell that holds something is compared with ``MAX_SHEET_COLUMNS`` and with
+    the row bound ``min(MAX_SHEET_ROWS, MAX_SHEET_CELLS // columns)`` of :mod:`data.guards`; the
+    ``<dimension>`` tag is not read (it may lie either way). Shared-string indices must be plain
+    numbers, and formula cells with no saved value are collected.
+
+    The search runs in C (RE2 through pyarrow, no Python object per cell) over 4 MB pieces of
+    the decompressed XML; Python looks only where it finds something (the header row, which
+    sets the farthest column, and anything refused). About 1.2 s of CPU for a 1M-row, 13-column
+    sheet (300 MB of XML): half of it inflating (zlib, no CRC), half RE2 (~500 MB/s). It runs
+    in a background thread started when the workbook is opened (:meth:`_Heads.prefetch`), while
+    the top rows and shared strings are read, so the first load seldom waits for it. A sheet
+    with cells the search cannot place (cells without a reference) is read by
+    :func:`_scan_exact` (expat) instead; 4 MB of XML without a tag (padding) is refused at once.
+
+    Parameters
+    ----------
+    data : bytes
+        The workbook file.
+    zf : zipfile.ZipFile
+        The same, opened.
+    part : str
+        The sheet's part name (``xl/worksheets/sheet1.xml``).
+    sheet : str
+        The sheet's name, for messages.
+
+    Returns
+    -------
+    SheetScan
+
+    Raises
+    ------
+    ExtractError
+        ``used_range`` for a sheet beyond the bounds, ``shared_string`` for an index that is
+        not a plain number (both name the sheet and the cell), ``xml_padding`` for padding.
+    """
+    from data.guards import MAX_SHEET_COLUMNS
+
+    out = SheetScan()
+    cols = 0                        # farthest column so far (count from A)
+    top = 0                         # last row seen (for messages; the bound is the row pattern's)
+    rows = _row_bound(0)            # row bound in force
+    loose = False                   # an earlier piece was searched under a looser row bound
+    pos = last_tag = 0              # where the piece starts, and the last "<" so far, in the whole XML
+    for k, (buf, end) in enumerate(_pieces(data, zf, part)):
+        first = buf.find(b"<", 0, end)
+        if (end if first < 0 else first) + pos - last_tag >= _SCAN_CHUNK:
+            raise _refuse_padding(sheet)
+        if first >= 0:
+            last_tag = pos + buf.rfind(b"<", 0, end)
+        pos += end
+        top = max(top, _last_row(buf, end))
+        start = 0
+        counted = None              # where formula cells past the listed ones are counted from
+        while True:
+            pat = _scan_pattern(cols, rows, out.formula_count < _FORMULA_CELLS)
+            if not _re2_finds(buf, start, end, pat):
+                break
+            m = _rx(pat).search(memoryview(buf)[:end], start)
+            if m is None:           # RE2 and re read these patterns alike; never loop on a disagreement
+                break
+            kind = m.lastgroup
+            if kind == "odd":
+                return _scan_exact(data, zf, part, sheet)
+            ref, i, j = _ref_at(buf, m.start())
+            if kind == "col":
+                cols = j + 1
+                if cols > MAX_SHEET_COLUMNS:
+                    raise _refuse_range(sheet, ref, cols, max(top, i + 1))
+                if _row_bound(cols) < rows:
+                    rows = _row_bound(cols)
+                    loose = loose or k > 0
+                    start = 0       # this piece again under the tighter row bound
+                else:
+                    start = m.start()   # the same cell again, for the other checks
+            elif kind == "row":
+                raise _refuse_range(sheet, ref, max(cols, j + 1), max(top, i + 1))
+            elif kind == "sst":
+                v = bytes(buf[m.start():m.end() + 20])
+                v = v[re.search(rb"<(?:[A-Za-z_][-.\w]*:)?v>", v).end():]
+                raise _refuse_string(sheet, ref, v.split(b"<")[0].decode("utf-8", "replace").strip())
+            else:                   # a formula cell with no saved value
+                out.formulas.append((i, j, _formula_text(buf, m)))
+                out.formula_count += 1
+                start = m.end()
+                if out.formula_count == _FORMULA_CELLS:
+                    counted = start
+        if out.formula_count >= _FORMULA_CELLS:       # past the listed ones: only counted
+            out.formula_count += _re2_count(buf, 0 if counted is None else counted, end, _FORMULA)
+    if loose:                       # pieces searched before the farthest column was known: their rows again
+        pat = f'{_C}r="[A-Z]+{_gt_number(rows)}"{_OPEN}'
+        for buf, end in _pieces(data, zf, part):
+            if _re2_finds(buf, 0, end, pat):
+                ref, i, _ = _ref_at(buf, _rx(pat).search(memoryview(buf)[:end]).start())
+                raise _refuse_range(sheet, ref, cols, max(top, i + 1))
+    out.columns, out.rows = cols, top
+    return out
+
+
+def _scan_exact(data: bytes, zf, part: str, sheet: str) -> SheetScan:
+    """:func:`scan_xlsx_sheet` for any sheet XML, read with expat (slow: ~1 µs per element): a
+    cell without a reference goes after the previous one and a row without one after the
+    previous row, as calamine places them; a cell counts when it holds a value or inline text."""
+    import xml.parsers.expat
+
+    from data.guards import MAX_SHEET_CELLS, MAX_SHEET_COLUMNS, MAX_SHEET_ROWS
+
+    out = SheetScan()
+    st = {"row": -1, "col": -1, "cell": None, "text": None}
+    far = [0, 0]                    # columns, rows
+
+    def start(name, attrs):
+        tag = _local(name)
+        if tag == "row":
+            r = attrs.get("r", "").strip()
+            st["row"] = int(r) - 1 if r.isdigit() and len(r) < 12 else st["row"] + 1
+            st["col"] = -1
+        elif tag == "c":
+            m = re.fullmatch(r"([A-Za-z]{1,7})([0-9]{1,12})", attrs.get("r", "").strip())
+            i, j = _cell_index(m.group(0)) if m else (max(st["row"], 0), st["col"] + 1)
+            st["row"], st["col"] = i, j
+            st["cell"] = {"i": i, "j": j, "t": attrs.get("t", "n"), "v": None, "f": None, "is": False}
+        elif st["cell"] is not None and tag in ("v", "f"):
+            st["cell"][tag] = ""
+            st["text"] = tag
+        elif st["cell"] is not None and tag == "is":
+            st["cell"]["is"] = True
+
+    def text(data):
+        if st["text"] is not None and st["cell"] is not None:
+            st["cell"][st["text"]] += data
+
+    def end(name):
+        tag = _local(name)
+        if tag in ("v", "f"):
+            st["text"] = None
+        elif tag == "c" and st["cell"] is not None:
+            c, st["cell"] = st["cell"], None
+            i, j, v = c["i"], c["j"], c["v"]
+            ref = column_letters(min(j, 10**6)) + str(i + 1)
+            if c["is"] or (v is not None and (v.strip() or c["t"] in ("str", "inlineStr"))):
+                far[0], far[1] = max(far[0], j + 1), max(far[1], i + 1)
+                if far[0] > MAX_SHEET_COLUMNS or far[1] > MAX_SHEET_ROWS or far[0] * far[1] > MAX_SHEET_CELLS:
+                    raise _refuse_range(sheet, ref, far[0], far[1])
+            if c["t"] == "s" and v is not None and not v.strip().isdigit():
+                raise _refuse_string(sheet, ref, v.strip())
+            if c["f"] is not None and (v is None or (not v.strip() and c["t"] != "str")):
+                if out.formula_count < _FORMULA_CELLS:
+                    out.formulas.append((i, j, ("=" + c["f"])[:60] if c["f"] else "(shared formula)"))
+                out.formula_count += 1
+
+    p = xml.parsers.expat.ParserCreate(namespace_separator="}")
+    p.StartElementHandler, p.EndElementHandler, p.CharacterDataHandler = start, end, text
+    try:
+        for chunk in _inflated(data, zf, part):
+            if len(chunk) >= _SCAN_CHUNK and b"<" not in chunk:
+                raise _refuse_padding(sheet)
+            p.Parse(chunk, False)
+        p.Parse(b"", True)
+    except xml.parsers.expat.ExpatError as e:
+        raise ExtractError(Report([Issue("file_unreadable", sheet=sheet, params={
+            "expected": "a workbook", "detail": f"damaged sheet XML ({e})"})])) from None
+    out.columns, out.rows = far
+    return out
+
+
+def find_past_string(data: bytes, zf, part: str, sheet: str) -> ExtractError | None:
+    """After calamine refused a sheet for a shared-string index past the table's end: the first
+    such cell, as the ``shared_string_past`` error to report (None when not found). An error
+    path: the table's entries are counted and the sheet searched in Python."""
+    size = 0
+    if "xl/sharedStrings.xml" in zf.namelist():
+        table = zf.read("xl/sharedStrings.xml")
+        size = _re2_count(table, 0, len(table), f"<{_PFX}si[ \t\r\n/>]")
+        del table
+    bad = "[0-9]+" if size <= 0 else "0*" + _gt_number(size - 1)
+    rx = _rx(f'{_REF}[^>]*{_WS}t="s"[^>]*>{_WS}*<{_PFX}v>{_WS}*({bad}){_WS}*<')
+    for buf, end in _pieces(data, zf, part):
+        m = rx.search(memoryview(buf)[:end])
+        if m is not None:
+            return _refuse_string(sheet, _ref_at(buf, m.start())[0], str(int(m.group(1))), size)
+    return None
+
+
+def sheet_states(data: bytes) -> dict[str, str | None] | None:
+    """{sheet name -> ``hidden``, ``veryHidden`` or None (visible)} of an xlsx workbook, in its
+    order; None when the file is not an xlsx."""
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    try:
+        wb = ET.fromstring(zipfile.ZipFile(io.BytesIO(data)).read("xl/workbook.xml"))
+    except Exception:
+        return None
+    return {s.get("name"): (s.get("state") if s.get("state") in ("hidden", "veryHidden") else None)
+            for s in wb.iter() if _local(s.tag) == "sheet" and s.get("name") is not None}

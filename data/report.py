@@ -64,6 +64,57 @@ RULES: dict[str, tuple[str, str]] = {
                   "编号 {value} 在 Excel 中为数字格式，前导零（如有）已丢失"),
     "formula_text": ("text '{value}' starts like a formula; it is kept as plain text",
                      "文本“{value}”以公式符号开头，已按普通文本处理"),
+    # hostile and strange cells (docs/RULES.md, "Hostile and strange cells")
+    "file_encrypted": ("the workbook is encrypted (protected by a password to open): save it again without the "
+                       "password (Excel: File > Info > Protect Workbook > Encrypt with Password, clear it; WPS: "
+                       "File > Document Encryption) and upload that copy",
+                       "工作簿已加密（设有打开密码）：请去掉密码后另存（Excel：文件 > 信息 > 保护工作簿 > 用密码进行加密，"
+                       "清空密码；WPS：文件 > 文档加密），再上传该副本"),
+    "encoding_utf16": ("the file is {detail}; save it as CSV UTF-8 (Excel or WPS: Save As > CSV UTF-8) and upload "
+                       "that", "文件为 UTF-16 文本（{detail}），无法读取；请另存为 UTF-8 CSV（Excel 或 WPS：另存为 > CSV UTF-8）后上传"),
+    "used_range": ("the sheet's cells reach {value} ({columns} columns x {rows} rows); a sheet may use at most "
+                   "{max_columns} columns, {max_rows} rows and {max_cells} cells in all, so it was not read. A stray "
+                   "value far from the table? Delete the rows and columns beyond your data (Ctrl+End in Excel or WPS "
+                   "goes to the last used cell) and save again",
+                   "工作表的单元格延伸到 {value}（{columns} 列 x {rows} 行）；每个工作表最多 {max_columns} 列、{max_rows} 行、"
+                   "共 {max_cells} 个单元格，因此未读取。是否有远离表格的误输入？请删除数据以外的行和列（在 Excel 或 WPS 中按 "
+                   "Ctrl+End 可定位到最后使用的单元格）后重新保存"),
+    "xml_padding": ("the file was refused as unsafe: {size} MB of the sheet's XML hold no tag at all, padding rather "
+                    "than cells (as in a zip bomb), which no spreadsheet program writes; open the file in Excel or WPS "
+                    "and save it again",
+                    "文件存在安全风险，已拒绝：工作表 XML 中连续 {size} MB 没有任何标签，是填充内容而非单元格（类似压缩炸弹），"
+                    "表格软件不会这样保存；请用 Excel 或 WPS 打开后重新保存"),
+    "shared_string": ("cell {value} refers to shared text '{index}', which is not an entry number: the file is "
+                      "damaged (the cell would show another cell's text). Open it in Excel or WPS and save it again",
+                      "单元格 {value} 引用的共享文本编号“{index}”不是有效编号：文件已损坏（该单元格会显示其他单元格的文字）。"
+                      "请用 Excel 或 WPS 打开后重新保存"),
+    "shared_string_past": ("cell {value} refers to shared text no. {index}, but the workbook's shared-text table holds "
+                           "{size} entries: the file is damaged. Open it in Excel or WPS and save it again",
+                           "单元格 {value} 引用第 {index} 号共享文本，但工作簿的共享文本表只有 {size} 条：文件已损坏。"
+                           "请用 Excel 或 WPS 打开后重新保存"),
+    "formula_no_value": ("cell {cell} holds a formula ({value}) with no saved value, so it would read as blank (0): "
+                         "the workbook must be saved by Excel or WPS, which store each formula's value, or paste "
+                         "the cells as values",
+                         "单元格 {cell} 是公式（{value}），但文件中没有保存其计算结果，会被读成空白（0）：请用 Excel 或 WPS "
+                         "保存该工作簿（会保存公式结果），或将这些单元格粘贴为数值"),
+    "formula_no_value_more": ("{count} more formula cells with no saved value in this sheet (the first at {cell}); "
+                              "save the workbook in Excel or WPS, or paste the cells as values",
+                              "本表另有 {count} 个公式单元格没有保存计算结果（第一个在 {cell}）；请用 Excel 或 WPS 保存，"
+                              "或粘贴为数值"),
+    "hidden_sheet": ("sheet '{found}' is {state} in the workbook; it was read like any other sheet (unhide it to "
+                     "check what it holds)", "工作表“{found}”在工作簿中{state_zh}；已按普通工作表读取（请取消隐藏后核对其内容）"),
+    "too_large": ("{value} is beyond ±{limit}, larger than any real amount (a typo or an overflow?)",
+                  "{value} 超出 ±{limit}，大于任何实际金额（输入错误或溢出？）"),
+    "date_range": ("date {value} is outside {low}..{high} (a typo?)", "日期 {value} 超出 {low}..{high} 范围（输入错误？）"),
+    "date_outlier": ("date {value} is {days} days from the median date of this column ({median}); dates of one "
+                     "extract lie within {limit} days of it, and one far away would move the period's end "
+                     "(2062 typed for 2026?)",
+                     "日期 {value} 与本列日期中位数（{median}）相差 {days} 天；同一份数据的日期应在其前后 {limit} 天内，"
+                     "相差过远会移动期间终点（是否把 2026 误写为 2062？）"),
+    "text_too_long": ("'{value}' is {length} characters long; this column holds at most {limit}",
+                      "“{value}”长 {length} 个字符；此列最多 {limit} 个字符"),
+    "text_nul": ("'{value}' holds a NUL character (byte 0, shown as ␀), which cannot be stored; remove it",
+                 "“{value}”含有 NUL 字符（字节 0，显示为 ␀），无法保存；请删除"),
 }
 
 

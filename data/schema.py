@@ -16,6 +16,12 @@ from dataclasses import dataclass, field
 __all__ = [
     "FORMULA_PREFIXES",
     "FORMULA_START",
+    "MAX_ID_CHARS",
+    "MAX_TEXT_CHARS",
+    "MAX_AMOUNT",
+    "DATE_MIN",
+    "DATE_MAX",
+    "DATE_SPREAD_DAYS",
     "Column",
     "Sheet",
     "SHEETS",
@@ -35,6 +41,29 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
 # A regular expression matching text that starts with one of them, each written as \xNN so that
 # Python's re, RE2 (pyarrow) and Rust's regex (polars) all read it the same way.
 FORMULA_START = "^[" + "".join(f"\\x{ord(c):02x}" for c in FORMULA_PREFIXES) + "]"
+
+
+# Text that the store can hold on both databases. The limits are the column types of data/db.py
+# (``_TYPES`` and the ``ds_*`` tables: id String(64), text String(200)): SQLite ignores a VARCHAR
+# length but PostgreSQL refuses a longer value (and any text holding a NUL character), so ingest
+# checks both here, the same for either database.
+# Lengths are in characters (PostgreSQL counts characters, not bytes). Change them with db.py.
+MAX_ID_CHARS = 64
+MAX_TEXT_CHARS = 200
+
+# The largest magnitude of a money or plain number cell, in yuan (or the KPI's unit): 1e15 is
+# ten times a large bank's whole balance sheet, so anything above is a typo or an overflow (a
+# 1e308 balance would otherwise be published as pay = Infinity). Rates (0..1), risk weights
+# (0..12.5) and coefficients (0..1] keep their own tighter ranges.
+MAX_AMOUNT = 1e15
+
+# Dates (the daily balances' day): outside DATE_MIN..DATE_MAX a date is a typo (9999-12-31, a
+# serial number read as a date), and a date more than DATE_SPREAD_DAYS from its column's median
+# would move the period (it ends on the latest date, DOMAIN 4): 2062 typed for 2026 shifts every
+# account's average, so it is an error too.
+DATE_MIN = "1990-01-01"
+DATE_MAX = "2100-12-31"
+DATE_SPREAD_DAYS = 366
 
 
 def normalize_label(text: object) -> str:

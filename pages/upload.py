@@ -57,7 +57,7 @@ c2.download_button(ctx.t("download_sample"), state.SAMPLE_PATH.read_bytes(), "sa
 st.subheader(ctx.t("upload_title"))
 st.caption(ctx.t("upload_help"))
 files = st.file_uploader(ctx.t("upload_title"), accept_multiple_files=True, key="extract_upload",
-                         type=["xlsx", "xlsm", "xls", "xlsb", "ods", "csv", "txt"], label_visibility="collapsed")
+                         type=["xlsx", "xlsm", "xls", "csv", "txt"], label_visibility="collapsed")
 if not files:
     ss.pop("_upload_stored", None)         # uploading the same file again is a new decision
 if files:
