@@ -727,6 +727,8 @@ def _check_foreign_keys(p: _SheetParser, df: pd.DataFrame, frames: dict, names: 
             continue
         target_ids = _arrow_of(frames[target][sheet_by_key(target).id_column]).drop_null()
         values = _arrow_of(df[col])
+        if pa.types.is_null(target_ids.type):        # an empty parent sheet reads as a column of nulls
+            target_ids = target_ids.cast(values.type)
         known = pc.is_in(values, value_set=target_ids)
         bad = np.flatnonzero(_np_bool(pc.and_(pc.is_valid(values), pc.invert(pc.fill_null(known, False)))))
         if not len(bad):

@@ -98,6 +98,18 @@ def test_every_structural_error_refuses_the_valid_rows(tmp_path, mutate, rule):
         split_valid(extract, report)
 
 
+def test_a_required_sheet_with_a_header_only_is_reported_and_refuses_the_valid_rows(tmp_path):
+    # 客户经理 cut to its header row: reported as empty (not a crash), and its three assignments
+    # (业绩分配 rows 2-4) name managers that are not there
+    extract, report = parsed(book(tmp_path, "b.xlsx", lambda s: s.__setitem__("客户经理", s["客户经理"][:1])))
+    rules = [(i.rule, i.sheet, i.row) for i in report.errors]
+    assert ("empty_sheet", "客户经理", None) in rules
+    assert [r for r in rules if r[0] == "unknown_key"] == [("unknown_key", "业绩分配", n) for n in (2, 3, 4)]
+    assert refusals(extract, report)
+    with pytest.raises(ValueError):
+        split_valid(extract, report)
+
+
 def test_the_row_rules_are_rules_of_the_report_and_every_other_error_is_structural():
     from data.quarantine import ROW_RULES
     from data.report import RULES, Issue, Report
