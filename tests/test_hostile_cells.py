@@ -29,14 +29,13 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-import xlsxwriter
 
 from data.guards import MAX_SHEET_CELLS, MAX_SHEET_COLUMNS
 from data.ingest import load_extract, parse_uploads
 from data.readers import read_input
 from data.report import ExtractError
 from data.schema import MAX_AMOUNT, MAX_ID_CHARS, MAX_TEXT_CHARS
-from tests.test_hostile import MiB, run_cli
+from tests.test_hostile import MiB, _xlsxwriter_book, run_cli
 from tests.test_ingest import BASE, write_book
 
 # ---------------------------------------------------------------------------------------------
@@ -302,17 +301,7 @@ def test_hidden_and_very_hidden_sheets_are_read_with_a_warning_naming_them(tmp_p
 
 def _shared_book(path: Path) -> Path:
     """BASE written by XlsxWriter, whose text cells refer to xl/sharedStrings.xml by index."""
-    wb = xlsxwriter.Workbook(str(path))
-    for name, rows in BASE.items():
-        ws = wb.add_worksheet(name)
-        for r, row in enumerate(rows):
-            for c, v in enumerate(row):
-                if isinstance(v, str):
-                    ws.write_string(r, c, v)
-                elif v is not None:
-                    ws.write_number(r, c, v)
-    wb.close()
-    return path
+    return _xlsxwriter_book(path, BASE)
 
 
 @pytest.mark.parametrize("index, rule", [("-1", "shared_string"), ("1.0", "shared_string"),
