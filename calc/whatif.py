@@ -32,7 +32,8 @@ from calc.light import Result, evaluate, live
 from calc.rules import check_coefficients
 from calc.scenario import EDIT_ACTIONS, PAY_LINES, ROLES, Scenario
 
-__all__ = ["ACTIONS", "Edit", "EditError", "apply_edits", "edited", "edits_of", "reassign", "chain", "chain_lines", "scale_to_budget",
+__all__ = ["ACTIONS", "Edit", "EditError", "apply_edits", "edited", "edits_of", "reassign", "chain", "chain_states",
+           "frozen_state", "chain_lines", "scale_to_budget",
            "Budget", "sensitivity", "FACTOR_CAP"]
 
 ACTIONS = EDIT_ACTIONS
@@ -321,7 +322,39 @@ def chain(a: tuple[Base, Result, Scenario], b: tuple[Base, Result, Scenario],
         ``ca_Ca`` (A's coefficients on A's contribution, yuan), ``ca_Cb``, ``cb_Cb``, ``f_a``,
         ``f_b`` and the line's effects before the floor.
     """
-    A, B = _state(*a, only=managers), _state(*b, only=managers)
+    return chain_states(_state(*a, only=managers), _state(*b, only=managers))
+
+
+def frozen_state(customers: pd.DataFrame, pairs: pd.DataFrame, pay_factor: dict, floor_at_zero: bool,
+                 managers: pd.DataFrame) -> dict:
+    """A chain state (DOMAIN 11.2) from published rows instead of a Base and a Result.
+
+    Parameters
+    ----------
+    customers : DataFrame
+        ``customer_id`` and the contribution per line (``asset`` ... ``risk``, yuan) of every
+        customer the pairs name (a publication's frozen customer rows).
+    pairs : DataFrame
+        ``customer_id``, ``manager_id``, ``coefficient_used`` (a statement's frozen customers).
+    pay_factor : dict
+        The published scenario's factors.
+    floor_at_zero : bool
+    managers : DataFrame
+        ``manager_id``, ``name``, ``branch``.
+    """
+    return {"customers": pd.Index(customers["customer_id"]),
+            "C": np.column_stack([customers[x].to_numpy(dtype=float) for x in PAY_LINES]) if len(customers)
+            else np.zeros((0, len(PAY_LINES))),
+            "pair_customer": pairs["customer_id"].to_numpy(dtype=object),
+            "pair_manager": pairs["manager_id"].to_numpy(dtype=object),
+            "c": pairs["coefficient_used"].to_numpy(dtype=float),
+            "f": np.array([pay_factor[x] for x in PAY_LINES], dtype=float),
+            "floor": bool(floor_at_zero),
+            "managers": managers[["manager_id", "name", "branch"]]}
+
+
+def chain_states(A: dict, B: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`chain` on two states (from :func:`_state` or :func:`frozen_state`)."""
     ids = pd.Index(pd.unique(np.concatenate([A["managers"]["manager_id"].to_numpy(dtype=object),
                                              B["managers"]["manager_id"].to_numpy(dtype=object)])))
     S0 = _line_sums(A, A, ids)            # c_A on C_A
