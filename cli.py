@@ -16,9 +16,10 @@ python cli.py seed
 python cli.py user add USERNAME --role ROLE [--branch B] [--manager-id M]   (password from stdin)
 python cli.py user list
 
-INPUT is a workbook (.xlsx, .xls, .ods; the content decides) or a folder of CSV files. Exit
-codes: 0 done, 1 the input or scenario is invalid (the row-level report is printed), 2 bad
-command line, 3 an internal error (no traceback unless ``--debug``).
+INPUT is a workbook (.xlsx, .xlsm, .xls; the content decides; .ods and .xlsb are refused) or a
+folder of CSV files. Exit codes: 0 done, 1 the input or scenario is invalid (the row-level report
+is printed), 2 bad command line, ``--accept-valid-rows`` on an extract with structural errors, or
+the store busy, 3 an internal error (no traceback unless ``--debug``).
 """
 
 from __future__ import annotations
@@ -329,6 +330,10 @@ def cmd_publish(args) -> int:
     except ValueError as e:
         print(f"publish refused / 未能发布: {e}", file=sys.stderr)
         return EXIT_INVALID
+    if not pub.get("created", True):
+        print(f"unchanged: {pub['period']} v{pub['version']} is already published from the same dataset with the same "
+              f"parameters / 未变更：已以相同数据与参数发布为 v{pub['version']}")
+        return 0
     print(f"published {pub['period']} v{pub['version']} (result sha256 {pub['result_hash'][:16]}…)")
     return 0
 
@@ -360,6 +365,7 @@ def cmd_verify(args) -> int:
     inconsistent = 0
     checked: dict = {}                                # dataset id -> check_dataset, once per dataset
     statements_differ = 0
+    rows_differ = 0
     for row in pubs.itertuples(index=False):          # newest first (period, then version)
         check = store.verify(int(row.id), checked)
         how = check["how"]
@@ -370,9 +376,27 @@ def cmd_verify(args) -> int:
         if check["code_changed"]:
             note = (f" (the calculation code changed since publication: {code})" if how != "rounding"
                     else f" ({code})")
-        print(f"{row.period} v{row.version}: {_VERIFIED[how]}{note}")
+        head = _VERIFIED[how]
+        if how is not None and "differ" in (check["rows"], check["rows_hash"]):
+            head = f"the document {head}, but its frozen rows DIFFER / 但冻结的结果行不一致"
+        print(f"{row.period} v{row.version}: {head}{note}")
         for problem in check["problems"]:
             print(f"  {problem}")
+        if check["rows"] == "differ" and how is not None:
+            print("  frozen result rows DIFFER from the recomputed result / 冻结的结果行与重新计算结果不一致"
+                  + ("" if check["code_changed"] else " (same code: the stored rows were changed / 代码未变：存储的行被改动)"))
+            for problem in check["row_problems"]:
+                print(f"  {problem}")
+        if check["rows_hash"] == "differ":
+            print("  frozen rows do not match the hash stored at publish / 冻结的行与发布时记录的哈希不符")
+        elif check["rows_hash"] == "absent":
+            print("  no stored row hash (published before row hashes were kept): rows checked against the recomputed "
+                  "document / 无冻结行哈希（早于该功能发布）：已逐行对照重新计算的结果核对")
+        if not check["document_intact"] and how is not None:
+            print("  the stored document's text no longer has the hash recorded at publish; its numbers were compared "
+                  "/ 发布文件文本与发布时记录的哈希不符，已逐数核对")
+        if not check["same"] and how is not None:
+            rows_differ += 1
         if check["statements"] == "differ":
             statements_differ += 1
             print(f"  frozen statements DIFFER from the recomputed ones / 冻结的工资单与重新计算结果不一致"
@@ -393,7 +417,7 @@ def cmd_verify(args) -> int:
         print(f"{len(pubs)} publications checked / 已核验 {len(pubs)} 个发布: {counts['hash']} same hash / 哈希相同, "
               f"{counts['numbers']} same numbers / 数值一致, {counts['rounding']} to rounding / 舍入误差内一致, "
               f"{counts[None]} differ / 不一致")
-    return EXIT_INVALID if counts[None] or inconsistent or statements_differ else 0
+    return EXIT_INVALID if counts[None] or inconsistent or statements_differ or rows_differ else 0
 
 
 def cmd_statement(args) -> int:
@@ -587,6 +611,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _store_busy(e: BaseException) -> str | None:
+    """The message for an error that means "another process holds the store" (a writer that waited
+    too long, a database still locked), else None."""
+    from data.db import StoreBusy
+
+    if isinstance(e, StoreBusy):
+        return str(e)
+    text = str(getattr(e, "orig", e)).lower()
+    if type(e).__name__ == "OperationalError" and ("database is locked" in text or "busy" in text):
+        return ("another process is writing to the store; nothing was written, try again later / "
+                "另一个进程正在写入数据库，未写入任何内容，请稍后重试")
+    return None
+
+
 def main(argv=None) -> int:
     """Entry point; returns the exit code."""
     parser = build_parser()
@@ -599,6 +637,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # never a traceback for the user
+        busy = _store_busy(e)
+        if busy is not None and not args.debug:
+            print(f"store busy / 数据库忙: {busy}", file=sys.stderr)
+            return EXIT_USAGE
         if args.debug:
             raise
         print(f"internal error / 内部错误: {type(e).__name__}: {e} (run with --debug for details)", file=sys.stderr)

@@ -1,8 +1,11 @@
 """Local accounts: argon2 password hashes, lockout, roles, user management, all audited.
 
 Passwords are never stored, logged or audited; only argon2id hashes (salted, via argon2-cffi).
-Five failed attempts lock an account for 15 minutes. Every login, failure, lockout, logout and
-user change is appended to the audit log.
+Five failed attempts lock an account for 15 minutes; the count is read and raised in one write
+transaction (the ``users`` lock on PostgreSQL, the write lock on SQLite), so attempts made in
+parallel cannot outrun it. Every login, failure, lockout, logout and user change is appended to
+the audit log; a user name holding a control character (NUL included) is refused without a lookup
+and audited too.
 """
 
 from __future__ import annotations
@@ -83,9 +86,20 @@ def check_password_rule(password: str) -> None:
         raise ValueError("the password must not start or end with spaces")
 
 
+def _control_free(text: str) -> bool:
+    """True when ``text`` holds no control character (NUL, tab, newline and the like)."""
+    return not any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
 def _check_user_fields(username: str, role: str, branch: str | None, manager_id: str | None) -> None:
     if not username or not username.strip() or len(username) > MAX_USERNAME:
         raise ValueError("a user name of 1 to 100 characters is required")
+    if not _control_free(username):
+        raise ValueError("a user name must not hold control characters (such as NUL or a line break)")
+    for what, value, limit in (("branch", branch, T.users.c.branch.type.length),
+                               ("manager id", manager_id, T.users.c.manager_id.type.length)):
+        if value is not None and ("\x00" in str(value) or len(str(value)) > limit):
+            raise ValueError(f"the {what} must be at most {limit} characters, without NUL characters")
     if role not in ROLES:
         raise ValueError(f"role {role!r} must be one of {', '.join(ROLES)}")
     if role == "branch_head" and not branch:
@@ -138,8 +152,10 @@ class Users:
         ValueError
             Bad fields, a taken user name, or ``first_admin`` when accounts exist.
         """
-        username = username.strip()
+        username = (username or "").strip()
         _check_user_fields(username, role, branch, manager_id)
+        if oidc_subject and ("\x00" in oidc_subject or len(oidc_subject) > T.users.c.oidc_subject.type.length):
+            raise ValueError("the single sign-on subject is too long or holds a NUL character")
         if password is not None:
             check_password_rule(password)
         elif not oidc_subject and "@" not in username:
@@ -164,66 +180,93 @@ class Users:
                               after={"role": role, "branch": branch, "manager_id": manager_id,
                                      "sso": bool(oidc_subject), "first_admin": first_admin})
 
-        run_write(self.engine, write)
+        run_write(self.engine, write, lock="users")     # two first-admin forms at once: one administrator
         return Principal(username, role, branch or None, manager_id or None)
 
     def authenticate(self, username: str, password: str) -> Principal:
         """Check a password; count failures, lock after 5, audit every outcome.
+
+        The password is checked outside any transaction (argon2 takes tens of milliseconds); the
+        outcome is then recorded in one write transaction that reads the account again, so the
+        failure count and the lock are read and written atomically: of many wrong passwords sent
+        at once exactly :data:`MAX_FAILURES` are counted, the account locks at the last of them,
+        and the others (and a right password arriving meanwhile) are refused as locked.
 
         Raises
         ------
         AuthError
             With a message safe to show (it does not say whether the user exists).
         """
-        username = (username or "").strip()
+        username = (username or "").strip() if isinstance(username, str) or username is None else str(username)
+        generic = "wrong user name or password"
         row = None
-        if len(username) <= MAX_USERNAME:            # longer names cannot exist: no lookup, same refusal
+        # Names longer than any stored one, or holding a control character (a NUL cannot even be
+        # sent to PostgreSQL), cannot exist: no lookup, the same refusal, audited.
+        if len(username) <= MAX_USERNAME and _control_free(username):
             with read_tx(self.engine) as conn:
                 row = conn.execute(select(T.users).where(T.users.c.username == username)).mappings().first()
-        generic = "wrong user name or password"
         if row is None or not row["password_hash"]:
             try:
                 _HASHER.verify(_dummy_hash(), password or "")   # same cost as a real check
             except (VerificationError, InvalidHashError):
                 pass
-            self.store.audit(username or "?", "login_failed", f"user {username}", after={"reason": "unknown"})
+            reason = "unknown" if _control_free(username) else "control character in user name"
+            self.store.audit(username or "?", "login_failed", f"user {username}", after={"reason": reason})
             raise AuthError("unknown", generic)
-        now = _now()
-        locked_until = _aware(row["locked_until"])
-        if locked_until and locked_until > now:
-            self.store.audit(username, "login_failed", f"user {username}", after={"reason": "locked"})
-            minutes = max(1, int((locked_until - now).total_seconds() // 60) + 1)
-            raise _locked(minutes)
-        if not row["active"]:
-            self.store.audit(username, "login_failed", f"user {username}", after={"reason": "inactive"})
-            raise AuthError("inactive", "the account is deactivated")
+        refusal = self._refusal(row, _now())
+        if refusal is not None:
+            self.store.audit(username, "login_failed", f"user {username}", after={"reason": refusal.reason})
+            raise refusal
         try:
             _HASHER.verify(row["password_hash"], password or "")
+            good = True
         except (VerifyMismatchError, VerificationError, InvalidHashError):
-            failures = (row["failed_attempts"] or 0) + 1
-            lock = failures >= MAX_FAILURES
+            good = False
 
-            def fail(conn):
-                conn.execute(T.users.update().where(T.users.c.id == row["id"]).values(
-                    failed_attempts=0 if lock else failures,
-                    locked_until=now + dt.timedelta(minutes=LOCK_MINUTES) if lock else None))
+        def record(conn):
+            """Read the account again under the write lock, then count, lock or log in."""
+            now = _now()
+            current = conn.execute(select(T.users).where(T.users.c.id == row["id"]).with_for_update()).mappings().one()
+            refused = self._refusal(current, now)
+            if refused is not None:             # locked or deactivated meanwhile (parallel attempts)
+                self.store._audit(conn, username, "login_failed", f"user {username}", after={"reason": refused.reason})
+                return refused
+            if good and current["password_hash"] != row["password_hash"]:     # changed meanwhile
                 self.store._audit(conn, username, "login_failed", f"user {username}",
-                                  after={"reason": "password", "attempt": failures})
-                if lock:
-                    self.store._audit(conn, username, "lockout", f"user {username}",
-                                      after={"minutes": LOCK_MINUTES})
-
-            run_write(self.engine, fail)
+                                  after={"reason": "password changed meanwhile"})
+                return AuthError("password", generic)
+            if good:
+                conn.execute(T.users.update().where(T.users.c.id == row["id"]).values(
+                    failed_attempts=0, locked_until=None))
+                self.store._audit(conn, username, "login", f"user {username}")
+                return _principal(current)
+            failures = (current["failed_attempts"] or 0) + 1
+            lock = failures >= MAX_FAILURES
+            conn.execute(T.users.update().where(T.users.c.id == row["id"]).values(
+                failed_attempts=0 if lock else failures,
+                locked_until=now + dt.timedelta(minutes=LOCK_MINUTES) if lock else None))
+            self.store._audit(conn, username, "login_failed", f"user {username}",
+                              after={"reason": "password", "attempt": failures})
             if lock:
-                raise _locked(LOCK_MINUTES) from None
-            raise AuthError("password", generic) from None
+                self.store._audit(conn, username, "lockout", f"user {username}", after={"minutes": LOCK_MINUTES})
+                return _locked(LOCK_MINUTES)
+            return AuthError("password", generic)
 
-        def ok(conn):
-            conn.execute(T.users.update().where(T.users.c.id == row["id"]).values(failed_attempts=0, locked_until=None))
-            self.store._audit(conn, username, "login", f"user {username}")
+        outcome = run_write(self.engine, record, lock="users")
+        if isinstance(outcome, AuthError):
+            raise outcome
+        return outcome
 
-        run_write(self.engine, ok)
-        return _principal(row)
+    @staticmethod
+    def _refusal(row, now: dt.datetime) -> AuthError | None:
+        """Why an account may not log in now (locked, deactivated), or None."""
+        locked_until = _aware(row["locked_until"])
+        if locked_until and locked_until > now:
+            minutes = max(1, int((locked_until - now).total_seconds() // 60) + 1)
+            return _locked(minutes)
+        if not row["active"]:
+            return AuthError("inactive", "the account is deactivated")
+        return None
 
     def principal_for_sso(self, claims: dict) -> Principal | None:
         """The active account a single-sign-on identity maps to, else None (audited either way).
@@ -254,6 +297,9 @@ class Users:
         row = None
         if isinstance(exp, (int, float)) and exp < _now().timestamp():
             reason = "expired token"
+        elif not all(_control_free(x) and len(x) <= T.users.c.oidc_subject.type.length
+                     for x in (subject or "", email or "")):
+            reason = "control character or over-long identity"
         else:
             with read_tx(self.engine) as conn:
                 if subject:
@@ -282,11 +328,13 @@ class Users:
             self.store._audit(conn, row["username"], "login", f"user {row['username']}",
                               after={"via": "sso", "sub": subject})
 
-        run_write(self.engine, ok)
+        run_write(self.engine, ok, lock="users")
         return _principal(row)
 
     def principal(self, username: str) -> Principal | None:
         """The current role and branch of an active account (None when gone or deactivated)."""
+        if not isinstance(username, str) or len(username) > MAX_USERNAME or not _control_free(username):
+            return None
         with read_tx(self.engine) as conn:
             row = conn.execute(select(T.users).where(T.users.c.username == username)).mappings().first()
         if row is None or not row["active"]:
@@ -313,6 +361,9 @@ class Users:
         unknown = set(changes) - allowed
         if unknown:
             raise ValueError(f"cannot change {sorted(unknown)[0]!r}")
+
+        if not isinstance(username, str) or not _control_free(username) or len(username) > MAX_USERNAME:
+            raise ValueError(f"no user {username!r}")
 
         def write(conn):
             row = conn.execute(select(T.users).where(T.users.c.username == username)).mappings().first()
@@ -346,4 +397,4 @@ class Users:
                 after["password"] = "changed"
             self.store._audit(conn, actor, "user_change", f"user {username}", before=before, after=after)
 
-        run_write(self.engine, write)
+        run_write(self.engine, write, lock="users")

@@ -5,9 +5,18 @@ The URL comes from the environment variable ``JIXIAO_DATABASE_URL``, then ``data
 project. The same tables and SQL run on both (SQLAlchemy Core, no dialect-specific SQL except the
 append-only triggers of the audit log, written once per dialect).
 
-SQLite is opened with WAL, foreign keys and a busy timeout; every write transaction starts with
-``BEGIN IMMEDIATE`` and writers in one process are serialised by a lock, so concurrent uploads
-and publishes wait their turn instead of failing with "database is locked".
+Concurrent work (docs/RULES.md, "Concurrent work"): readers never wait on a writer (SQLite in
+WAL mode; PostgreSQL's snapshots), and opening a store takes no write lock unless a migration is
+pending. Writers wait their turn, saying so once on standard error (:func:`set_wait_notice`):
+on SQLite every write transaction starts with ``BEGIN IMMEDIATE`` (one writer at a time, threads
+of one process first queue on a lock); on PostgreSQL a write that reads before it writes takes a
+transaction-scoped advisory lock first (:data:`LOCKS`: the store's content, the accounts, the
+migrations), so two loads or publishes of a period become consecutive versions, two
+first-administrator forms one administrator, three processes starting on an empty database one
+migration. A writer that waited longer than ``JIXIAO_WRITE_WAIT_SECONDS`` (default 3600) gives
+up with :class:`StoreBusy`, having written nothing. PostgreSQL sessions end an idle transaction
+after 10 minutes and notice a vanished client within seconds (``client_connection_check_interval``
+on PostgreSQL 14 and later, TCP keepalives), so a killed process never holds a lock for long.
 
 On PostgreSQL the published result rows (``pub_managers``, ``pub_customers`` and the frozen
 statements ``pub_statement_*``) also carry row-level security as a second wall behind
@@ -21,6 +30,7 @@ owns its schema (see the README).
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 import tomllib
@@ -39,7 +49,8 @@ from data.schema import SHEETS
 
 __all__ = ["ROOT", "DEFAULT_URL", "database_url", "is_default_store", "get_engine", "metadata", "T", "migrate",
            "MIGRATIONS", "write_tx", "run_write", "read_tx", "DATASET_TABLES", "scoped", "row_security_enforced",
-           "ROW_SECURITY_TABLES", "SNAPSHOT_PART_BYTES"]
+           "ROW_SECURITY_TABLES", "SNAPSHOT_PART_BYTES", "StoreBusy", "LOCKS", "set_wait_notice", "FROZEN_TABLES",
+           "pending_migrations"]
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_URL = f"sqlite:///{ROOT / 'var' / 'jixiao.db'}"
@@ -160,6 +171,9 @@ publications = Table(
     Column("code_version", String(64), nullable=False),
     Column("result_hash", String(64), nullable=False),    # sha256 of result_json
     Column("result_json", Text, nullable=False),          # DOMAIN 10 document, frozen
+    # sha256 of the frozen rows (pub_managers, pub_customers, pub_statement_*; migration 8):
+    # data.store._frozen_rows_hash. NULL for publications made before migration 8.
+    Column("rows_hash", String(64)),
     UniqueConstraint("period", "version", name="uq_publications_period_version"),
 )
 
@@ -305,6 +319,65 @@ _engines_lock = threading.Lock()
 _write_locks: dict[str, threading.Lock] = {}
 
 
+class StoreBusy(RuntimeError):
+    """Another process kept the store's write lock longer than this writer may wait
+    (``JIXIAO_WRITE_WAIT_SECONDS``, default 3600); nothing was written. The message is safe to show."""
+
+
+# What a PostgreSQL write serialises on: pg_advisory_xact_lock(_LOCK_CLASS, id), held until the
+# transaction ends. ``content``: datasets, scenarios and publications (every load, scenario save
+# and publish); ``users``: accounts (first administrator, lockout counts, changes); ``migrate``:
+# the schema. SQLite has one writer at a time anyway (BEGIN IMMEDIATE).
+LOCKS = {"content": 1, "users": 2, "migrate": 3}
+_LOCK_CLASS = 0x4A58            # "JX"
+_WAITING = {None: "another write to the store", "content": "another load or publish",
+            "users": "another change to the user accounts", "migrate": "another process upgrading the database"}
+_WAITING_ZH = {None: "另一个写入", "content": "另一个入库或发布", "users": "另一个账户变更", "migrate": "另一个进程升级数据库"}
+_POLL_SECONDS = 0.2
+
+
+def _stderr_notice(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
+
+
+_notice = [_stderr_notice]
+
+
+def set_wait_notice(fn) -> None:
+    """Where a writer that must wait says so (once per wait): ``fn(message)``; standard error by default."""
+    _notice[0] = fn or _stderr_notice
+
+
+def _wait_seconds() -> float:
+    try:
+        return max(0.0, float(os.environ.get("JIXIAO_WRITE_WAIT_SECONDS", "3600")))
+    except ValueError:
+        return 3600.0
+
+
+def _wait_turn(try_once, lock: str | None) -> None:
+    """Call ``try_once()`` until it returns True, telling the user once that we wait.
+
+    Raises
+    ------
+    StoreBusy
+        When the wait exceeds ``JIXIAO_WRITE_WAIT_SECONDS``.
+    """
+    if try_once():
+        return
+    what, what_zh = _WAITING.get(lock, _WAITING[None]), _WAITING_ZH.get(lock, _WAITING_ZH[None])
+    _notice[0](f"waiting for {what} to finish… / 正在等待{what_zh}完成…")
+    limit = _wait_seconds()
+    deadline = time.monotonic() + limit
+    while not try_once():
+        if time.monotonic() >= deadline:
+            raise StoreBusy(f"{what} is still running after {limit:.0f} s; nothing was written, try again later / "
+                            f"{what_zh}仍在进行（已等待 {limit:.0f} 秒），未写入任何内容，请稍后重试")
+        time.sleep(_POLL_SECONDS)
+
+
 def get_engine(url: str | None = None) -> Engine:
     """One engine per URL per process (creating the SQLite file's folder when needed)."""
     url = url or database_url()
@@ -319,10 +392,36 @@ def get_engine(url: str | None = None) -> Engine:
             Path(url_used[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url_used, connect_args={"timeout": 60, "check_same_thread": False})
             _sqlite_setup(engine)
+        elif url_used.startswith("postgresql"):
+            # Client-side TCP keepalives: a server that vanished is noticed within ~1 min.
+            engine = create_engine(url_used, pool_pre_ping=True, connect_args={
+                "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3})
+            _postgresql_setup(engine)
         else:
             engine = create_engine(url_used, pool_pre_ping=True)
         _engines[url] = engine
         return engine
+
+
+# Session settings of every PostgreSQL connection: a transaction left idle (a client stuck or
+# gone between statements) is ended after 10 minutes, a vanished client host is noticed by
+# server-side TCP keepalives, and (PostgreSQL 14+) a statement still running for a client that
+# was killed is cancelled within 2 seconds instead of holding its locks until it ends.
+_PG_SETTINGS = (("idle_in_transaction_session_timeout", "600000"), ("tcp_keepalives_idle", "30"),
+                ("tcp_keepalives_interval", "10"), ("tcp_keepalives_count", "3"))
+_PG14_SETTINGS = (("client_connection_check_interval", "2000"),)
+
+
+def _postgresql_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        settings = _PG_SETTINGS
+        if getattr(getattr(dbapi_conn, "info", None), "server_version", 0) >= 140000:
+            settings += _PG14_SETTINGS
+        with dbapi_conn.cursor() as cur:
+            for name, value in settings:
+                cur.execute("SELECT set_config(%s, %s, false)", (name, value))
+        dbapi_conn.commit()
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -338,36 +437,68 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        immediate = conn.get_execution_options().get("jixiao_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if not conn.get_execution_options().get("jixiao_write", False):
+            conn.exec_driver_sql("BEGIN")
+            return
+        raw = conn.connection.dbapi_connection
+
+        def try_once() -> bool:
+            # A short busy wait per attempt, so that the wait loop can tell the user and give up.
+            raw.execute(f"PRAGMA busy_timeout={int(_POLL_SECONDS * 1000)}")
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return True
+            except sqlite3.OperationalError as e:
+                if "locked" in str(e).lower() or "busy" in str(e).lower():
+                    return False
+                raise
+            finally:
+                raw.execute("PRAGMA busy_timeout=60000")
+
+        _wait_turn(try_once, conn.get_execution_options().get("jixiao_lock"))
 
 
 @contextmanager
-def write_tx(engine: Engine):
-    """A write transaction: all or nothing; serialised per process and ``BEGIN IMMEDIATE`` on SQLite.
+def write_tx(engine: Engine, lock: str | None = None):
+    """A write transaction: all or nothing, and this writer's turn.
+
+    SQLite: threads of this process queue on a lock, then ``BEGIN IMMEDIATE`` waits for any other
+    process's write. PostgreSQL: with ``lock`` (a key of :data:`LOCKS`) the transaction first takes
+    that advisory lock (released when it ends), so writers that read before they write (next
+    version numbers, counts) see each other's commits. Either way a wait is announced once
+    (:func:`set_wait_notice`) and given up after ``JIXIAO_WRITE_WAIT_SECONDS``.
 
     Yields a connection inside a transaction; an exception rolls everything back.
+
+    Raises
+    ------
+    StoreBusy
+        The wait for the lock took too long; nothing was written.
     """
     key = str(engine.url)
     with _engines_lock:
-        lock = _write_locks.setdefault(key, threading.Lock())
+        thread_lock = _write_locks.setdefault(key, threading.Lock())
     sqlite = engine.dialect.name == "sqlite"
     if sqlite:
-        lock.acquire()
+        _wait_turn(lambda: thread_lock.acquire(timeout=_POLL_SECONDS), lock)
     try:
-        with engine.connect().execution_options(jixiao_write=True) as conn:
+        with engine.connect().execution_options(jixiao_write=True, jixiao_lock=lock) as conn:
             with conn.begin():
+                if lock is not None and engine.dialect.name == "postgresql":
+                    take = text("SELECT pg_try_advisory_xact_lock(:c, :o)").bindparams(c=_LOCK_CLASS, o=LOCKS[lock])
+                    _wait_turn(lambda: bool(conn.execute(take).scalar()), lock)
                 yield conn
     finally:
         if sqlite:
-            lock.release()
+            thread_lock.release()
 
 
-def run_write(engine: Engine, fn, retries: int = 5):
-    """Run ``fn(conn)`` in :func:`write_tx`, retrying the whole transaction when the database is busy."""
+def run_write(engine: Engine, fn, retries: int = 5, lock: str | None = None):
+    """Run ``fn(conn)`` in :func:`write_tx` (holding ``lock``), retrying the whole transaction
+    when the database reports a transient conflict (busy, serialisation failure, deadlock)."""
     for attempt in range(retries):
         try:
-            with write_tx(engine) as conn:
+            with write_tx(engine, lock) as conn:
                 return fn(conn)
         except OperationalError as e:
             busy = any(w in str(e).lower() for w in ("locked", "busy", "could not serialize", "deadlock"))
@@ -741,23 +872,71 @@ def _m7_frozen_statements(conn, dialect: str) -> None:
         _row_security(conn, dict.fromkeys(_M7_TABLES, _M7_POLICY))
 
 
+# The frozen tables (migration 8): written once by the publish transaction, never updated or
+# deleted; triggers refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL), as for the audit log.
+# A later migration that rebuilds one of them (SQLite's copy-and-rename) must create its triggers again.
+FROZEN_TABLES = ("publications", "pub_managers", "pub_customers", "pub_statement_lines", "pub_statement_customers",
+                 "pub_statement_kpis")
+
+
+def _m8_frozen_rows_hash_and_append_only(conn, dialect: str) -> None:
+    # publications.rows_hash: the SHA-256 of the publication's frozen rows, written at publish and
+    # checked by verify (NULL for earlier publications: their rows are checked against the
+    # recomputed document). Frozen tables become append-only, as the audit log is.
+    conn.exec_driver_sql("ALTER TABLE publications ADD COLUMN rows_hash VARCHAR(64)")
+    if dialect == "sqlite":
+        for table in FROZEN_TABLES:
+            for event_, verb in (("UPDATE", "update"), ("DELETE", "delete")):
+                conn.exec_driver_sql(
+                    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{verb} BEFORE {event_} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only (frozen at publish)'); END")
+    elif dialect == "postgresql":
+        conn.exec_driver_sql(
+            "CREATE OR REPLACE FUNCTION jixiao_frozen() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION '%% is append-only (frozen at publish)', TG_TABLE_NAME; END $$")
+        for table in FROZEN_TABLES:
+            conn.exec_driver_sql(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                                 "FOR EACH STATEMENT EXECUTE FUNCTION jixiao_frozen()")
+            conn.exec_driver_sql(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                                 "FOR EACH STATEMENT EXECUTE FUNCTION jixiao_frozen()")
+
+
 MIGRATIONS = [(1, "initial schema", _m1_initial), (2, "row-level security on published rows", _m2_row_security),
               (3, "columnar snapshots of stored datasets", _m3_snapshots),
               (4, "dataset rows without per-row index and key upkeep", _m4_bulk_friendly_dataset_rows),
               (5, "NULL (not NaN) for missing result floats", _m5_nullable_result_floats),
               (6, "dataset rows without per-row foreign key on SQLite", _m6_dataset_rows_without_keys_on_sqlite),
-              (7, "statements frozen at publish", _m7_frozen_statements)]
+              (7, "statements frozen at publish", _m7_frozen_statements),
+              (8, "hash of the frozen rows; frozen tables append-only", _m8_frozen_rows_hash_and_append_only)]
+
+
+def pending_migrations(engine: Engine, upto: int | None = None) -> list[int]:
+    """The migration versions not yet applied (up to ``upto``), read without taking a write lock."""
+    from sqlalchemy import inspect
+
+    with read_tx(engine) as conn:
+        if not inspect(conn).has_table(migrations.name):
+            done = set()
+        else:
+            done = {r[0] for r in conn.execute(select(migrations.c.version))}
+    return [v for v, _d, _f in MIGRATIONS if v not in done and (upto is None or v <= upto)]
 
 
 def migrate(engine: Engine, upto: int | None = None) -> list[int]:
     """Apply pending migrations (all, or those up to version ``upto``); return the versions applied.
 
-    All of them run in one transaction: a failure leaves the database as it was.
+    A store that is up to date is only read (no write lock: opening a store while a load runs
+    does not wait). Otherwise all pending migrations run in one transaction, holding the
+    ``migrate`` lock (PostgreSQL) or the write lock (SQLite): a failure leaves the database as it
+    was, and processes starting together on an empty database migrate it once; the others wait,
+    then find nothing to do.
     """
     import datetime as dt
 
+    if not pending_migrations(engine, upto):
+        return []
     applied = []
-    with write_tx(engine) as conn:
+    with write_tx(engine, lock="migrate") as conn:
         migrations.create(conn, checkfirst=True)
         done = {r[0] for r in conn.execute(select(migrations.c.version))}
         for version, _desc, fn in MIGRATIONS:

@@ -42,7 +42,8 @@ def seed(store: Store, force: bool = False) -> bool:
     Returns
     -------
     bool
-        True when the sample was stored and published now.
+        True when the sample was stored and published now; False when the store held a dataset,
+        or another process seeding at the same time stored the same datasets and publications first.
     """
     if not force and not is_default_store(store.engine.url):
         return False
@@ -55,12 +56,15 @@ def seed(store: Store, force: bool = False) -> bool:
     sha = sha256_path(path)
     official = Scenario(name="默认方案 default")
     q2_sha = hashlib.sha256(("2026Q2 derived from " + sha).encode()).hexdigest()
-    store.save_dataset("2026Q2", "sample_bank.xlsx (2026Q2, derived)", q2_sha, previous_period(extract.frames),
-                       SEED_USER)
-    store.save_dataset("2026Q3", "sample_bank.xlsx", sha, extract.frames, SEED_USER)
-    store.publish("2026Q2", official, "sample data", SEED_USER)
-    store.publish("2026Q3", official, "sample data", SEED_USER)
-    return True
+    # Two processes seeding at once (two `make run`, two `cli.py seed`) store one set: the same
+    # bytes again are a no-op dataset, and the same dataset, parameters and reason again a no-op
+    # publication (Store.publish, "created": False); only the one that stored something says so.
+    q2 = store.save_dataset("2026Q2", "sample_bank.xlsx（2026Q2 由 2026Q3 推算）", q2_sha, previous_period(extract.frames),
+                            SEED_USER)
+    q3 = store.save_dataset("2026Q3", "sample_bank.xlsx", sha, extract.frames, SEED_USER)
+    p2 = store.publish("2026Q2", official, "样例数据 sample data", SEED_USER, dataset_id=q2.id)
+    p3 = store.publish("2026Q3", official, "样例数据 sample data", SEED_USER, dataset_id=q3.id)
+    return q2.created or q3.created or p2["created"] or p3["created"]
 
 
 def shown_url(url: str) -> str:

@@ -740,6 +740,135 @@ def _check_period(period: str) -> str:
     return period
 
 
+def printable(value) -> str:
+    """``value`` as text without NUL characters (PostgreSQL cannot store them; shown as U+FFFD)."""
+    return str(value).replace("\x00", "\ufffd")
+
+
+def check_text(value, what: str, max_length: int | None) -> None:
+    """Refuse text the two databases would store differently: a NUL character (PostgreSQL cannot
+    store one) or more characters than its column holds (PostgreSQL refuses, SQLite would keep them).
+
+    Raises
+    ------
+    ValueError
+        Naming ``what`` and the problem.
+    """
+    if value is None:
+        return
+    value = str(value)
+    if "\x00" in value:
+        raise ValueError(f"{what} holds a NUL character (\\x00), which cannot be stored")
+    if max_length is not None and len(value) > max_length:
+        raise ValueError(f"{what} has {len(value)} characters; at most {max_length} can be stored")
+
+
+def _scenario_parameters(toml: str) -> str | None:
+    """A scenario's parameters without its name, as canonical TOML (None when it no longer parses)."""
+    try:
+        return Scenario.from_toml(toml).replace(name="-").to_toml()
+    except ValueError:
+        return None
+
+
+def _same_publication(conn, period: str, dataset_id: int, scenario: Scenario, code: str,
+                      reason: str) -> dict | None:
+    """The period's newest publication when publishing again would repeat it, as
+    :meth:`Store.publish` returns it with ``created`` False; else None.
+
+    It repeats it when it was made from ``dataset_id`` with ``scenario``'s parameters (the
+    scenario's name aside) by the same calculation code ``code``, and ``reason`` is empty or the
+    reason it was published with (a double click, two sessions, two processes seeding). A new,
+    different reason publishes the same inputs again on purpose, as a new version.
+    """
+    p, sc = T.publications, T.scenarios
+    last = conn.execute(select(p.c.id, p.c.period, p.c.version, p.c.dataset_id, p.c.scenario_id, p.c.result_hash,
+                               p.c.inputs_hash, p.c.rows_hash, p.c.code_version, p.c.reason, sc.c.toml)
+                        .select_from(p.join(sc, sc.c.id == p.c.scenario_id))
+                        .where(p.c.period == period).order_by(p.c.version.desc()).limit(1)).mappings().first()
+    if last is None or last["dataset_id"] != dataset_id or last["code_version"] != code:
+        return None
+    if reason and reason != last["reason"]:
+        return None
+    if _scenario_parameters(last["toml"]) != scenario.replace(name="-").to_toml():
+        return None
+    out = {k: last[k] for k in ("id", "period", "version", "dataset_id", "scenario_id", "result_hash", "inputs_hash",
+                                "rows_hash")}
+    return {**out, "created": False}
+
+
+# Result columns that must hold a number (a NaN there is not "no figure" but a calculation fault).
+_REQUIRED_FIGURES = {"managers": ("asset", "liability", "intermediate", "risk", "total", "pay", "points_pay"),
+                     "customers": ("asset", "liability", "intermediate", "risk", "total")}
+
+
+def _check_finite(result) -> None:
+    """Refuse to publish a result holding an infinite number anywhere, or a NaN in a figure that
+    must exist (pay, points pay, the line contributions) or in the bank totals.
+
+    Raises
+    ------
+    ValueError
+        Naming the first manager or customer and the column (and how many values are affected).
+    """
+    for kind, frame, key in (("manager", result.managers, "manager_id"), ("customer", result.customers, "customer_id"),
+                             ("KPI row of manager", result.kpi, "manager_id")):
+        required = _REQUIRED_FIGURES.get(kind + "s", ())
+        for col in frame.columns:
+            if col == key or not pd.api.types.is_float_dtype(frame[col].dtype):
+                continue
+            x = frame[col].to_numpy(dtype=np.float64)
+            bad = np.isinf(x) | (np.isnan(x) if col in required else False)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ValueError(f"the result holds a non-finite number: {kind} {frame[key].iloc[i]}, column {col} "
+                                 f"is {float(x[i])!r} ({int(bad.sum())} value(s) in that column); nothing was "
+                                 "published (check the input's amounts and the scenario's parameters) / "
+                                 f"结果含非有限数值：{frame[key].iloc[i]} 的 {col} 为 {float(x[i])!r}，未发布")
+    for name, value in result.totals.items():
+        if isinstance(value, float) and not np.isfinite(value):
+            raise ValueError(f"the result holds a non-finite number: the bank total {name} is {value!r}; "
+                             f"nothing was published / 结果含非有限数值：合计 {name} 为 {value!r}，未发布")
+
+
+# The frozen tables a publication's rows hash covers, in hashing order, with their keys.
+# "lines", "customers" and "kpi" are the statement tables (:data:`_STATEMENT_TABLES`).
+_FROZEN_ROWS = {"result_managers": (T.pub_managers, ("manager_id",)),
+                "result_customers": (T.pub_customers, ("customer_id",)), **_STATEMENT_TABLES}
+
+
+def _frozen_rows_hash(data: dict[str, pa.Table]) -> str:
+    """SHA-256 of a publication's frozen rows, the same whether built at publish or read back.
+
+    Per table of :data:`_FROZEN_ROWS` (name, row count and columns first): the rows sorted by
+    their key, then column by column the values as compared by verify (:func:`_comparable`):
+    floats as little-endian float64 bytes (missing as one NaN, -0.0 as 0.0), integers as int64,
+    text as a JSON list.
+
+    Parameters
+    ----------
+    data : dict of str to pyarrow.Table
+        By the keys of :data:`_FROZEN_ROWS`: the table's columns except ``publication_id``.
+    """
+    h = hashlib.sha256()
+    for kind, (table, keys) in _FROZEN_ROWS.items():
+        rows = _comparable(table, data[kind])
+        rows = rows.take(pc.sort_indices(rows, sort_keys=[(k, "ascending") for k in keys]))
+        h.update(f"{table.name}\n{rows.num_rows}\n{','.join(rows.column_names)}\n".encode())
+        for name in rows.column_names:
+            col = rows.column(name)
+            if pa.types.is_floating(col.type):
+                v = col.to_numpy(zero_copy_only=False).astype(np.float64) + 0.0
+                v[np.isnan(v)] = np.nan
+                h.update(v.astype("<f8").tobytes())
+            elif pa.types.is_integer(col.type):
+                h.update(json.dumps(col.to_pylist()).encode())
+            else:
+                h.update(json.dumps(col.to_pylist(), ensure_ascii=False).encode())
+            h.update(b"\n")
+    return h.hexdigest()
+
+
 class Store:
     """Repository over one database (see :mod:`data.db` for the URL rules)."""
 
@@ -759,8 +888,11 @@ class Store:
     # ------------------------------------------------------------------ audit
     @staticmethod
     def _audit(conn, actor: str, action: str, target: str, before=None, after=None) -> None:
-        conn.execute(T.audit_log.insert().values(     # cut to the columns' sizes: user text may be longer
-            at=_now(), actor=str(actor)[:_AUDIT_ACTOR], action=action, target=str(target)[:_AUDIT_TARGET],
+        # Cut to the columns' sizes (user text may be longer) and without NUL characters, which
+        # PostgreSQL cannot store in text: a refusal of such a name is audited like any other.
+        conn.execute(T.audit_log.insert().values(
+            at=_now(), actor=printable(actor)[:_AUDIT_ACTOR], action=action,
+            target=printable(target)[:_AUDIT_TARGET],
             before=None if before is None else json.dumps(before, ensure_ascii=False, default=str),
             after=None if after is None else json.dumps(after, ensure_ascii=False, default=str)))
 
@@ -809,6 +941,8 @@ class Store:
             When the rows or per-branch balances read back differ from the frames.
         """
         period = _check_period(period)
+        check_text(file_name, "the file name", T.datasets.c.file_name.type.length)
+        check_text(uploader, "the uploader", T.datasets.c.uploader.type.length)
         bad = [k for k, v in frames.items() if "_error" in v and bool(v["_error"].any())]
         if bad:
             raise ValueError(f"sheets {', '.join(bad)} hold rows with errors; split them off first")
@@ -847,7 +981,7 @@ class Store:
             row = conn.execute(select(T.datasets).where(T.datasets.c.id == ds_id)).mappings().one()
             return self._info(row)
 
-        return run_write(self.engine, write)
+        return run_write(self.engine, write, lock="content")
 
     @staticmethod
     def _reconcile(conn, ds_id: int, frames: dict, counts: dict, rejected: int,
@@ -943,7 +1077,7 @@ class Store:
                                 after={"dataset_id": dataset_id, "sheet": key,
                                        "problem": "snapshot fails its SHA-256 or row count; read from the rows"})
 
-        run_write(self.engine, write)
+        run_write(self.engine, write, lock="content")
         with self._recomputed_lock:
             self._fallbacks_noted.update((dataset_id, k) for k in sheets)
 
@@ -1023,7 +1157,8 @@ class Store:
         tuple of (int, int)
             Scenario row id and version.
         """
-        return run_write(self.engine, lambda conn: self._save_scenario(conn, scenario, author))
+        check_text(scenario.name, "the scenario name", T.scenarios.c.name.type.length)
+        return run_write(self.engine, lambda conn: self._save_scenario(conn, scenario, author), lock="content")
 
     def _save_scenario(self, conn, scenario: Scenario, author: str) -> tuple[int, int]:
         toml = scenario.to_toml()
@@ -1058,8 +1193,17 @@ class Store:
         """Freeze the period's results under ``scenario`` as its next published version.
 
         Frozen in one transaction: the DOMAIN 10 document, the managers' and customers' rows and
-        every manager's statement (:func:`_statement_frames`), all bulk-written. A result whose
-        pay its statement lines do not explain is refused (:func:`_check_statements_add_up`).
+        every manager's statement (:func:`_statement_frames`), all bulk-written, with the SHA-256
+        of those rows (``rows_hash``, :func:`_frozen_rows_hash`). A result whose pay its statement
+        lines do not explain is refused (:func:`_check_statements_add_up`), and so is one holding
+        an infinite number, or a NaN where a figure is required (:func:`_check_finite`).
+
+        Publishing what the period's newest publication already is (the same dataset, the same
+        scenario parameters, the scenario's name aside, and the same calculation code), without a
+        reason or with the reason it was published with, stores nothing and returns that
+        publication with ``created`` False, so two identical publishes (a double click, two
+        sessions, two processes seeding) give one version (:func:`_same_publication`). Concurrent publishes of one period are serialised (the
+        ``content`` lock): each becomes the next version.
 
         Parameters
         ----------
@@ -1075,21 +1219,36 @@ class Store:
         Returns
         -------
         dict
-            The publication row (without the JSON document).
+            The publication row (without the JSON document): ``id``, ``period``, ``version``,
+            ``dataset_id``, ``scenario_id``, ``result_hash``, ``inputs_hash``, ``rows_hash`` and
+            ``created`` (True for a new publication, False when it already existed).
 
         Raises
         ------
         ValueError
-            No dataset for the period, a re-publication without a reason, or statements that do
-            not explain the pay.
+            No dataset for the period, a re-publication without a reason, statements that do
+            not explain the pay, or a non-finite number in the result (naming the manager or
+            customer and the column).
+        data.db.StoreBusy
+            Another write kept the store busy longer than a writer waits.
         """
         period = _check_period(period)
+        check_text(scenario.name, "the scenario name", T.scenarios.c.name.type.length)
+        check_text(user, "the user name", T.publications.c.published_by.type.length)
+        reason = (reason or "").strip()
+        check_text(reason, "the reason", None)
         ds = self.dataset(dataset_id) if dataset_id else self.latest_dataset(period)
         if ds is None or ds.period != period:
             raise ValueError(f"no dataset stored for period {period}; load one first")
+        code = code_version()
+        with read_tx(self.engine) as conn:          # nothing to compute when it is published already
+            same = _same_publication(conn, period, ds.id, scenario, code, reason)
+        if same is not None:
+            return same
         frames = self.load_frames(ds.id)
         result = run(frames, scenario)[1]     # the Base and the frames are not kept past the run
         del frames
+        _check_finite(result)
         # The canonical UTF-8 bytes, hashed while written (calc.output.write_document), are the
         # one copy of the document: stored as they are, never decoded or re-encoded here (at 5M
         # accounts the document is ~225 MB).
@@ -1097,11 +1256,16 @@ class Store:
         result_hash = write_document(result, doc)[1]
         statements = _statement_frames(result, scenario)
         _check_statements_add_up(result, scenario, statements["lines"])
-        code = code_version()
+        rows = {"result_managers": _pub_rows(T.pub_managers, result.managers, 0),
+                "result_customers": _pub_rows(T.pub_customers, result.customers, 0)}
+        rows_hash = _frozen_rows_hash({**{k: v.drop_columns(["publication_id"]) for k, v in rows.items()},
+                                       **statements})
         inputs_hash = hashlib.sha256("\n".join([ds.sha256, scenario.to_toml(), code]).encode()).hexdigest()
-        reason = (reason or "").strip()
 
         def write(conn):
+            same = _same_publication(conn, period, ds.id, scenario, code, reason)     # published meanwhile
+            if same is not None:
+                return same
             previous = conn.execute(select(func.max(T.publications.c.version))
                                     .where(T.publications.c.period == period)).scalar() or 0
             if previous and not reason:
@@ -1111,21 +1275,24 @@ class Store:
                 pub_id = _insert_publication(conn, document, dict(
                     period=period, version=previous + 1, dataset_id=ds.id, scenario_id=scenario_id,
                     reason=reason or "first publication", published_by=user, published_at=_now(),
-                    inputs_hash=inputs_hash, code_version=code, result_hash=result_hash))
-            _bulk_insert(conn, T.pub_managers, _pub_rows(T.pub_managers, result.managers, pub_id))
-            _bulk_insert(conn, T.pub_customers, _pub_rows(T.pub_customers, result.customers, pub_id))
-            for kind, rows in statements.items():           # every manager's statement, frozen
-                _bulk_insert(conn, _STATEMENT_TABLES[kind][0], _with_publication(rows, pub_id))
+                    inputs_hash=inputs_hash, code_version=code, result_hash=result_hash, rows_hash=rows_hash))
+            for kind, table in (("result_managers", T.pub_managers), ("result_customers", T.pub_customers)):
+                data = rows[kind]
+                _bulk_insert(conn, table, data.set_column(
+                    0, "publication_id", pa.array(np.full(data.num_rows, pub_id, dtype=np.int64))))
+            for kind, data in statements.items():           # every manager's statement, frozen
+                _bulk_insert(conn, _STATEMENT_TABLES[kind][0], _with_publication(data, pub_id))
             self._audit(conn, user, "publish", f"period {period} v{previous + 1}",
                         before={"version": previous} if previous else None,
                         after={"dataset": ds.label, "scenario": f"{scenario.name} v{scenario_version}",
                                "reason": reason or "first publication", "result_hash": result_hash,
                                "pay_total": result.totals["pay"]})
             return {"id": pub_id, "period": period, "version": previous + 1, "dataset_id": ds.id,
-                    "scenario_id": scenario_id, "result_hash": result_hash, "inputs_hash": inputs_hash}
+                    "scenario_id": scenario_id, "result_hash": result_hash, "inputs_hash": inputs_hash,
+                    "rows_hash": rows_hash, "created": True}
 
         try:
-            return run_write(self.engine, write)
+            return run_write(self.engine, write, lock="content")
         finally:
             doc.close()
 
@@ -1285,14 +1452,21 @@ class Store:
                 "warnings": warnings}
 
     def verify(self, publication_id: int, checked: dict | None = None) -> dict:
-        """Recompute a publication from its stored dataset and scenario and compare with the frozen document.
+        """Recompute a publication from its stored dataset and scenario and compare with everything frozen.
 
-        The same when the recomputed canonical text has the stored hash, or else when both
-        documents, parsed, are equal value for value: the same keys, text and integers equal,
-        and every float equal as a float64, exactly (:func:`_same_numbers`). The second way
+        The document: the same when the recomputed canonical text has the stored hash, or else
+        when both documents, parsed, are equal value for value: the same keys, text and integers
+        equal, and every float equal as a float64, exactly (:func:`_same_numbers`). The second way
         exists only so that a release that writes floats differently does not make an old
-        publication "differ"; a float off in its last bit differs. ``same`` also needs the frozen
-        statement rows to equal those of the recomputed result (:meth:`_verify_statements`).
+        publication "differ"; a float off in its last bit differs. The stored text is also hashed
+        again (``document_intact``: it still has the hash recorded at publish).
+
+        The frozen rows: their SHA-256 against the one stored at publish (``rows_hash``:
+        ``"same"``, ``"differ"``, or ``"absent"`` for a publication made before migration 8), and
+        the manager and customer rows column by column against the recomputed result (exactly,
+        or within rounding when the code changed), so a changed row is named even when the
+        document reproduces. ``same`` also needs the frozen statement rows to equal those of the
+        recomputed result (:meth:`_verify_statements`).
 
         The dataset's two stored copies are checked as well (:meth:`check_dataset`): its rows
         reconciled against its snapshots, and any snapshot that fails its hash or row count.
@@ -1310,12 +1484,15 @@ class Store:
         dict
             ``stored_hash``, ``recomputed_hash``, ``same`` (bool), ``how`` (``"rounding"`` when the
             code changed since publication and every amount is within rounding, see
-            :func:`_within_rounding`; else ``"hash"``,
-            ``"numbers"`` or None when they differ), ``problems`` (when the document differs: which
-            column of the frozen manager / customer rows differs, in how many rows, the first one),
-            ``code_changed`` (bool), ``code_version`` (stored at publish) and ``code_now``,
-            ``statements`` (``"same"``, ``"rounding"``, ``"differ"`` or ``"absent"`` for a
-            publication from before statements were frozen) and ``statement_problems``,
+            :func:`_within_rounding`; else ``"hash"``, ``"numbers"`` or None when the document
+            differs), ``document_intact`` (bool: the stored text has its stored hash),
+            ``problems`` (when the document differs: which column of the frozen manager /
+            customer rows differs, in how many rows, the first one), ``rows`` (``"same"``,
+            ``"rounding"`` or ``"differ"``: the frozen manager and customer rows against the
+            recomputation), ``row_problems``, ``rows_hash`` (``"same"``, ``"differ"`` or
+            ``"absent"``), ``code_changed`` (bool), ``code_version`` (stored at publish) and
+            ``code_now``, ``statements`` (``"same"``, ``"rounding"``, ``"differ"`` or ``"absent"``
+            for a publication from before statements were frozen) and ``statement_problems``,
             ``dataset_consistent`` (bool), ``dataset_problems`` (list of str),
             ``snapshot_fallback`` (sheets loaded from their rows because their snapshot failed).
         """
@@ -1331,36 +1508,58 @@ class Store:
         how = "hash" if h == row["result_hash"] else None
         code_now = code_version()
         code_changed = row["code_version"] != code_now
+        stored_text = self.published_document(publication_id)
+        document_intact = hashlib.sha256(stored_text.encode("utf-8")).hexdigest() == row["result_hash"]
         if how is None:
-            stored, now = json.loads(self.published_document(publication_id)), json.loads(document_bytes(result))
+            stored, now = json.loads(stored_text), json.loads(document_bytes(result))
             if _same_numbers(stored, now):
                 how = "numbers"
             elif code_changed and _within_rounding(stored, now):
                 how = "rounding"
-        statements, statement_problems = self._verify_statements(publication_id, result, scenario, code_changed)
-        problems = [] if how is not None else self._result_problems(publication_id, result, code_changed)
+        del stored_text
+        with read_tx(self.engine) as conn:
+            frozen = {kind: _read_frozen(conn, table, publication_id) for kind, (table, _k) in _FROZEN_ROWS.items()}
+        stored_rows_hash = row.get("rows_hash")
+        if stored_rows_hash is None or (isinstance(stored_rows_hash, float) and np.isnan(stored_rows_hash)):
+            rows_hash = "absent"
+        else:
+            rows_hash = "same" if _frozen_rows_hash(frozen) == stored_rows_hash else "differ"
+        rows, row_problems = "differ", []
+        for exact in (True, False):             # within rounding only when the code changed since
+            if not exact and not code_changed:
+                break
+            row_problems = [p for kind, table, key, frame in (
+                ("managers", T.pub_managers, "manager_id", result.managers),
+                ("customers", T.pub_customers, "customer_id", result.customers))
+                for p in _compare_rows(table, frozen[f"result_{kind}"], _pub_rows(table, frame, publication_id),
+                                       (key,), kind, tolerance=not exact)]
+            if not row_problems:
+                rows = "same" if exact else "rounding"
+                break
+        statements, statement_problems = self._verify_statements(publication_id, result, scenario, code_changed,
+                                                                 frozen)
+        problems = []
+        if how is None:
+            problems = row_problems or ["the stored document differs from the recomputed one, though its frozen "
+                                        "manager and customer rows do not (the document was changed after "
+                                        "publication)"]
         return {"stored_hash": row["result_hash"], "recomputed_hash": h,
-                "same": how is not None and statements != "differ", "how": how, "problems": problems,
+                "same": (how is not None and statements != "differ" and rows != "differ" and rows_hash != "differ"),
+                "how": how, "problems": problems, "document_intact": document_intact,
+                "rows": rows, "row_problems": row_problems, "rows_hash": rows_hash,
                 "code_changed": code_changed, "code_version": row["code_version"], "code_now": code_now,
                 "statements": statements, "statement_problems": statement_problems,
                 "dataset_consistent": dataset["consistent"], "dataset_problems": dataset["problems"],
                 "snapshot_fallback": dataset["snapshot_fallback"]}
 
-    def _result_problems(self, publication_id: int, result, code_changed: bool) -> list[str]:
-        """Where a publication's frozen manager and customer rows differ from a recomputed result
-        (what a differing document differs in: which column, how many rows, the first one)."""
-        problems = []
-        with read_tx(self.engine) as conn:
-            for kind, table, key, frame in (("managers", T.pub_managers, "manager_id", result.managers),
-                                            ("customers", T.pub_customers, "customer_id", result.customers)):
-                problems += _compare_rows(table, _read_frozen(conn, table, publication_id),
-                                          _pub_rows(table, frame, publication_id), (key,), kind, tolerance=code_changed)
-        return problems or ["the stored document differs from the recomputed one, though its frozen manager and "
-                            "customer rows do not (the document was changed after publication)"]
-
     def _verify_statements(self, publication_id: int, result, scenario: Scenario,
-                           code_changed: bool) -> tuple[str, list[str]]:
+                           code_changed: bool, frozen: dict | None = None) -> tuple[str, list[str]]:
         """Compare a publication's frozen statement rows with those of its recomputed result.
+
+        Parameters
+        ----------
+        frozen : dict, optional
+            The frozen rows already read (by kind); read here otherwise.
 
         Returns
         -------
@@ -1370,9 +1569,10 @@ class Store:
             (published before statements were frozen), and the differences found.
         """
         now = _statement_frames(result, scenario)
-        with read_tx(self.engine) as conn:
-            frozen = {kind: _read_frozen(conn, table, publication_id)
-                      for kind, (table, _keys) in _STATEMENT_TABLES.items()}
+        if frozen is None:
+            with read_tx(self.engine) as conn:
+                frozen = {kind: _read_frozen(conn, table, publication_id)
+                          for kind, (table, _keys) in _STATEMENT_TABLES.items()}
         if not frozen["lines"].num_rows and len(result.managers):
             return "absent", []
         for exact in (True, False):

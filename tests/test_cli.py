@@ -205,6 +205,7 @@ def _tamper(db: Path, period: str, version: int, *, text=None, result_hash=None)
     import sqlite3
 
     with sqlite3.connect(db) as conn:
+        conn.execute("DROP TRIGGER IF EXISTS publications_no_update")   # frozen: only a database owner could
         if text is not None:
             conn.execute("UPDATE publications SET result_json = ? WHERE period = ? AND version = ?",
                          (text(conn.execute("SELECT result_json FROM publications WHERE period = ? AND version = ?",
@@ -271,6 +272,7 @@ def test_verify_accepts_rounding_only_after_a_code_change(published_store, capsy
     assert cli_module.main(["verify", "--period", "2026Q4"]) == 1
     assert "DIFFERS" in capsys.readouterr().out
     with sqlite3.connect(db) as conn:                                       # ... made by an earlier release
+        conn.execute("DROP TRIGGER IF EXISTS publications_no_update")
         conn.execute("UPDATE publications SET code_version = 'earlier' WHERE period = '2026Q4'")
     assert cli_module.main(["verify", "--period", "2026Q4"]) == 0
     out = capsys.readouterr().out

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from calc.scenario import Scenario
-from data.db import MIGRATIONS, ROW_SECURITY_TABLES, T, get_engine, metadata, migrate, row_security_enforced
+from data.db import FROZEN_TABLES, MIGRATIONS, ROW_SECURITY_TABLES, T, get_engine, metadata, migrate, row_security_enforced
 from data.store import Store
 
 LATEST = MIGRATIONS[-1][0]
@@ -80,9 +80,11 @@ def test_the_migrations_build_exactly_the_tables_the_code_uses(new_url):
         assert {p[0] for p in s["_policies"]} == set(ROW_SECURITY_TABLES)
         assert {r[0] for r in s["_row_security"] if r[1] and r[2]} == set(ROW_SECURITY_TABLES)
         assert row_security_enforced(migrated)
-        assert s["_triggers"] == ["audit_log_append_only"]
+        assert s["_triggers"] == sorted(["audit_log_append_only", *[f"{t}_append_only" for t in FROZEN_TABLES],
+                                         *[f"{t}_no_truncate" for t in FROZEN_TABLES]])
     else:
-        assert s["_triggers"] == ["audit_log_no_delete", "audit_log_no_update"]
+        assert s["_triggers"] == sorted(f"{t}_no_{verb}" for t in ("audit_log", *FROZEN_TABLES)
+                                        for verb in ("delete", "update"))
 
 
 def _rows_of_the_first_release(engine) -> None:
@@ -216,7 +218,9 @@ def test_the_result_columns_are_declared_once():
                                                    *[n for n in names if n not in (names[0],)]], table.name
 
 
-def _changed(value):
+def _changed(value, name: str = ""):
+    if name == "edits":                           # coefficient edits: one set
+        return [{"action": "set", "customer_id": "C1", "manager_id": "M1", "coefficient": 0.5}]
     if isinstance(value, dict):                   # the last key: grade and tier bounds must go down
         k = list(value)[-1]
         return {k: value[k] / 2 + 0.0001}
@@ -241,7 +245,7 @@ def test_the_account_key_is_made_of_the_account_level_fields_only():
     assert account == {"days", "day_basis", "tax_rate", "capital_ratio", "cost_of_capital", "risk_weight_default",
                        "unit_cost", "cost_rate"}
     for f in fields(Scenario):
-        other = base.replace(**{f.name: _changed(getattr(base, f.name))})
+        other = base.replace(**{f.name: _changed(getattr(base, f.name), f.name)})
         assert getattr(other, f.name) != getattr(base, f.name), f.name
         assert (other.account_key() != base.account_key()) == (f.name in account), f.name
 

@@ -34,6 +34,7 @@ from data.db import T, scoped
 from data.export import statement_document, statement_workbook
 from data.store import Store
 from factories import make_frames
+from tests.test_store import unfreeze
 
 PERIOD = "2026Q3"
 ADMIN = Principal("boss", "admin")
@@ -220,6 +221,7 @@ def test_verify_catches_a_changed_frozen_statement_row(published, monkeypatch, c
     assert store.verify(pub_id)["statements"] == "same"
     t = T.pub_statement_customers
     with store.engine.begin() as conn:
+        unfreeze(conn, t.name)                      # frozen: only a database owner could change it
         conn.execute(t.update().where((t.c.publication_id == pub_id) & (t.c.manager_id == "M2")
                                       & (t.c.customer_id == "C2")).values(intermediate=4660.0))
     check = Store.open(url).verify(pub_id)
@@ -240,7 +242,10 @@ def test_a_publication_from_before_frozen_statements_is_recomputed_with_a_warnin
     frozen = Access(store, ADMIN).statement(pub_id, "M2")
     with store.engine.begin() as conn:              # as a publication made before migration 7 has them
         for table in (T.pub_statement_lines, T.pub_statement_customers, T.pub_statement_kpis):
+            unfreeze(conn, table.name)
             conn.execute(delete(table).where(table.c.publication_id == pub_id))
+        unfreeze(conn, "publications")              # ... and, made before migration 8, no hash of its rows
+        conn.execute(T.publications.update().where(T.publications.c.id == pub_id).values(rows_hash=None))
     chain = Access(Store.open(url), ADMIN).statement(pub_id, "M2")
     assert not chain["frozen"] and "published before statements were frozen" in chain["warnings"][0]
     for part in ("summary", "lines", "customers", "kpi"):          # the same numbers, recomputed

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import and_, func, select, text
 
 from calc.scenario import Scenario
-from data.db import T, migrate
+from data.db import MIGRATIONS, T, migrate
 from data.ingest import load_extract
 from data.store import ReconciliationError, Store
 from tests.test_ingest import BASE, write_book
@@ -148,7 +148,7 @@ def test_migrations_apply_once(store_url):
     store = Store.open(store_url)
     assert migrate(store.engine) == []
     with store.engine.connect() as conn:
-        assert conn.execute(select(T.migrations.c.version)).scalars().all() == [1, 2, 3, 4, 5, 6, 7]
+        assert conn.execute(select(T.migrations.c.version)).scalars().all() == [v for v, _d, _f in MIGRATIONS]
 
 
 def test_a_store_from_before_migration_4_loses_its_dataset_id_indexes(store_url, small_frames):
@@ -229,7 +229,10 @@ def test_cli_load_and_publish(tmp_path):
     assert p.returncode == 0 and "stored 2026Q3 v1" in p.stdout
     assert "unchanged" in cli("load", book, "--period", "2026Q3").stdout
     assert cli("publish", "--period", "2026Q3").returncode == 0
-    p = cli("publish", "--period", "2026Q3")
+    p = cli("publish", "--period", "2026Q3")                 # the same again: nothing new, said so
+    assert p.returncode == 0 and "unchanged: 2026Q3 v1 is already published" in p.stdout
+    (tmp_path / "other.toml").write_text("stock_factor = 0.5\n", encoding="utf-8")
+    p = cli("publish", "--period", "2026Q3", "--scenario", tmp_path / "other.toml")
     assert p.returncode == 1 and "needs a reason" in p.stderr and "Traceback" not in p.stderr
     assert "v2" in cli("publish", "--period", "2026Q3", "--reason", "rates fixed").stdout
     assert "reproduces exactly" in cli("verify", "--period", "2026Q3").stdout
@@ -341,12 +344,24 @@ def _publish_small(store_url, small_frames):
     return store, info, store.publish("2026Q3", Scenario(name="official"), "", "alice")
 
 
+def unfreeze(conn, *tables: str) -> None:
+    """What only a database owner can do, and tests that play one: drop the append-only triggers of
+    frozen tables (migration 8) so that their rows can be tampered with."""
+    for table in tables or ("publications",):
+        if conn.dialect.name == "sqlite":
+            for verb in ("update", "delete"):
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_{verb}")
+        else:
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+
+
 def _rewrite(store, pub, doc) -> None:
     """Freeze ``doc`` as an older release would have written it (another layout, its own hash)."""
     import hashlib
 
     text = json.dumps(doc, indent=2)
     with store.engine.begin() as conn:
+        unfreeze(conn)
         conn.execute(T.publications.update().where(T.publications.c.id == pub["id"])
                      .values(result_json=text, result_hash=hashlib.sha256(text.encode()).hexdigest()))
 
@@ -562,3 +577,50 @@ def test_cli_seed_loads_the_sample_into_the_configured_store_only_when_empty(tmp
     assert cli.main(["seed"]) == 1
     assert "already holds a dataset" in capsys.readouterr().err
     assert len(store.datasets()) == 2
+
+
+def test_publishing_the_same_again_returns_the_publication_with_created_false(store_url, small_frames):
+    """The same dataset and scenario parameters (another name aside) again, without a reason or
+    with the same one: nothing new, the publication back with "created" False; a new reason or
+    another parameter makes the next version."""
+    store, info, first = _publish_small(store_url, small_frames)
+    assert first["created"] is True and first["version"] == 1
+    again = store.publish("2026Q3", Scenario(name="renamed"), "", "bob")
+    assert again == {**first, "created": False}
+    assert len(store.publications()) == 1 and (store.audit_log()["action"] == "publish").sum() == 1
+    on_purpose = store.publish("2026Q3", Scenario(name="official"), "checked again", "alice")
+    assert (on_purpose["version"], on_purpose["created"]) == (2, True)
+    assert store.publish("2026Q3", Scenario(name="official"), "checked again", "alice")["created"] is False
+    other = store.publish("2026Q3", Scenario(name="official", stock_factor=0.5), "stock at half", "alice")
+    assert (other["version"], other["created"]) == (3, True)
+
+
+@pytest.mark.parametrize("column, value", [("pay", float("inf")), ("total", float("-inf")), ("pay", float("nan"))])
+def test_a_non_finite_result_is_never_published(store_url, small_frames, monkeypatch, column, value):
+    import data.store as store_module
+
+    real = store_module.run
+
+    def broken(frames, scenario):
+        base, result = real(frames, scenario)
+        result.managers.loc[result.managers.index[-1], column] = value
+        return base, result
+
+    monkeypatch.setattr(store_module, "run", broken)
+    store = Store.open(store_url)
+    store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
+    with pytest.raises(ValueError, match=rf"non-finite number: manager 008, column {column} is {value!r}"):
+        store.publish("2026Q3", Scenario(name="official"), "", "alice")
+    assert store.publications().empty and count(store, T.pub_managers) == 0
+
+
+def test_text_the_databases_would_store_differently_is_refused_on_both(store_url, small_frames):
+    store = Store.open(store_url)
+    with pytest.raises(ValueError, match="the file name holds a NUL character"):
+        store.save_dataset("2026Q3", "a\x00.xlsx", "sha-a", small_frames, "alice")
+    with pytest.raises(ValueError, match="the file name has 501 characters; at most 500"):
+        store.save_dataset("2026Q3", "a" * 501, "sha-a", small_frames, "alice")
+    store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
+    with pytest.raises(ValueError, match="the reason holds a NUL character"):
+        store.publish("2026Q3", Scenario(name="official"), "why\x00", "alice")
+    assert store.publications().empty
