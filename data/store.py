@@ -946,6 +946,16 @@ class Store:
         bad = [k for k, v in frames.items() if "_error" in v and bool(v["_error"].any())]
         if bad:
             raise ValueError(f"sheets {', '.join(bad)} hold rows with errors; split them off first")
+        # the last gate (data.quarantine refuses these first): a dataset that cannot open is never stored
+        for sheet in SHEETS:
+            frame = frames.get(sheet.key)
+            if sheet.required and (frame is None or not len(frame)):
+                raise ValueError(f"the required sheet {sheet.key} ({sheet.zh}) has no rows; nothing was stored")
+            if frame is not None:
+                missing = [c.key for c in sheet.columns if c.required and c.key not in frame.columns]
+                if missing:
+                    raise ValueError(f"sheet {sheet.key} ({sheet.zh}) lacks the required column(s) "
+                                     f"{', '.join(missing)}; nothing was stored")
         q = quarantine if quarantine is not None else pd.DataFrame(columns=["sheet", "row", "reason", "values"])
         counts = {s.key: int(len(frames.get(s.key, ()))) for s in SHEETS}
 

@@ -624,3 +624,17 @@ def test_text_the_databases_would_store_differently_is_refused_on_both(store_url
     with pytest.raises(ValueError, match="the reason holds a NUL character"):
         store.publish("2026Q3", Scenario(name="official"), "why\x00", "alice")
     assert store.publications().empty
+
+
+def test_a_dataset_that_could_not_open_is_never_stored(store_url, small_frames):
+    """The last gate behind data.quarantine: a required sheet without rows, or without a required
+    column, is refused by the store itself and nothing is written."""
+    store = Store.open(store_url)
+    before = count(store, T.datasets)
+    no_branch = {**small_frames, "managers": small_frames["managers"].drop(columns=["branch"])}
+    with pytest.raises(ValueError, match=r"managers \(客户经理\) lacks the required column\(s\) branch"):
+        store.save_dataset("2026Q3", "b.xlsx", "sha-no-branch", no_branch, "t")
+    no_customers = {**small_frames, "customers": small_frames["customers"].iloc[0:0]}
+    with pytest.raises(ValueError, match=r"required sheet customers \(客户\) has no rows"):
+        store.save_dataset("2026Q3", "b.xlsx", "sha-no-customers", no_customers, "t")
+    assert count(store, T.datasets) == before
