@@ -138,6 +138,47 @@ class Access:
         return chain
 
 
+    def pay_change(self, publication_a: int, publication_b: int, manager_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Why one manager's pay changed between two publications (chain substitution, DOMAIN 11.2),
+        from frozen rows only: the coefficients of each statement, the customers' frozen
+        contribution per line and each published scenario's factors.
+
+        Returns
+        -------
+        tuple of (DataFrame, DataFrame)
+            As :func:`calc.whatif.chain`: the manager's row (``pay_a`` ... ``change``) and the
+            per-line arithmetic.
+
+        Raises
+        ------
+        PermissionError
+            When the principal may see the manager in neither publication.
+        """
+        from calc.whatif import chain_states, frozen_state
+
+        states = []
+        seen = False
+        for pid in (publication_a, publication_b):
+            rows = self.managers(pid)
+            here = rows[rows["manager_id"] == manager_id]
+            if len(here):
+                seen = True
+                with self._wall():
+                    st = self.store.statement(pid, manager_id)
+                pairs = st["customers"].assign(manager_id=manager_id)
+                scenario = st["scenario"]
+            else:                                      # absent (or not visible) in this period: pay 0
+                pairs = pd.DataFrame({"customer_id": [], "manager_id": [], "coefficient_used": []})
+                scenario = self.store.load_scenario(int(self.store.publication(pid)["scenario_id"]))
+            states.append((pid, pairs, scenario, here[["manager_id", "name", "branch"]]))
+        if not seen:
+            raise PermissionError(f"manager {manager_id} is outside what {self.who.username} may see")
+        ids = set(states[0][1]["customer_id"]) | set(states[1][1]["customer_id"])
+        frozen = [frozen_state(self.store.published_customer_lines(pid, ids), pairs, sc.pay_factor, sc.floor_at_zero,
+                               managers) for pid, pairs, sc, managers in states]
+        return chain_states(*frozen)
+
+
 ACCOUNTS_RECOMPUTED = ("the account detail is recomputed with the current calculation code, which changed since "
                        "this publication: it may not add up to the frozen amounts / 账户明细按当前计算代码重新计算，"
                        "发布后计算代码已更新，可能与冻结金额不完全一致")

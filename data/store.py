@@ -1344,6 +1344,23 @@ class Store:
             q = q.where(t.c.branch == branch)
         return _pub_frame(self._frame(q), t)
 
+    def published_customer_lines(self, publication_id: int, customer_ids) -> pd.DataFrame:
+        """The frozen contribution per line (yuan) of the customers ``customer_ids`` in a
+        publication: ``customer_id``, ``asset`` ... ``risk``. Not limited by a scope: callers
+        (:meth:`data.access.Access.pay_change`) ask only for customers their principal may see."""
+        t = T.pub_customers
+        ids = sorted({str(c) for c in customer_ids})
+        cols = [t.c.customer_id, *[t.c[x] for x in PAY_LINES]]
+        frames = []
+        for start in range(0, len(ids), 500):            # a bound list per query, whatever the count
+            q = select(*cols).where(and_(t.c.publication_id == publication_id,
+                                         t.c.customer_id.in_(ids[start:start + 500])))
+            frames.append(self._frame(q))
+        if not frames:
+            return pd.DataFrame({c: pd.Series(dtype=float if c in PAY_LINES else object)
+                                 for c in ["customer_id", *PAY_LINES]})
+        return pd.concat(frames, ignore_index=True)
+
     def latest_publications(self) -> pd.DataFrame:
         """The newest published version of every period, oldest period first."""
         pubs = self.publications()

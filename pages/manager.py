@@ -5,7 +5,6 @@ levers only, so they are built once per coefficient setting; the pay-link factor
 the rank basis change only the summary and the pay per line, which are read from the what-if.
 """
 
-import pandas as pd
 import streamlit as st
 
 from calc.explain import manager_chain
@@ -13,6 +12,7 @@ from calc.whatif import chain as pay_chain
 from data.export import statement_workbook
 from ui import charts, state, views
 from ui import published
+from ui.why import show_chain
 from ui.formats import money
 from ui.i18n import value_word
 from ui.frame import COEFFICIENT_LEVERS, frame
@@ -68,18 +68,4 @@ st.caption(ctx.t("why_help"))
 steps, per_line = ctx.memo(("why", manager), lambda: pay_chain(
     (state.base_for(ctx.dataset, ctx.baseline), ctx.baseline_result, ctx.baseline),
     (base, ctx.result, ctx.scenario), managers=[manager]))
-w = steps.iloc[0]
-if abs(float(w["change"])) < 0.005:
-    st.info(ctx.t("why_same"))
-else:
-    walk = pd.DataFrame({
-        "step": [ctx.t(k) for k in ("why_pay_a", "why_contribution", "why_attribution", "why_factor", "why_pay_b")],
-        "pay": [w["pay_a"], w["step1"], w["step2"], w["pay_b"], w["pay_b"]],
-        "effect": [None, w["contribution_effect"], w["attribution_effect"], w["factor_effect"], w["change"]]})
-    views.show(walk, ctx.lang, key="why_steps", extra={"step": "why_step", "pay": "why_pay", "effect": "why_effect"})
-    views.show(per_line.drop(columns=["manager_id"]), ctx.lang, key="why_lines", labels={"line": line_words},
-               extra={"ca_Ca": "why_ca_Ca", "ca_Cb": "why_ca_Cb", "cb_Cb": "why_cb_Cb", "f_a": "why_f_a",
-                      "f_b": "why_f_b", "contribution_effect": "why_line_contribution",
-                      "attribution_effect": "why_line_attribution", "factor_effect": "why_line_factor"})
-    if bool(w["floored"]):
-        st.caption(ctx.t("why_floored"))
+show_chain(ctx, steps, per_line, "why", ("why_pay_a", "why_pay_b"))

@@ -68,3 +68,31 @@ def test_the_branch_head_sees_the_branch_downloads_and_a_manager_only_their_own(
     at = app("pages/manager.py", "zh", role="manager").run()
     labels = [b.proto.label for b in at.get("download_button")]
     assert "打印版工资单" in labels and "下载全部工资单（xlsx）" not in labels
+
+
+def test_why_pay_changed_between_two_published_periods_uses_the_frozen_rows(seeded_store):
+    pubs = seeded_store.latest_publications().sort_values("period")
+    q2, q3 = int(pubs.iloc[0]["id"]), int(pubs.iloc[1]["id"])
+    head = Access(seeded_store, Principal("bh_east", "branch_head", "城东支行", None))
+    steps, lines = head.pay_change(q2, q3, "RM2447")
+    r = steps.iloc[0]
+    frozen = {pid: float(seeded_store.published_managers(pid, manager_id="RM2447")["pay"].iloc[0]) for pid in (q2, q3)}
+    # the walk starts at the pay frozen in 2026Q2 and ends at the pay frozen in 2026Q3 ...
+    assert r["pay_a"] == pytest.approx(frozen[q2], abs=0.01) and r["pay_b"] == pytest.approx(frozen[q3], abs=0.01)
+    # ... and its three effects add up to the difference (the sample's 2026Q2 has the same
+    # assignments and factors, so all of it is the contribution effect)
+    assert r["contribution_effect"] + r["attribution_effect"] + r["factor_effect"] == pytest.approx(r["change"])
+    assert r["contribution_effect"] == pytest.approx(frozen[q3] - frozen[q2], abs=0.01)
+    assert set(lines["line"]) == {"asset", "liability", "intermediate", "risk"}
+    other = seeded_store.published_managers(q3)
+    outsider = other[other["branch"] != "城东支行"]["manager_id"].iloc[0]
+    with pytest.raises(PermissionError):
+        head.pay_change(q2, q3, outsider)
+
+
+def test_a_manager_reads_why_their_pay_changed_on_their_statement(seeded_store):
+    at = app("pages/manager.py", "zh", role="manager").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "工资为什么变了（与以前发布的期间相比）" in [s.value for s in at.subheader]
+    walk = [d.value for d in at.dataframe if "步骤" in d.value.columns]
+    assert walk and list(walk[0]["步骤"]) == ["上期工资", "贡献变动", "关联度变动", "挂钩系数变动", "本期工资"]

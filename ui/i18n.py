@@ -547,6 +547,14 @@ STRINGS: dict[str, tuple[str, str]] = {
     "rank_axis": ("名次（1 为最好）", "Rank (1 = best)"),
     "period_axis": ("期间", "Period"),
     "radar_title_pct": ("计分卡各维度得分率（占该维度权重 %）", "Scorecard: points as % of each perspective's weight"),
+    "why_title_published": ("工资为什么变了（与以前发布的期间相比）", "Why pay changed (against an earlier published period)"),
+    "why_no_earlier": ("没有更早发布的期间可比较", "No earlier published period to compare with"),
+    "why_compare_with": ("比较期间", "Compare with"),
+    "why_help_published": ("从 {a} 到 {b}，依次替换贡献、关联度、挂钩系数（均为发布时冻结的数据），三项影响之和等于工资变化。",
+                           "From {a} to {b}, substitute contribution, then coefficients, then factors (all as frozen at "
+                           "publication); the three effects sum to the pay change."),
+    "why_pay_earlier": ("上期工资", "Earlier pay"),
+    "why_pay_this": ("本期工资", "This period's pay"),
     "why_same": ("本次模拟没有改变该客户经理的工资", "This what-if does not change this manager's pay"),
 }
 

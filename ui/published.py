@@ -14,6 +14,7 @@ from data import store as _store
 from data.export import branch_statements_workbook, statement_workbook, statements_html, write_workbook
 from ui import charts, views
 from ui.i18n import STRINGS, t
+from ui.why import show_chain
 
 __all__ = ["serve", "pick_publication", "overview", "rankings", "customers", "statement", "scorecard",
            "warning_text"]
@@ -156,6 +157,23 @@ def statement(ctx, pub) -> None:
         help=ctx.t("statement_print_help"))
     if ctx.who.role == "branch_head":
         branch_statements(ctx, pub)
+    pay_change(ctx, pub, manager)
+
+
+def pay_change(ctx, pub, manager: str) -> None:
+    """Why this manager's pay changed since an earlier published period (frozen rows only)."""
+    pubs = ctx.access.store.latest_publications()
+    earlier = pubs[pubs["period"] < pub["period"]].sort_values("period", ascending=False)
+    st.subheader(ctx.t("why_title_published"))
+    if earlier.empty:
+        st.caption(ctx.t("why_no_earlier"))
+        return
+    periods = list(earlier["period"])
+    other = st.selectbox(ctx.t("why_compare_with"), periods, key="pub_why_period")
+    a = int(earlier[earlier["period"] == other].iloc[0]["id"])
+    steps, per_line = ctx.access.pay_change(a, int(pub["id"]), manager)
+    st.caption(ctx.t("why_help_published", a=other, b=pub["period"]))
+    show_chain(ctx, steps, per_line, "pub_why", ("why_pay_earlier", "why_pay_this"))
 
 
 def branch_statements(ctx, pub) -> None:
