@@ -642,7 +642,33 @@ def report_workbook(result: Result, scenario: Scenario, lang: str = "zh", target
     return write_workbook(sheets, target)
 
 
-def statement_workbook(chain: dict, scenario: Scenario, lang: str = "zh") -> bytes:
+_WHY_STEPS = {"zh": ("贡献变动", "关联度变动", "挂钩系数变动"), "en": ("Contribution effect", "Attribution effect",
+                                                                 "Factor effect")}
+
+
+def _why_sheets(why: tuple, lang: str) -> dict:
+    """The chain substitution of a statement as two sheets: the walk from pay A to pay B, and the
+    arithmetic per line (DOMAIN 11.2)."""
+    steps, per_line, label_a, label_b = why
+    zh = lang == "zh"
+    if steps.empty:
+        return {}
+    w = steps.iloc[0]
+    names = _WHY_STEPS["zh" if zh else "en"]
+    walk = pd.DataFrame({("步骤" if zh else "Step"): [label_a, *names, label_b],
+                         ("工资（元）" if zh else "Pay (yuan)"): [w["pay_a"], w["step1"], w["step2"], w["pay_b"], w["pay_b"]],
+                         ("影响（元）" if zh else "Effect (yuan)"): [None, w["contribution_effect"], w["attribution_effect"],
+                                                                w["factor_effect"], w["change"]]})
+    lines = _words(per_line.drop(columns=["manager_id"]), lang).rename(columns={
+        "ca_Ca": "原系数 × 原贡献" if zh else "c A x C A", "ca_Cb": "原系数 × 新贡献" if zh else "c A x C B",
+        "cb_Cb": "新系数 × 新贡献" if zh else "c B x C B", "f_a": "原挂钩系数" if zh else "Factor A",
+        "f_b": "新挂钩系数" if zh else "Factor B", "contribution_effect": names[0], "attribution_effect": names[1],
+        "factor_effect": names[2]})
+    return {("工资变动" if zh else "why pay changed"): walk,
+            ("变动明细" if zh else "why by line"): labelled(lines, lang)}
+
+
+def statement_workbook(chain: dict, scenario: Scenario, lang: str = "zh", why: tuple | None = None) -> bytes:
     """One manager's pay statement (绩效工资单): summary, lines, customers, accounts, KPIs.
 
     Parameters
@@ -658,7 +684,8 @@ def statement_workbook(chain: dict, scenario: Scenario, lang: str = "zh") -> byt
     Notes
     -----
     A statement's ``warnings`` (published before statements were frozen; account detail
-    recomputed by changed code) become a last sheet, 说明 / notes.
+    recomputed by changed code) become a last sheet, 说明 / notes. ``why`` (the manager's rows
+    of :func:`calc.whatif.chain` and the names of states A and B) adds why pay changed.
     """
     zh = lang == "zh"
     summary = labelled(chain["summary"], lang)
@@ -667,6 +694,8 @@ def statement_workbook(chain: dict, scenario: Scenario, lang: str = "zh") -> byt
     names = ("工资单", "条线", "客户", "账户", "指标") if zh else ("statement", "lines", "customers", "accounts", "kpi")
     sheets = {names[0]: summary, names[1]: lines, names[2]: labelled(chain["customers"], lang),
               names[3]: chain["accounts"], names[4]: labelled(chain["kpi"], lang)}
+    if why is not None:
+        sheets.update(_why_sheets(why, lang))
     warnings = chain.get("warnings") or []
     if warnings:
         sheets["说明" if zh else "notes"] = pd.DataFrame({"说明" if zh else "Note": list(warnings)})

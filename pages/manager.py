@@ -59,13 +59,13 @@ else:
     st.subheader(ctx.t("accounts_of"))
     views.show(chain["accounts"], ctx.lang, key="chain_accounts", labels={"line": line_words},
                search=("account_id", "customer_id", "product"))
-st.download_button(ctx.t("statement"), lambda chain=chain: statement_workbook(chain, ctx.scenario, ctx.lang),
-                   f"statement_{manager}.xlsx", key="statement_download")
-
 # -- why pay changed: baseline -> what-if by chain substitution (连环替代法, DOMAIN 11.2) ------------
-st.subheader(ctx.t("why_title"))
-st.caption(ctx.t("why_help"))
 steps, per_line = ctx.memo(("why", manager), lambda: pay_chain(
     (state.base_for(ctx.dataset, ctx.baseline), ctx.baseline_result, ctx.baseline),
     (base, ctx.result, ctx.scenario), managers=[manager]))
+why = (steps, per_line, ctx.t("why_pay_a"), ctx.t("why_pay_b"))
+st.download_button(ctx.t("statement"), lambda chain=chain: statement_workbook(chain, ctx.scenario, ctx.lang, why),
+                   f"statement_{manager}.xlsx", key="statement_download")
+st.subheader(ctx.t("why_title"))
+st.caption(ctx.t("why_help"))
 show_chain(ctx, steps, per_line, "why", ("why_pay_a", "why_pay_b"))

@@ -96,3 +96,20 @@ def test_a_manager_reads_why_their_pay_changed_on_their_statement(seeded_store):
     assert "工资为什么变了（与以前发布的期间相比）" in [s.value for s in at.subheader]
     walk = [d.value for d in at.dataframe if "步骤" in d.value.columns]
     assert walk and list(walk[0]["步骤"]) == ["上期工资", "贡献变动", "关联度变动", "挂钩系数变动", "本期工资"]
+
+
+def test_a_statement_workbook_carries_why_pay_changed(seeded_store):
+    from data.export import statement_workbook
+
+    pubs = seeded_store.latest_publications().sort_values("period")
+    q2, q3 = int(pubs.iloc[0]["id"]), int(pubs.iloc[1]["id"])
+    head = Access(seeded_store, Principal("bh_east", "branch_head", "城东支行", None))
+    steps, lines = head.pay_change(q2, q3, "RM2447")
+    chain = head.statement(q3, "RM2447")
+    wb = openpyxl.load_workbook(io.BytesIO(statement_workbook(chain, chain["scenario"], "zh",
+                                                              (steps, lines, "上期工资", "本期工资"))))
+    walk = list(wb["工资变动"].values)
+    assert [r[0] for r in walk[1:]] == ["上期工资", "贡献变动", "关联度变动", "挂钩系数变动", "本期工资"]
+    effects = [r[2] for r in walk[2:5]]
+    assert sum(effects) == pytest.approx(walk[5][2]) and walk[5][1] == pytest.approx(float(chain["summary"]["pay"].iloc[0]))
+    assert len(list(wb["变动明细"].values)) == 5                           # a header and the four lines

@@ -149,8 +149,18 @@ def statement(ctx, pub) -> None:
     views.show(chain["customers"], ctx.lang, key="pub_chain_customers")
     st.subheader(ctx.t("accounts_of"))
     views.show(chain["accounts"].assign(line=chain["accounts"]["line"].map(ctx.t)), ctx.lang, key="pub_chain_accounts")
-    st.download_button(ctx.t("statement"), lambda chain=chain: statement_workbook(chain, chain["scenario"], ctx.lang),
-                       f"statement_{manager}_{pub['period']}.xlsx", key="pub_statement_download")
+    def workbook(chain=chain) -> bytes:                 # with why pay changed since the period before, if any
+        pubs = ctx.access.store.latest_publications()
+        earlier = pubs[pubs["period"] < pub["period"]].sort_values("period", ascending=False)
+        why = None
+        if len(earlier):
+            steps, per_line = ctx.access.pay_change(int(earlier.iloc[0]["id"]), int(pub["id"]), manager)
+            why = (steps, per_line, f"{earlier.iloc[0]['period']} {ctx.t('why_pay_earlier')}",
+                   f"{pub['period']} {ctx.t('why_pay_this')}")
+        return statement_workbook(chain, chain["scenario"], ctx.lang, why)
+
+    st.download_button(ctx.t("statement"), workbook, f"statement_{manager}_{pub['period']}.xlsx",
+                       key="pub_statement_download")
     st.download_button(ctx.t("statement_print"), lambda chain=chain: statements_html(
         [chain], str(pub["period"]), str(chain["summary"].iloc[0]["branch"]), ctx.lang).encode("utf-8"),
         f"statement_{manager}_{pub['period']}.html", mime="text/html", key="pub_statement_print",
