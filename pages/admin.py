@@ -8,6 +8,7 @@ from data.db import row_security_enforced
 from data.export import write_workbook
 from ui import state, views
 from ui.formats import money
+from ui.i18n import VALUE_WORDS, value_word
 from ui.frame import frame
 
 ctx = frame("page_admin")
@@ -143,6 +144,8 @@ def audit_details(value, lang: str) -> str:
             continue
         if k == "role":
             v = ctx.t(f"role_{v}")
+        elif k == "reason" and v in VALUE_WORDS["reason"]:
+            v = value_word("reason", v, lang)
         elif isinstance(v, bool):
             v = ctx.t("value_true" if v else "value_false")
         elif k == "toml":

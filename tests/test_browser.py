@@ -8,7 +8,7 @@ from tests.browser import errors_on, require_browser, screenshot_dir, settle, st
 
 pytestmark = pytest.mark.browser
 
-PAGES = ["rankings", "customers", "scorecard", "manager", "history", "scenarios", "upload", "admin", ""]
+PAGES = ["rankings", "customers", "scorecard", "manager", "coefficients", "history", "scenarios", "upload", "admin", ""]
 NO_PANEL = {"history", "upload", "admin"}          # pages no lever of the what-if panel changes
 
 
@@ -59,8 +59,8 @@ def test_every_page_by_direct_url_after_login(server, browser, tmp_path):
         login(page, "admin")
         assert not errors_on(page), (path, errors_on(page))
         nav = page.locator('[data-testid="stPageLink"]')
-        nav.nth(8).wait_for(timeout=15_000)               # the shared frame's nine links for an admin
-        assert nav.count() == 9, f"/{path}: the shared frame's navigation is missing"
+        nav.nth(9).wait_for(timeout=15_000)               # the shared frame's ten links for an admin
+        assert nav.count() == 10, f"/{path}: the shared frame's navigation is missing"
         if path in NO_PANEL:
             settle(page)
             assert page.locator("input[type=range]").count() == 0, f"/{path}: no lever acts here, no panel"

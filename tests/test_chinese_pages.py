@@ -31,6 +31,16 @@ DATA = re.compile(r"\S+\.(?:xlsx|csv|toml)\b|\]\([^)]*\)|\b(?:bh|rm|mgr)_[a-z0-9
 
 @pytest.fixture(autouse=True)
 def _store(seeded_store):
+    """The seeded store, its audit log holding every kind of event and refusal reason a bank sees
+    (whatever other tests ran before), so the Users page shows each of them."""
+    from data.terms import VALUE_WORDS
+
+    if not getattr(seeded_store, "_every_audit_kind", False):
+        for action in VALUE_WORDS["action"]:
+            seeded_store.audit("mgr1", action, "user mgr1")
+        for reason in VALUE_WORDS["reason"]:
+            seeded_store.audit("mgr1", "login_failed", "user mgr1", after={"reason": reason})
+        seeded_store._every_audit_kind = True
     return seeded_store
 
 
