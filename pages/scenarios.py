@@ -48,8 +48,9 @@ totals["B − A"] = totals["B"] - totals["A"]
 left, right = st.columns([3, 2])
 left.plotly_chart(ctx.memo(("slope", a, b, ctx.lang), lambda: charts.slope_figure(ra.managers, rb.managers, a, b, ctx.lang)),
                   key="slope")
-right.dataframe(totals.loc[list(publish.TOTAL_ITEMS)].rename(index=lambda k: ctx.t(publish.TOTAL_LABELS[k])),
-                key="compare_totals")
+right.dataframe(totals.loc[list(publish.TOTAL_ITEMS)].rename(index=lambda k: ctx.t(publish.TOTAL_LABELS[k])).round(2),
+                key="compare_totals",        # yuan to the fen, with separators
+                column_config={c: st.column_config.NumberColumn(c, format="localized") for c in ("A", "B", "B − A")})
 st.subheader(ctx.t("pay_delta"))
 views.show(diff[["manager_id", "name", "branch", "rank_a", "rank_b", "rank_change", "pay_a", "pay_b", "pay_delta",
                  "grade_a", "grade_b", "driver", "cause"]], ctx.lang, key="compare_table",
