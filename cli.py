@@ -119,6 +119,26 @@ def _validated(input_path: str, accept_valid_rows: bool, report_path: str | None
     return frames, quarantine
 
 
+def _engine_ready(args) -> bool:
+    """Settle ``args.engine`` (the option, else the configured engine) and say why it cannot run
+    (False) before any input is read."""
+    from data.settings import heavy_engine
+
+    try:
+        args.engine = args.engine or heavy_engine()
+    except ValueError as e:
+        print(f"engine error / 计算引擎错误: {e}", file=sys.stderr)
+        return False
+    if args.engine == "spark" or str(args.input).startswith("spark:"):
+        from calc.spark import unavailable
+
+        why = unavailable()
+        if why:
+            print(f"the Spark engine cannot run here / 无法使用 Spark 引擎: {why}", file=sys.stderr)
+            return False
+    return True
+
+
 def cmd_evaluate(args) -> int:
     """Validate INPUT, run both stages, write the JSON / xlsx outputs.
 
@@ -135,6 +155,8 @@ def cmd_evaluate(args) -> int:
         scenario = _load_scenario(args.scenario)
     except ValueError as e:
         print(f"scenario error / 方案错误: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    if not _engine_ready(args):
         return EXIT_INVALID
     got = _validated(args.input, args.accept_valid_rows, args.report, args.max_warnings)
     if got is None:
@@ -162,7 +184,7 @@ def cmd_evaluate(args) -> int:
             return EXIT_INVALID
         result, scenario, extra = got
     else:
-        result, extra = run(frames, scenario)[1], None    # the Base (it holds the account rows) is not kept
+        result, extra = run(frames, scenario, engine=args.engine)[1], None    # the Base (it holds the account rows) is not kept
     del frames
     _release_unused_memory()     # the extract and the heavy stage's buffers: the outputs need neither
     if args.json:   # the canonical document (compact, keys sorted), streamed column by column
@@ -197,7 +219,7 @@ def _whatif(args, frames, scenario):
     from calc.whatif import scale_to_budget
     from data.report import ExtractError
 
-    base = build_base(require_valid(frames), scenario)
+    base = build_base(require_valid(frames), scenario, engine=args.engine)
     if args.edits:
         from data.edits import apply_edit_file
 
@@ -539,8 +561,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show a traceback on an internal error")
     sub = parser.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("evaluate", help="validate an extract and compute pay, scores, grades and ranks")
-    ev.add_argument("input", help="workbook (.xlsx) or folder of CSV files")
+    ev.add_argument("input", help="workbook (.xlsx), folder of CSV files, or spark:DB (a warehouse database's tables)")
     ev.add_argument("--scenario", help="scenario TOML file (default: DOMAIN defaults)")
+    ev.add_argument("--engine", choices=("duckdb", "polars", "spark"), default=None,
+                    help="engine of the heavy stage (default: JIXIAO_ENGINE or secrets.toml's engine, else duckdb); "
+                         "spark runs on JIXIAO_SPARK_MASTER (default local[2])")
     ev.add_argument("--json", help="write the result document (DOMAIN section 10) here")
     ev.add_argument("--xlsx", help="write the xlsx report (managers, customers, totals, scenario) here")
     ev.add_argument("--report", help="write the validation report as xlsx here (also when valid)")
@@ -567,7 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.set_defaults(func=cmd_compare)
 
     ld = sub.add_parser("load", help="store an extract as a period's new dataset version")
-    ld.add_argument("input", help="workbook (.xlsx) or folder of CSV files")
+    ld.add_argument("input", help="workbook (.xlsx), folder of CSV files, or spark:DB (a warehouse database's tables)")
     ld.add_argument("--period", required=True, help="period label, e.g. 2026Q3 (also 2026M09, 2026H2, 2026Y)")
     ld.add_argument("--user", default="cli", help="recorded as the uploader (default: cli)")
     ld.add_argument("--accept-valid-rows", action="store_true", help="store the valid rows, quarantine the rest")

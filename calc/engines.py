@@ -37,9 +37,10 @@ def run_sql(sql: str, tables: Mapping[str, pd.DataFrame | pa.Table], engine: str
         A query of :mod:`calc.formulas` (or one built around them).
     tables : mapping of str to DataFrame or Arrow table
         The relations the query names.
-    engine : {"duckdb", "polars"}
+    engine : {"duckdb", "polars", "spark"}
         The engine; DuckDB runs on a fresh in-memory database per call (nothing shared between
-        threads), polars on a fresh SQL context over lazy frames.
+        threads), polars on a fresh SQL context over lazy frames, Spark on the process's session
+        (:mod:`calc.spark`, temporary views dropped at the end).
 
     Returns
     -------
@@ -88,7 +89,11 @@ def run_queries(queries: Mapping[str, str], tables: Mapping[str, pd.DataFrame | 
             ctx.register(name, result.lazy())
             out[name] = result.to_arrow()
         return out
-    raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    if engine == "spark":
+        from calc.spark import run_queries as on_spark
+
+        return on_spark(queries, tables)
+    raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES + ('spark',))}")
 
 
 def iter_batches(sql: str, tables: Mapping[str, pd.DataFrame | pa.Table], engine: str = "duckdb",

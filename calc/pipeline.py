@@ -29,7 +29,8 @@ def require_valid(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return frames
 
 
-def run(frames: dict[str, pd.DataFrame], scenario: Scenario | None = None) -> tuple[Base, Result]:
+def run(frames: dict[str, pd.DataFrame], scenario: Scenario | None = None, *,
+        engine: str = "duckdb") -> tuple[Base, Result]:
     """Heavy then light stage on validated frames.
 
     Parameters
@@ -38,6 +39,8 @@ def run(frames: dict[str, pd.DataFrame], scenario: Scenario | None = None) -> tu
         As in ``Extract.frames`` (see :mod:`data.ingest`), without rows flagged ``_error``.
     scenario : Scenario, optional
         Defaults to ``Scenario()`` (DOMAIN defaults).
+    engine : {"duckdb", "polars", "spark"}
+        The engine of the heavy stage (:func:`calc.heavy.build_base`).
 
     Returns
     -------
@@ -50,7 +53,7 @@ def run(frames: dict[str, pd.DataFrame], scenario: Scenario | None = None) -> tu
         When the scenario's edits do not apply to these frames.
     """
     scenario = scenario or Scenario()
-    base = build_base(require_valid(frames), scenario)
+    base = build_base(require_valid(frames), scenario, engine=engine)
     if scenario.edits:                  # coefficient edits (DOMAIN 11.1) apply after the heavy stage
         from calc.whatif import edited
 

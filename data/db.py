@@ -33,7 +33,6 @@ import os
 import sqlite3
 import threading
 import time
-import tomllib
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -291,15 +290,9 @@ def database_url() -> str:
     url = os.environ.get("JIXIAO_DATABASE_URL")
     if url:
         return url
-    secrets = ROOT / ".streamlit" / "secrets.toml"
-    if secrets.is_file():
-        try:
-            data = tomllib.loads(secrets.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f".streamlit/secrets.toml is not valid TOML: {e}") from None
-        if data.get("database_url"):
-            return str(data["database_url"])
-    return DEFAULT_URL
+    from data.settings import secret
+
+    return str(secret("database_url") or DEFAULT_URL)
 
 
 def is_default_store(url) -> bool:

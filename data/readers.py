@@ -863,18 +863,23 @@ def read_bytes(name: str, data: bytes) -> RawBook:
 
 
 def read_input(path: str | os.PathLike) -> RawBook:
-    """Read a workbook file, one CSV file, or a folder of CSV files.
+    """Read a workbook file, one CSV file, a folder of CSV files, or a Spark database's tables.
 
     Parameters
     ----------
     path : str or path-like
-        A file (any name; the content decides) or a folder whose ``*.csv`` files are the sheets.
+        A file (any name; the content decides), a folder whose ``*.csv`` files are the sheets,
+        or ``spark:DB``: the tables of a warehouse database (:mod:`data.warehouse`).
 
     Raises
     ------
     ExtractError
         When the path is missing or a file cannot be read.
     """
+    from data.warehouse import is_warehouse, read_warehouse
+
+    if is_warehouse(path):
+        return read_warehouse(path)
     p = Path(path)
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in (".csv", ".txt"))

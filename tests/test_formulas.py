@@ -12,10 +12,13 @@ intermediate 0.10 / risk 0.08.
 from __future__ import annotations
 
 
+import functools
+
 import numpy as np
 import pytest
 
 from calc.heavy import account_results, build_base, daily_average
+import calc.heavy
 import calc.light
 import calc.pipeline
 from calc.light import evaluate, grade_of, live, rank_desc
@@ -171,10 +174,18 @@ def test_customer_contribution_sums_accounts_and_missing_numbers_count_zero():
 # --------------------------------------------------------------------------------------------
 # DOMAIN 4: balances
 
-@pytest.fixture(autouse=True, params=["evaluate", "live"])
+@pytest.fixture(autouse=True, params=["evaluate", "live", "spark"])
 def light_stage(request, monkeypatch):
-    """Every hand-computed case runs twice: on the reference light stage (command line,
-    publications) and on the app's incremental what-if (:func:`calc.light.live`)."""
+    """Every hand-computed case runs three times: on the reference light stage (command line,
+    publications), on the app's incremental what-if (:func:`calc.light.live`), and with the heavy
+    stage on Spark (:mod:`calc.spark`, local mode; skipped locally without Java or pyspark)."""
+    if request.param == "spark":
+        from spark_support import require_spark
+
+        require_spark()
+        on_spark = functools.partial(calc.heavy.build_base, engine="spark")
+        monkeypatch.setitem(globals(), "build_base", on_spark)
+        monkeypatch.setattr(calc.pipeline, "build_base", on_spark)
     if request.param == "live":
         def incremental(base, scenario, overrides=None):
             return live(base).evaluate(scenario, overrides)
