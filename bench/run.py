@@ -653,6 +653,63 @@ def bench_bank(tab: Table, quick: bool, big: bool, sizes: list[str] | None = Non
     bench_bank_heavy(tab, labels[:2], quick)
 
 
+def bench_spark(tab: Table, labels: list[str], quick: bool) -> None:
+    """The warehouse engine (issue 15): the same heavy stage on Spark ``local[2]`` beside the
+    embedded engine, through ``cli.py evaluate`` (child processes, JVM start included) and as
+    ``build_base`` alone on a warm session (same typed frames, interleaved)."""
+    from bench.reference import compare, summary
+    from calc.spark import master, unavailable
+
+    section(f"6. Warehouse engine: the heavy stage on Spark {master()} vs the embedded engine (same SQL text)")
+    why = unavailable()
+    if why:
+        tab.add("spark", f"SKIPPED: {why}")
+        return
+    out_dir = BANK / "bench-out"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for label in labels:
+        folder = bank_folder(label)
+        emb_json, spark_json = out_dir / f"{label}.embedded.json", out_dir / f"{label}.spark.json"
+        runs = 1 if (quick or BANK_SIZES[label] > 1_000_000) else 2
+        embs, sparks = [], []
+        for _ in range(runs):               # interleaved: the host's load hits both alike
+            embs.append(run_child([sys.executable, "cli.py", "evaluate", str(folder), "--json", str(emb_json)]))
+            sparks.append(run_child([sys.executable, "cli.py", "evaluate", str(folder), "--engine", "spark",
+                                     "--json", str(spark_json)]))
+        if any(r["rc"] for r in embs + sparks):
+            tab.add(f"spark evaluate {label}", _failed(next(r for r in embs + sparks if r["rc"])))
+            continue
+        emb_s = statistics.median(r["seconds"] for r in embs)
+        spark_s = statistics.median(r["seconds"] for r in sparks)
+        diff = compare(spark_json, emb_json)
+        tab.add(f"cli.py evaluate {label} (embedded)", f"{emb_s:.2f} s", f"peak {gb(max(r['peak'] for r in embs))}")
+        tab.add(f"cli.py evaluate {label} --engine spark", f"{spark_s:.2f} s",
+                f"spark / embedded: ratio {spark_s / emb_s:.2f} (JVM start included); Python process peak "
+                f"{gb(max(r['peak'] for r in sparks))} (the JVM's own memory is not counted; its driver is capped "
+                f"at JIXIAO_SPARK_DRIVER_MEMORY, default 4g); "
+                f"{'same numbers' if diff['ok'] else 'DIFFERENT NUMBERS'}: {summary(diff)}")
+        for p in (emb_json, spark_json):
+            p.unlink(missing_ok=True)
+    label = labels[0]
+    frames, _ = typed_frames(label)
+    scenario = Scenario()
+    build_base(frames, scenario, engine="spark")          # the session started and the JIT warm
+    times: dict[str, list[float]] = {"duckdb": [], "spark": []}
+    for _ in range(1 if quick else 3):
+        for engine in times:
+            gc.collect()
+            t0 = time.perf_counter()
+            out = build_base(frames, scenario, engine=engine)
+            times[engine].append(time.perf_counter() - t0)
+            del out
+    med = {k: statistics.median(v) for k, v in times.items()}
+    tab.add(f"heavy {label} build_base duckdb", ms(med["duckdb"]), "same typed frames, interleaved")
+    tab.add(f"heavy {label} build_base spark (warm session)", ms(med["spark"]),
+            f"spark / duckdb: ratio {med['spark'] / med['duckdb']:.2f}; the frames go to the JVM as Arrow each run")
+    del frames
+    gc.collect()
+
+
 # --------------------------------------------------------------------------------------------
 
 def versions() -> str:
@@ -682,13 +739,13 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer runs, no 1M-account stages, no RESULTS.md")
     parser.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.relative_to(ROOT)}")
     parser.add_argument("--big", action="store_true", help="also 20M accounts in the bank-scale section")
-    parser.add_argument("--only", nargs="+", choices=("ingest", "stages", "app", "whatif", "bank"),
+    parser.add_argument("--only", nargs="+", choices=("ingest", "stages", "app", "whatif", "bank", "spark"),
                         help="run only these sections (never writes RESULTS.md)")
     parser.add_argument("--bank-sizes", nargs="+", choices=tuple(BANK_SIZES),
                         help="bank-scale sizes instead of the default (never writes RESULTS.md); the first also "
                              "runs load / publish / verify and the xlsx read")
     args = parser.parse_args(argv)
-    only = set(args.only or ("ingest", "stages", "app", "whatif", "bank"))
+    only = set(args.only or ("ingest", "stages", "app", "whatif", "bank", "spark"))
 
     t_start = time.perf_counter()
     load_start = load()
@@ -709,6 +766,8 @@ def main(argv=None) -> int:
             bench_whatif(tab, Path(tmp), args.quick)
     if "bank" in only:
         bench_bank(tab, args.quick, args.big, args.bank_sizes)
+    if "spark" in only:
+        bench_spark(tab, args.bank_sizes or (["20k"] if args.quick else ["1M", "5M"]), args.quick)
 
     elapsed = time.perf_counter() - t_start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

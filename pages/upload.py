@@ -58,9 +58,23 @@ st.subheader(ctx.t("upload_title"))
 st.caption(ctx.t("upload_help"))
 files = st.file_uploader(ctx.t("upload_title"), accept_multiple_files=True, key="extract_upload",
                          type=["xlsx", "xlsm", "xls", "csv", "txt"], label_visibility="collapsed")
-if not files:
+if state.heavy_engine() == "spark" and ctx.who.role == "admin":      # a warehouse period (issue 15)
+    from calc.spark import master
+
+    with st.expander(ctx.t("warehouse_title"), expanded=bool(ss.get("_warehouse"))):
+        st.caption(ctx.t("warehouse_help", master=views.md_text(master())))
+        db = st.text_input(ctx.t("warehouse_db"), key="warehouse_db", placeholder="bank_2026q3").strip()
+        if st.button(ctx.t("warehouse_read"), key="warehouse_read", disabled=not db):
+            with st.spinner(ctx.t("warehouse_reading", db=views.md_text(db))):
+                ss["_warehouse"] = state.read_warehouse_extract(db)
+            ss.pop("accept_valid_rows", None)
+            ss.pop("_upload_stored", None)
+
+if not files and not ss.get("_warehouse"):
     ss.pop("_upload_stored", None)         # uploading the same file again is a new decision
+digest = None
 if files:
+    ss.pop("_warehouse", None)             # a file chosen after a warehouse read replaces it
     payload = [(f.name, f.getvalue()) for f in files]
     digest = (sha256_bytes(payload[0][1]) if len(payload) == 1 else
               hashlib.sha256(b"".join(n.encode() + hashlib.sha256(d).digest() for n, d in sorted(payload))).hexdigest())
@@ -74,6 +88,9 @@ if files:
         ss.pop("accept_valid_rows", None)  # another file: its own confirmation
         ss.pop("_upload_stored", None)
     extract, report, label = ss["_upload"]
+elif ss.get("_warehouse"):
+    digest, extract, report, label = ss["_warehouse"]
+if digest is not None:
     stored = ss.get("_upload_stored")
 
     if stored is not None and stored[0] == digest:     # done: one message, nothing left to decide

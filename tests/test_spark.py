@@ -257,3 +257,49 @@ def test_a_missing_warehouse_database_is_a_clear_message(capsys):
     rc, got = _evaluate(["spark:no_such_db_here", "--engine", "spark"], capsys)
     assert rc != 0
     assert "no_such_db_here" in got.err and "Traceback" not in got.err
+
+
+def test_an_admin_reads_a_warehouse_period_on_the_upload_page_and_spark_computes_it(spark, tmp_path, monkeypatch):
+    """With ``engine = "spark"`` configured, the Upload page reads a warehouse database as an
+    extract (validated as a file), stores it, and the period's heavy stage runs on Spark."""
+    from data.auth import Principal, Users
+    from data.sample.generate import generate
+    from data.store import Store
+    from streamlit.testing.v1 import AppTest
+    from ui import state
+
+    url = f"sqlite:///{tmp_path / 'pages.db'}"
+    monkeypatch.setenv("JIXIAO_DATABASE_URL", url)
+    monkeypatch.setenv("JIXIAO_ENGINE", "spark")
+    Users(Store.open(url)).create("boss", "boss-password-1", "admin", actor="t", first_admin=True)
+    frames = generate(seed=79, n_branches=2, n_managers=6, n_customers=80, n_accounts=240, daily_accounts=10)
+    db = _warehouse(spark, frames)
+    try:
+        at = AppTest.from_file(str(ROOT / "pages" / "upload.py"), default_timeout=120)
+        at.session_state["lang"] = "zh"
+        at.session_state["_who"] = Principal("boss", "admin")
+        at.session_state["_last_seen"] = __import__("time").time()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any("从数据仓库读取" in e.label for e in at.expander)
+        at.text_input(key="warehouse_db").set_value(db).run()
+        at.button(key="warehouse_read").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert not at.error, [e.value for e in at.error]
+        assert any(s.value.startswith("校验通过") and "accounts 240" in s.value for s in at.success), \
+            [s.value for s in at.success]
+        at.text_input(key="upload_period").set_value("2031Q3").run()
+        at.button(key="accept_dataset").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        [info] = Store.open(url).datasets()
+        assert info.period == "2031Q3" and info.label == f"2031Q3 v1 (spark:{db})"
+        assert info.row_counts["accounts"] == 240
+        bases = [b for b in state._bases.values() if b.customers["customer_id"].isin(frames["customers"]["customer_id"]).all()
+                 and len(b.customers) == 80]
+        assert bases and all(b.engine == "spark" for b in bases)     # the upload's heavy stage ran on Spark
+        # publishing computes on the embedded engine (docs/RULES.md), so verify reproduces the hash
+        store = Store.open(url)
+        pub = store.publish("2031Q3", Scenario(), "first", "boss")
+        assert store.verify(int(pub["id"]))["how"] == "hash"
+    finally:
+        spark.sql(f"DROP DATABASE {db} CASCADE")

@@ -184,6 +184,15 @@ STRINGS: dict[str, tuple[str, str]] = {
     "upload_title": ("上传期间数据（xlsx 工作簿或多个 CSV）", "Upload the period extract (xlsx workbook or CSV files)"),
     "upload_help": ("数据校验会一次列出所有问题：工作表、Excel 行号、列、值和规则。",
                     "Validation lists every problem at once: sheet, Excel row, column, value and rule."),
+    "warehouse_title": ("从数据仓库读取（Spark）", "Read from the data warehouse (Spark)"),
+    "warehouse_help": ("本系统已配置 Spark 引擎（{master}）：填写仓库中的数据库名，每张工作表对应一张表（managers、customers、"
+                       "accounts、assignments，可选 daily_balances、targets、kpis）。数据按同样的规则校验，账户层计算在 Spark 上运行。",
+                       "This deployment runs the heavy stage on Spark ({master}): name the warehouse database holding one "
+                       "table per sheet (managers, customers, accounts, assignments; optional daily_balances, targets, "
+                       "kpis). The tables are validated by the same rules; the account-level stage runs on Spark."),
+    "warehouse_db": ("数据库名", "Database name"),
+    "warehouse_read": ("读取并校验", "Read and validate"),
+    "warehouse_reading": ("正在从数据仓库读取 {db} …", "Reading {db} from the warehouse …"),
     "download_template": ("下载空白模板", "Download the blank template"),
     "download_sample": ("下载示例数据", "Download the sample workbook"),
     "report_title": ("校验报告", "Validation report"),
