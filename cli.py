@@ -54,17 +54,23 @@ def _load_scenario(path: str | None):
     return Scenario.from_toml(text)
 
 
-def _summary(result, limit: int = 15) -> str:
-    m = result.managers.sort_values(["rank", "manager_id"], kind="stable")
-    lines = [f"{'rank':>4}  {'manager':<10} {'name':<10} {'branch':<12} {'contribution':>14} {'pay':>12} {'score':>7}  grade"]
-    for _, r in m.head(limit).iterrows():
-        lines.append(f"{r['rank']:>4}  {r['manager_id']:<10} {r['name']:<10} {r['branch']:<12} {r['total']:>14,.2f} "
-                     f"{r['pay']:>12,.2f} {r['score']:>7.2f}  {r['grade']}")
-    if len(m) > limit:
-        lines.append(f"... {len(m) - limit} more managers (use --json or --xlsx for all)")
+def _summary(result, limit: int = 15, lang: str = "zh") -> str:
+    """The first ``limit`` managers by rank and the bank's totals, in ``lang`` (the term table)."""
+    from data.terms import cli_word, value_word
+
+    w = lambda key, **fmt: cli_word(key, lang, **fmt)     # noqa: E731
+    m = result.managers.sort_values(["rank", "manager_id"], kind="stable").head(limit)
+    lines = [f"{w('rank'):>4}  {w('manager'):<10} {w('name'):<10} {w('branch'):<12} {w('contribution'):>14} "
+             f"{w('pay'):>12} {w('score'):>7}  {w('grade')}"]
+    cols = [m[c].tolist() for c in ("rank", "manager_id", "name", "branch", "total", "pay", "score", "grade")]
+    for rank, mid, name, branch, total, pay, score, grade in zip(*cols):     # at most ``limit`` rows
+        lines.append(f"{int(rank):>4}  {mid:<10} {name:<10} {branch:<12} {total:>14,.2f} "
+                     f"{pay:>12,.2f} {score:>7.2f}  {value_word('grade', grade, lang)}")
+    if len(result.managers) > limit:
+        lines.append(w("more", n=f"{len(result.managers) - limit:,}"))
     t = result.totals
-    lines.append(f"contribution {t['contribution']:,.2f} = attributed {t['attributed']:,.2f} + "
-                 f"unattributed {t['unattributed']:,.2f}; pay {t['pay']:,.2f}; points pay {t['points_pay']:,.2f}")
+    lines.append(w("totals", **{k: f"{t[k]:,.2f}" for k in ("contribution", "attributed", "unattributed", "pay",
+                                                            "points_pay")}))
     return "\n".join(lines)
 
 
@@ -206,7 +212,7 @@ def cmd_evaluate(args) -> int:
             print(f"xlsx report not written / 未写出 xlsx 报表: {e}", file=sys.stderr)
             return EXIT_INVALID
     if not args.json or args.verbose:
-        print(_summary(result))
+        print(_summary(result, lang=args.lang))
     return 0
 
 

@@ -6,7 +6,7 @@ and the command line (codes stay codes in the data; people read these words).
 
 from __future__ import annotations
 
-__all__ = ["KPI_NAMES", "VALUE_WORDS", "value_word"]
+__all__ = ["KPI_NAMES", "VALUE_WORDS", "CLI_WORDS", "value_word", "cli_word"]
 
 
 # column key -> {code: (Chinese, English)}. Codes stay codes in the data; a table shows these.
@@ -68,3 +68,30 @@ def value_word(column: str, code, lang: str = "zh") -> str:
     """The word for a coded value of ``column`` (its code when not in :data:`VALUE_WORDS`)."""
     pair = VALUE_WORDS.get(column, {}).get(str(code))
     return str(code) if pair is None else pair[0 if lang == "zh" else 1]
+
+
+# The command line's summary table (cli.py evaluate without --json): key -> (Chinese, English).
+CLI_WORDS: dict[str, tuple[str, str]] = {
+    "rank": ("名次", "rank"),
+    "manager": ("客户经理编号", "manager"),
+    "name": ("姓名", "name"),
+    "branch": ("所属机构", "branch"),
+    "contribution": ("综合贡献（元）", "contribution (yuan)"),
+    "pay": ("绩效工资（元）", "pay (yuan)"),
+    "score": ("得分", "score"),
+    "grade": ("等级", "grade"),
+    "more": ("…… 另有 {n} 名客户经理（完整结果请用 --json 或 --xlsx）",
+             "... {n} more managers (use --json or --xlsx for all)"),
+    "totals": ("全行综合贡献 {contribution} 元 = 已归属 {attributed} 元 + 未归属 {unattributed} 元；"
+               "挂钩法绩效工资 {pay} 元；积分法绩效工资 {points_pay} 元",
+               "contribution {contribution} yuan = attributed {attributed} + unattributed {unattributed}; "
+               "pay {pay}; points pay {points_pay}"),
+}
+
+
+def cli_word(key: str, lang: str = "zh", **fmt) -> str:
+    """A word of the command line's summary in ``lang`` (``zh`` or ``en``), formatted with ``fmt``."""
+    zh, en = CLI_WORDS[key]
+    text = zh if lang == "zh" else en
+    return text.format(**fmt) if fmt else text
+

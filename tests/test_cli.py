@@ -147,7 +147,15 @@ def test_sample_workbook_runs():
         pytest.fail("data/sample/sample_bank.xlsx is missing: run `make sample`")
     p = cli("evaluate", sample)
     assert p.returncode == 0, p.stderr
-    assert "contribution" in p.stdout and "rank" in p.stdout
+    lines = p.stdout.splitlines()
+    # the summary speaks the term table's Chinese by default: headers, grade words, totals in 元
+    assert lines[0].split()[:4] == ["名次", "客户经理编号", "姓名", "所属机构"]
+    assert lines[1].split()[0] == "1" and lines[1].split()[-1] in ("资深客户经理", "高级客户经理", "客户经理", "客户经理助理")
+    assert lines[-2] == "…… 另有 25 名客户经理（完整结果请用 --json 或 --xlsx）"     # 40 managers, 15 shown
+    assert lines[-1].startswith("全行综合贡献 ") and "= 已归属 " in lines[-1]
+    assert not any(w in p.stdout for w in ("senior", "advanced", "rank", "contribution"))
+    en = cli("evaluate", sample, "--lang", "en")
+    assert en.stdout.splitlines()[0].split()[:2] == ["rank", "manager"]
 
 
 def test_accept_valid_rows_computes_the_rest_and_keeps_the_rejected(tmp_path):

@@ -6,6 +6,8 @@ opened directly without a session shows the login form and nothing else.
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 
 import streamlit as st
@@ -19,6 +21,8 @@ __all__ = ["login_gate", "logout_button", "sso_configured"]
 
 WHO = "_who"
 LAST_SEEN = "_last_seen"
+TOKEN = "_session_token"      # (token, issued, seen) of the remembered login this session last set
+FORGET = "_forget_cookie"     # set at logout: the next run clears the browser's cookie
 CHECKED = "_who_checked"       # (principal, store generation, monotonic time) of the last look-up
 # A change made on the Users page takes effect on the user's next click (it calls
 # state.changed()); one made elsewhere (the command line, another server) within this many seconds.
@@ -37,6 +41,8 @@ def _end_session(users: Users, reason: str) -> None:
     who = st.session_state.pop(WHO, None)
     st.session_state.pop(LAST_SEEN, None)
     st.session_state.pop(CHECKED, None)
+    if st.session_state.pop(TOKEN, None) is not None:
+        st.session_state[FORGET] = True
     if who is not None:
         users.logout(who.username, reason)
 
@@ -60,6 +66,7 @@ def _first_admin_form(users: Users, lang: str) -> None:
                     st.session_state[WHO] = who
                     st.session_state[LAST_SEEN] = time.time()
                     users.store.audit(who.username, "login", f"user {who.username}", after={"via": "first admin"})
+                    _remember(who, time.time(), new=True)
                     st.rerun()
 
 
@@ -91,6 +98,7 @@ def _login_form(users: Users, lang: str) -> None:
             else:
                 st.session_state[WHO] = who
                 st.session_state[LAST_SEEN] = time.time()
+                _remember(who, time.time(), new=True)
                 st.rerun()
 
 
@@ -142,6 +150,7 @@ def _sso_logout() -> bool:
 
 def login_gate(lang: str) -> Principal:
     """Return the session's principal, or draw the right form and stop the script."""
+    _run.slot = st.sidebar.empty()            # where a cookie script goes (:func:`_emit`); empty most runs
     users = Users(state.store())
     who: Principal | None = st.session_state.get(WHO)
     now = time.time()
@@ -159,18 +168,103 @@ def login_gate(lang: str) -> Principal:
             who = current
             st.session_state[WHO] = who
             st.session_state[CHECKED] = (who, state.generation(), time.monotonic())
+    if who is None and not st.session_state.get(FORGET):
+        who = _resumed(users, now)
     if who is None:
         who = _sso_principal(users, lang)
         if who is not None:
             st.session_state[WHO] = who
     if who is None:
+        _forget()
         if users.count() == 0:
             _first_admin_form(users, lang)
         else:
             _login_form(users, lang)
         st.stop()
     st.session_state[LAST_SEEN] = now
+    pending = st.session_state.pop("_cookie_pending", None)
+    if pending is not None:                   # set at the login, whose run ended in a rerun
+        _emit(pending)
+    elif st.session_state.get(TOKEN) is not None:
+        _remember(who, now)
     return who
+
+
+# ---------------------------------------------------------------------------------------------
+# Remembered logins (data.sessions): the cookie is set and cleared by a line of JavaScript,
+# because a Streamlit script cannot send a Set-Cookie header; see docs/RULES.md for why the
+# design is safe without HttpOnly.
+
+def _cookie_script(value: str | None, max_age: int) -> str:
+    """A script setting (or, with None, clearing) the session cookie for this site's path /."""
+    from data.sessions import COOKIE
+
+    if value is None:
+        assign = f"{COOKIE}=; Path=/; Max-Age=0; SameSite=Strict"
+    else:
+        assign = f"{COOKIE}={value}; Path=/; Max-Age={int(max_age)}; SameSite=Strict"
+    return ("<script>(function(){var c=" + json.dumps(assign) +
+            ";if(location.protocol==='https:'){c+='; Secure';}document.cookie=c;})();</script>")
+
+
+_run = threading.local()      # this script run's slot for the cookie script (runs of sessions are threads)
+
+
+def _emit(script: str) -> None:
+    """Run ``script`` in the browser, in the slot :func:`login_gate` keeps at the top of the
+    sidebar on every run: the slot is there whether or not it holds a script, so the elements
+    after it (the what-if panel's sliders) keep their places and a refresh never remounts them."""
+    slot = getattr(_run, "slot", None)
+    if slot is None:
+        slot = _run.slot = st.sidebar.empty()
+    slot.html(script, unsafe_allow_javascript=True, width="content")
+
+
+def _remember(who: Principal, now: float, new: bool = False) -> None:
+    """Set the browser's session cookie for ``who``: at a password login (``new``), and again
+    when the page has been active for :data:`data.sessions.REFRESH_SECONDS` since it was set
+    (the idle timeout counts from the last refresh). Single sign-on logins keep their own cookie."""
+    from data.sessions import MAX_HOURS, REFRESH_SECONDS, issue
+
+    held = st.session_state.get(TOKEN)
+    if not new and held is not None and now - held[2] < REFRESH_SECONDS:
+        return
+    issued = now if new or held is None else held[1]
+    token = issue(who, now, issued)
+    st.session_state[TOKEN] = (token, issued, now)
+    st.session_state.pop(FORGET, None)
+    max_age = max(1, int(issued + MAX_HOURS * 3600 - now))
+    if new:
+        st.session_state["_cookie_pending"] = _cookie_script(token, max_age)     # emitted after the rerun
+    else:
+        _emit(_cookie_script(token, max_age))
+
+
+def _resumed(users: Users, now: float) -> Principal | None:
+    """The account this browser's session cookie resumes (a reload, a new tab), or None."""
+    from data.sessions import COOKIE, resume
+
+    try:
+        token = st.context.cookies.get(COOKIE)
+    except Exception:  # noqa: BLE001 - no browser context (AppTest, bare mode)
+        return None
+    if not token:
+        return None
+    who, payload, _why = resume(users, token, now)
+    if who is None:
+        st.session_state[FORGET] = True               # a refused cookie is cleared
+        return None
+    st.session_state[WHO] = who
+    st.session_state[LAST_SEEN] = now
+    st.session_state[CHECKED] = (who, state.generation(), time.monotonic())
+    st.session_state[TOKEN] = (token, payload["iat"], payload["seen"])
+    return who
+
+
+def _forget() -> None:
+    """Clear the browser's session cookie once after a logout or a refused cookie."""
+    if st.session_state.pop(FORGET, False):
+        _emit(_cookie_script(None, 0))
 
 
 def _recently_checked(who: Principal) -> bool:
