@@ -40,19 +40,25 @@ def _bank():
     )
 
 
+def assert_same_customers(a, b, atol: float = 1e-9) -> None:
+    """Two Bases hold the same customer rows: floats to ``atol`` yuan (1e-12 relative), counts,
+    flags and text exactly (also used by tests/test_spark.py)."""
+    for col in a.customers.columns:
+        x, y = a.customers[col].to_numpy(), b.customers[col].to_numpy()
+        if x.dtype.kind == "f":
+            assert np.allclose(x, y, rtol=1e-12, atol=atol), col
+        elif x.dtype.kind in "iub":
+            assert (x == y).all(), col
+        else:
+            assert a.customers[col].equals(b.customers[col]), col
+
+
 @pytest.mark.parametrize("scenario", [Scenario(), Scenario(days=10, day_basis=365, risk_weight_default=1.5)])
 def test_duckdb_and_polars_run_the_same_definition_to_the_same_numbers(scenario):
     frames = _bank()
     a = build_base(frames, scenario, engine="duckdb")
     b = build_base(frames, scenario, engine="polars")
-    for col in a.customers.columns:
-        x, y = a.customers[col].to_numpy(), b.customers[col].to_numpy()
-        if x.dtype.kind == "f":
-            assert np.allclose(x, y, rtol=1e-12, atol=1e-9), col
-        elif x.dtype.kind in "iub":
-            assert (x == y).all(), col
-        else:
-            assert a.customers[col].equals(b.customers[col]), col
+    assert_same_customers(a, b)
     assert a.customers["products"].tolist() == [2, 3, 0]       # C3 holds nothing; a blank product counts as its line
     assert a.accounts_total == pytest.approx(b.accounts_total, rel=1e-12)
     for col in ("margin", "tax", "unit_cost", "balance_cost", "capital_charge", "contribution", "risk", "avg_balance"):

@@ -24,7 +24,7 @@ from calc.heavy import build_base
 from calc.light import evaluate
 from calc.scenario import Scenario
 from spark_support import require_spark
-from test_engines import _bank
+from test_engines import _bank, assert_same_customers
 from test_properties import datasets
 
 pytestmark = pytest.mark.spark
@@ -92,14 +92,7 @@ def _same_numbers(a, b, path="", tol=0.01):
 
 
 def _assert_same_base(a, b):
-    for col in a.customers.columns:
-        x, y = a.customers[col].to_numpy(), b.customers[col].to_numpy()
-        if x.dtype.kind == "f":
-            assert np.allclose(x, y, rtol=1e-12, atol=1e-6), col
-        elif x.dtype.kind in "iub":
-            assert (x == y).all(), col
-        else:
-            assert a.customers[col].equals(b.customers[col]), col
+    assert_same_customers(a, b, atol=1e-6)
     assert b.accounts_total == pytest.approx(a.accounts_total, rel=1e-12, abs=1e-6)
 
 

@@ -165,7 +165,7 @@ def test_a_code_change_after_publish_changes_no_statement_and_verify_says_which_
     real_evaluate, real_build = calc.pipeline.evaluate, calc.pipeline.build_base
     wrong = {"pay_factor": {"pay_factor": {"liability": 0.07}}, "tax_rate": {"tax_rate": 0.10}}[change]
     monkeypatch.setattr(calc.pipeline, "build_base",
-                        lambda frames, scenario: real_build(frames, scenario.replace(**wrong)))
+                        lambda frames, scenario, **kw: real_build(frames, scenario.replace(**wrong), **kw))
     monkeypatch.setattr(calc.pipeline, "evaluate",
                         lambda base, scenario: real_evaluate(base, scenario.replace(**wrong)))
     monkeypatch.setattr(data.store, "code_version", lambda: "f" * 64)
