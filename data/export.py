@@ -812,13 +812,17 @@ def statements_html(chains: list[dict], period: str, bank: str = "", lang: str =
     zh = lang == "zh"
     esc = lambda v: html.escape(str(v))                                   # noqa: E731
     money = lambda v: f"{float(v):,.2f}"                                  # noqa: E731
+
+    def factor(v) -> str:        # a pay-link factor: at least 2 decimals, up to 4 (0.10, 0.06, 0.125)
+        text = f"{float(v):.4f}".rstrip("0")
+        return text if len(text.split(".")[1]) >= 2 else f"{float(v):.2f}"
     title = "绩效工资单" if zh else "Pay statement"
     pages = []
     for c in chains:
         s = c["summary"].iloc[0]
         lines = _words(c["lines"], lang)
         rows = "".join(
-            f"<tr><td>{esc(r.line)}</td><td class=n>{money(r.contribution)}</td><td class=n>{float(r.factor):g}</td>"
+            f"<tr><td>{esc(r.line)}</td><td class=n>{money(r.contribution)}</td><td class=n>{factor(r.factor)}</td>"
             f"<td class=n>{money(r.pay)}</td></tr>" for r in lines.itertuples(index=False))
         cust = _words(c["customers"], lang)
         crows = "".join(

@@ -60,6 +60,8 @@ def _table_texts(el) -> list[tuple[str, str]]:
                        if isinstance(o, dict)}
             for x in value[c].head(30):
                 out.append(("table.cell", str(options.get(x, x))))
+        elif value[c].head(30).isna().any():         # the browser writes a blank number as "None"
+            out.append(("table.cell", "None"))
     return out
 
 
@@ -128,3 +130,17 @@ def test_the_scanner_finds_a_code_word():
     at = AppTest.from_function(page).run()
     assert english_code_words(at) == [("table.cell", "primary")]
     del pd
+
+
+def test_the_scanner_finds_a_blank_number():
+    """A blank number shows as "None" in the browser's table: the scan counts it as a code word."""
+    from streamlit.testing.v1 import AppTest
+
+    def page():
+        import pandas as pd
+        import streamlit as st
+
+        st.dataframe(pd.DataFrame({"步骤": ["上期工资", "贡献变动"], "影响（元）": [None, 12.5]}))
+
+    at = AppTest.from_function(page).run()
+    assert english_code_words(at) == [("table.cell", "None")]

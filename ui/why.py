@@ -36,7 +36,8 @@ def show_chain(ctx, steps: pd.DataFrame, per_line: pd.DataFrame, key: str, label
     walk = pd.DataFrame({
         "step": [ctx.t(k) for k in (labels[0], "why_contribution", "why_attribution", "why_factor", labels[1])],
         "pay": [w["pay_a"], w["step1"], w["step2"], w["pay_b"], w["pay_b"]],
-        "effect": [None, w["contribution_effect"], w["attribution_effect"], w["factor_effect"], w["change"]]})
+        # the starting row changes nothing yet: 0, not a blank (a table shows a blank number as "None")
+        "effect": [0.0, w["contribution_effect"], w["attribution_effect"], w["factor_effect"], w["change"]]})
     views.show(walk, ctx.lang, key=f"{key}_steps", extra={"step": "why_step", "pay": "why_pay", "effect": "why_effect"})
     views.show(per_line.drop(columns=["manager_id"]), ctx.lang, key=f"{key}_lines",
                extra={"ca_Ca": "why_ca_Ca", "ca_Cb": "why_ca_Cb", "cb_Cb": "why_cb_Cb", "f_a": "why_f_a",
