@@ -135,7 +135,9 @@ def _engine_ready(args) -> bool:
     except ValueError as e:
         print(f"engine error / 计算引擎错误: {e}", file=sys.stderr)
         return False
-    if args.engine == "spark" or str(args.input).startswith("spark:"):
+    from data.warehouse import is_warehouse
+
+    if args.engine == "spark" or is_warehouse(str(args.input)):
         from calc.spark import unavailable
 
         why = unavailable()

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -141,17 +140,19 @@ def run_queries(queries: Mapping[str, str], tables: Mapping[str, pd.DataFrame | 
     """Execute several SELECTs in order on Spark over named tables; each result comes back as
     Arrow and is also a view for the later queries (the contract of :func:`calc.engines.run_queries`).
 
-    The views live in the process's session and are dropped at the end.
+    The views live in the process's session and are dropped at the end; each result is cached
+    while the call runs (a later query reads it without computing it again).
     """
     spark = session()
-    names = []
+    names, cached = [], []
     try:
         for name, frame in tables.items():
             _to_spark(spark, frame).createOrReplaceTempView(name)
             names.append(name)
         out = {}
         for name, sql in queries.items():
-            df = spark.sql(sql)
+            df = spark.sql(sql).cache()       # computed once: brought back, then read by later queries
+            cached.append(df)
             out[name] = to_arrow(df)
             df.createOrReplaceTempView(name)
             names.append(name)
@@ -159,6 +160,8 @@ def run_queries(queries: Mapping[str, str], tables: Mapping[str, pd.DataFrame | 
     finally:
         for name in names:
             spark.catalog.dropTempView(name)
+        for df in cached:                     # this call's results only: other sessions' caches stay
+            df.unpersist()
 
 
 @dataclass(frozen=True)
@@ -181,17 +184,17 @@ class SparkAggregates:
     accounts_total: float
 
 
-def heavy_aggregates(accounts: pd.DataFrame | pa.Table | str, daily: pd.DataFrame | pa.Table | str | None,
+def heavy_aggregates(accounts: pd.DataFrame | pa.Table, daily: pd.DataFrame | pa.Table | None,
                      scenario) -> SparkAggregates:
     """Run the heavy stage's formulas on Spark and bring back only the aggregates.
 
     Parameters
     ----------
-    accounts : DataFrame, Arrow table or str
+    accounts : DataFrame or Arrow table
         The accounts relation of :mod:`calc.formulas` (typed columns of
-        :data:`calc.formulas.ACCOUNT_INPUTS`), or the name of a Spark table or view holding it.
-    daily : DataFrame, Arrow table, str or None
-        The ``daily_balances`` relation ``(account_id, day_no, balance)``, a Spark table's name,
+        :data:`calc.formulas.ACCOUNT_INPUTS`).
+    daily : DataFrame, Arrow table or None
+        The ``daily_balances`` relation ``(account_id, day_no, balance)`` with at least one row,
         or None without daily balances.
     scenario : calc.scenario.Scenario
         The account-level parameters.
@@ -202,35 +205,17 @@ def heavy_aggregates(accounts: pd.DataFrame | pa.Table | str, daily: pd.DataFram
     """
     from calc.formulas import SUMMED, account_measures_sql, customer_measures_sql, daily_average_sql
 
-    spark = session()
-    views = []
-
-    def view(name: str, source) -> str:
-        df = spark.table(source) if isinstance(source, str) else _to_spark(spark, source)
-        df.createOrReplaceTempView(name)
-        views.append(name)
-        return name
-
-    try:
-        view("accounts", accounts)
-        daily_avg = None
-        if daily is not None:
-            view("daily_balances", daily)
-            avg = spark.sql(daily_average_sql(scenario.days))
-            avg.cache()                   # read twice: brought back, and joined to the accounts
-            avg.createOrReplaceTempView("daily_avg")
-            views.append("daily_avg")
-            daily_avg = to_arrow(avg).to_pandas()
-            if daily_avg.empty:
-                daily_avg = None
-        name = "daily_avg" if daily_avg is not None else None
-        customers = to_arrow(spark.sql(customer_measures_sql(scenario, daily=name)))
-        parts = account_measures_sql(scenario, daily=name)
-        line = " + ".join(SUMMED[:4])     # asset + liability + intermediate + risk: each account's line result
-        total = spark.sql(f"SELECT SUM({line}) AS total FROM ({parts}) m").collect()[0]["total"]
-        return SparkAggregates(customers=customers, daily_avg=daily_avg,
-                               accounts_total=float(total) if total is not None else 0.0)
-    finally:
-        for name in views:
-            spark.catalog.dropTempView(name)
-        spark.catalog.clearCache()
+    tables = {"accounts": accounts}
+    queries = {}
+    if daily is not None:
+        tables["daily_balances"] = daily
+        queries["daily_avg"] = daily_average_sql(scenario.days)
+    name = "daily_avg" if daily is not None else None
+    line = " + ".join(SUMMED[:4])     # asset + liability + intermediate + risk: each account's line result
+    queries["customers"] = customer_measures_sql(scenario, daily=name)
+    queries["total"] = f"SELECT SUM({line}) AS total FROM ({account_measures_sql(scenario, daily=name)}) m"
+    out = run_queries(queries, tables)
+    total = out["total"].column("total")[0].as_py()
+    return SparkAggregates(customers=out["customers"],
+                           daily_avg=out["daily_avg"].to_pandas() if daily is not None else None,
+                           accounts_total=float(total) if total is not None else 0.0)

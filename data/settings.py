@@ -17,6 +17,22 @@ SECRETS = Path(__file__).resolve().parents[1] / ".streamlit" / "secrets.toml"
 HEAVY_ENGINES = ("duckdb", "polars", "spark")
 
 
+def _secrets() -> dict:
+    """The top level of ``.streamlit/secrets.toml`` ({} without the file), read once per call.
+
+    Raises
+    ------
+    ValueError
+        When the file is not valid TOML.
+    """
+    if not SECRETS.is_file():
+        return {}
+    try:
+        return tomllib.loads(SECRETS.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f".streamlit/secrets.toml is not valid TOML: {e}") from None
+
+
 def secret(key: str):
     """The top-level ``key`` of ``.streamlit/secrets.toml`` (None when absent or without the file).
 
@@ -25,13 +41,7 @@ def secret(key: str):
     ValueError
         When the file is not valid TOML.
     """
-    if not SECRETS.is_file():
-        return None
-    try:
-        data = tomllib.loads(SECRETS.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f".streamlit/secrets.toml is not valid TOML: {e}") from None
-    return data.get(key)
+    return _secrets().get(key)
 
 
 def heavy_engine() -> str:
@@ -47,10 +57,14 @@ def heavy_engine() -> str:
     ValueError
         When the setting names another engine.
     """
-    name = str(os.environ.get("JIXIAO_ENGINE") or secret("engine") or "duckdb").strip().lower()
+    name = os.environ.get("JIXIAO_ENGINE")
+    file = {} if name else _secrets()           # the file is read only when the environment is silent
+    name = str(name or file.get("engine") or "duckdb").strip().lower()
     if name not in HEAVY_ENGINES:
         raise ValueError(f"engine {name!r} (JIXIAO_ENGINE or secrets.toml's engine) is not one of "
                          f"{', '.join(HEAVY_ENGINES)}")
-    if name == "spark" and not os.environ.get("JIXIAO_SPARK_MASTER") and secret("spark_master"):
-        os.environ["JIXIAO_SPARK_MASTER"] = str(secret("spark_master"))
+    if name == "spark" and not os.environ.get("JIXIAO_SPARK_MASTER"):
+        master = (file or _secrets()).get("spark_master")
+        if master:
+            os.environ["JIXIAO_SPARK_MASTER"] = str(master)
     return name

@@ -18,7 +18,7 @@ import re
 
 import pyarrow as pa
 
-__all__ = ["PREFIX", "is_warehouse", "read_warehouse"]
+__all__ = ["PREFIX", "is_warehouse", "read_warehouse", "read_and_check"]
 
 PREFIX = "spark:"
 
@@ -42,13 +42,14 @@ class _ArrowSheet:
 
     def body(self, start: int, columns: list[int], numeric=(), ids=()) -> tuple[int, list[pa.Array]]:
         part = self.table.slice(start)
+        numeric = set(numeric)
         out = []
         for j in columns:
             col = part.column(j).combine_chunks()
             if pa.types.is_string(col.type):
                 col = col.cast(pa.large_string())
             elif pa.types.is_integer(col.type) or pa.types.is_decimal(col.type) or pa.types.is_floating(col.type):
-                col = col.cast(pa.float64()) if j in set(numeric) else col.cast(pa.large_string())
+                col = col.cast(pa.float64()) if j in numeric else col.cast(pa.large_string())
             out.append(col)
         return part.num_rows, out
 
@@ -99,3 +100,35 @@ def read_warehouse(source: str, spark=None):
     sheets = [RawSheet(name, _ArrowSheet(to_arrow(spark.table(f"`{database}`.`{name}`"))),
                        source=f"{PREFIX}{database}.{name}") for name in sorted(tables)]
     return RawBook(sheets=sheets, kind="warehouse", notes=[])
+
+
+def read_and_check(database: str) -> tuple:
+    """Read and validate a warehouse database as an upload: ``(digest, extract or None, report,
+    label)``.
+
+    The digest is a SHA-256 over the tables' rows (each table's Arrow IPC stream, in the order
+    read), so reading an unchanged database again stores nothing new; ``label`` is ``spark:DB``.
+    """
+    import hashlib
+
+    from data.ingest import parse_book
+    from data.report import ExtractError
+
+    label = f"{PREFIX}{database}"
+    try:
+        book = read_warehouse(label)
+    except ExtractError as e:
+        return hashlib.sha256(label.encode()).hexdigest(), None, e.report, label
+    h = hashlib.sha256()
+    for sheet in book.sheets:
+        table = sheet.backend.table
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        h.update(sheet.name.encode() + b"\0" + hashlib.sha256(sink.getvalue()).digest())
+    try:
+        extract, report = parse_book(book)
+    except ExtractError as e:
+        extract, report = None, e.report
+    return h.hexdigest(), extract, report, label
+

@@ -14,6 +14,7 @@ import streamlit as st
 from data.export import frame_to_csv_bytes, write_workbook
 from data.quarantine import refusals, split_summary, split_valid
 from data.sandbox import parse_isolated
+from data.settings import heavy_engine
 from data.store import sha256_bytes
 from ui import state, views
 from ui.frame import frame
@@ -58,15 +59,16 @@ st.subheader(ctx.t("upload_title"))
 st.caption(ctx.t("upload_help"))
 files = st.file_uploader(ctx.t("upload_title"), accept_multiple_files=True, key="extract_upload",
                          type=["xlsx", "xlsm", "xls", "csv", "txt"], label_visibility="collapsed")
-if state.heavy_engine() == "spark" and ctx.who.role == "admin":      # a warehouse period (issue 15)
+if heavy_engine() == "spark" and ctx.who.role == "admin":      # a warehouse period (issue 15)
     from calc.spark import master
+    from data.warehouse import read_and_check
 
     with st.expander(ctx.t("warehouse_title"), expanded=bool(ss.get("_warehouse"))):
         st.caption(ctx.t("warehouse_help", master=views.md_text(master())))
         db = st.text_input(ctx.t("warehouse_db"), key="warehouse_db", placeholder="bank_2026q3").strip()
         if st.button(ctx.t("warehouse_read"), key="warehouse_read", disabled=not db):
             with st.spinner(ctx.t("warehouse_reading", db=views.md_text(db))):
-                ss["_warehouse"] = state.read_warehouse_extract(db)
+                ss["_warehouse"] = read_and_check(db)
             ss.pop("accept_valid_rows", None)
             ss.pop("_upload_stored", None)
 

@@ -21,7 +21,7 @@ __all__ = ["login_gate", "logout_button", "sso_configured"]
 
 WHO = "_who"
 LAST_SEEN = "_last_seen"
-TOKEN = "_session_token"      # (token, issued, seen) of the remembered login this session last set
+TOKEN = "_session_token"      # (issued, seen) of the remembered login this session last set (Unix s)
 FORGET = "_forget_cookie"     # set at logout: the next run clears the browser's cookie
 CHECKED = "_who_checked"       # (principal, store generation, monotonic time) of the last look-up
 # A change made on the Users page takes effect on the user's next click (it calls
@@ -227,11 +227,11 @@ def _remember(who: Principal, now: float, new: bool = False) -> None:
     from data.sessions import MAX_HOURS, REFRESH_SECONDS, issue
 
     held = st.session_state.get(TOKEN)
-    if not new and held is not None and now - held[2] < REFRESH_SECONDS:
+    if not new and held is not None and now - held[1] < REFRESH_SECONDS:
         return
-    issued = now if new or held is None else held[1]
+    issued = now if new or held is None else held[0]
     token = issue(who, now, issued)
-    st.session_state[TOKEN] = (token, issued, now)
+    st.session_state[TOKEN] = (issued, now)
     st.session_state.pop(FORGET, None)
     max_age = max(1, int(issued + MAX_HOURS * 3600 - now))
     if new:
@@ -257,7 +257,7 @@ def _resumed(users: Users, now: float) -> Principal | None:
     st.session_state[WHO] = who
     st.session_state[LAST_SEEN] = now
     st.session_state[CHECKED] = (who, state.generation(), time.monotonic())
-    st.session_state[TOKEN] = (token, payload["iat"], payload["seen"])
+    st.session_state[TOKEN] = (payload["iat"], payload["seen"])
     return who
 
 

@@ -174,50 +174,12 @@ def set_active_dataset(dataset_id: int) -> None:
     st.session_state.pop("_baseline", None)
 
 
-def heavy_engine() -> str:
-    """The deployment's engine of the heavy stage (:func:`data.settings.heavy_engine`): ``"duckdb"``
-    unless ``engine = "spark"`` (or another) is set in secrets.toml or ``JIXIAO_ENGINE``."""
-    from data.settings import heavy_engine as configured
-
-    return configured()
-
-
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _base(dataset_id: str, account_key: tuple, _frames: dict, _scenario: Scenario) -> Base:
     # the heavy stage on the configured engine (Spark for a warehouse deployment); sliders stay local
+    from data.settings import heavy_engine
+
     return build_base(_frames, _scenario, engine=heavy_engine())
-
-
-def read_warehouse_extract(database: str) -> tuple:
-    """Read and validate a warehouse database's tables (``spark:DB``) as an upload:
-    ``(digest, extract or None, report, label)``, the digest a SHA-256 over the tables' rows
-    (Arrow IPC, in the order read), so reading an unchanged database again stores nothing new."""
-    import hashlib
-
-    import pyarrow as pa
-
-    from data.ingest import parse_book
-    from data.report import ExtractError
-    from data.warehouse import PREFIX, read_warehouse
-
-    label = f"{PREFIX}{database}"
-    try:
-        book = read_warehouse(label)
-    except ExtractError as e:
-        return hashlib.sha256(label.encode()).hexdigest(), None, e.report, label
-    h = hashlib.sha256()
-    for sheet in book.sheets:
-        h.update(sheet.name.encode() + b"\0")
-        sink = pa.BufferOutputStream()
-        table = sheet.backend.table
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        h.update(hashlib.sha256(sink.getvalue()).digest())
-    try:
-        extract, report = parse_book(book)
-    except ExtractError as e:
-        extract, report = None, e.report
-    return h.hexdigest(), extract, report, label
 
 
 _bases: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()   # the cached Bases, found without hashing
