@@ -529,9 +529,19 @@ class _Aggregates:
             cp = cust[b_part]
             key = (mgr[b_part] * _N_ROLES + role[b_part]) * n_pat + self.pattern[cp]
             gkeys, gid = np.unique(key, return_inverse=True)
-            A = np.asfortranarray(_sums_by(gid, self.left[cp, None] * X[b_part], len(gkeys)))   # by column
-            g_managers, g_starts = np.unique(gkeys // (n_pat * _N_ROLES), return_index=True)  # keys sorted
-            self.parts.append((A, gkeys % n_pat, gkeys // n_pat % _N_ROLES, g_managers, g_starts))
+            A = _sums_by(gid, self.left[cp, None] * X[b_part], len(gkeys))
+            g_pat, g_role, g_mgr = gkeys % n_pat, gkeys // n_pat % _N_ROLES, gkeys // (n_pat * _N_ROLES)
+            # by class (pattern, role) a dense managers x columns block, when that is no bigger
+            # than a few times the groups: a move is then one matrix-vector product over the
+            # classes used (a bank has a handful), else a sum per manager over its groups
+            classes, k = np.unique(g_pat * _N_ROLES + g_role, return_inverse=True)
+            if len(classes) * nm <= _DENSE_CLASSES * max(len(gkeys), 1):
+                T = np.zeros((len(classes), nm, A.shape[1]))
+                T[k, g_mgr] = A
+                self.parts.append(("dense", T.reshape(len(classes), nm * A.shape[1]), classes // _N_ROLES, classes % _N_ROLES))
+            else:
+                g_managers, g_starts = np.unique(g_mgr, return_index=True)  # keys sorted
+                self.parts.append(("groups", np.asfortranarray(A), g_pat, g_role, g_managers, g_starts))
         # per customer: the measures the totals add up (contribution per line and total)
         c = base.customers
         self.C = np.column_stack([c[x].to_numpy(dtype=float) for x in (*PAY_LINES, "total")]) \
@@ -564,6 +574,9 @@ class _Aggregates:
         """Assignment rows of the given customer positions (sorted)."""
         parts = [self.by_cust[self.cust_starts[c]:self.cust_starts[c + 1]] for c in customers]
         return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+
+_DENSE_CLASSES = 4     # dense per-class manager sums when classes x managers <= 4 x the groups
 
 
 def _sums_by(groups: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -634,7 +647,14 @@ class Live:
         agg = self.agg
         share = agg.shares(np.asarray(role_weight, dtype=float))
         out = []
-        for A, g_pat, g_role, g_managers, g_starts in agg.parts:
+        for kind, *part in agg.parts:
+            if kind == "dense":
+                T, k_pat, k_role = part
+                # einsum's own loop, not BLAS: a multi-threaded BLAS call stalls on a busy 2-core server
+                out.append(np.einsum("k,kn->n", share[k_pat, k_role], T).reshape(agg.G.shape) if len(T)
+                           else np.zeros_like(agg.G))
+                continue
+            A, g_pat, g_role, g_managers, g_starts = part
             M = np.zeros_like(agg.G)
             if len(A):
                 M[g_managers] = np.add.reduceat(A * share[g_pat, g_role][:, None], g_starts, axis=0)

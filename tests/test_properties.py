@@ -271,11 +271,22 @@ def _same_frame(a: pd.DataFrame, b: pd.DataFrame, what: str) -> None:
             assert list(x) == list(y), (what, col, x, y)
 
 
+@pytest.mark.parametrize("dense", [4, 0], ids=["class-blocks", "group-sums"])
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data())
-def test_live_what_if_equals_a_full_evaluation(data):
+@given(data=st.data())
+def test_live_what_if_equals_a_full_evaluation(dense, data):
     """The app's incremental light stage (``live``) gives what the reference ``evaluate`` gives,
-    move after move on one Base (its kept intermediate results included)."""
+    move after move on one Base (its kept intermediate results included), by either of its two
+    ways of summing derived coefficients per manager (dense blocks per class, or per group)."""
+    from unittest import mock
+
+    import calc.light
+
+    with mock.patch.object(calc.light, "_DENSE_CLASSES", dense):
+        _live_equals_full(data)
+
+
+def _live_equals_full(data):
     frames, scenario = data.draw(datasets())
     # levers as a slider or number box sets them: 0 or at least 0.001 (a subnormal stock factor
     # underflows in one order of the products and not in the other, and a ratio of two such
