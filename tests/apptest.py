@@ -10,13 +10,35 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+class Page(AppTest):
+    """An AppTest that shows the whole page after a lever move, as a browser does.
+
+    A lever move reruns only the page's what-if fragment (:func:`ui.frame.whatif`), and AppTest's
+    element tree then holds that fragment's elements alone, where a browser keeps the rest of
+    the page from the last full run. So after a fragment-only run (the frame's language switch,
+    drawn first on every full run, is missing) the page is run once more without any change,
+    which draws the same page in full; ``fragment_tree`` keeps what the fragment run sent.
+    """
+
+    fragment_tree = None
+
+    def _run(self, widget_state=None, timeout=None) -> AppTest:
+        out = super()._run(widget_state, timeout)
+        if not self.exception and not any(r.key == "lang" for r in self.radio) and self.get("title"):
+            self.fragment_tree = self._tree
+            out = super()._run(None, timeout)
+        else:
+            self.fragment_tree = None
+        return out
+
+
 def app(page: str = "app.py", lang: str = "zh", role: str | None = "admin", **state) -> AppTest:
     """An AppTest of ``page``, logged in as the conftest test user of ``role`` (None: not logged
     in), with ``state`` put into its session state. Not run yet."""
     from conftest import TEST_USERS
     from data.auth import Principal
 
-    at = AppTest.from_file(str(ROOT / page), default_timeout=60)
+    at = Page(str(ROOT / page), default_timeout=60)
     at.session_state["lang"] = lang
     if role is not None:
         name, _, branch, manager_id = TEST_USERS[role]

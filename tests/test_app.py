@@ -75,6 +75,44 @@ def test_moving_intermediate_factor_reorders_the_ranking_as_calc_predicts(sample
     assert all(abs(pay[k] - exp_pay[k]) < 0.01 for k in exp_pay)
 
 
+FRAGMENT_PAGES = ["app.py", "pages/rankings.py", "pages/customers.py", "pages/scorecard.py", "pages/manager.py"]
+
+
+def _shown(tree) -> dict:
+    """What a user reads on a page: titles, captions, metrics, tables, the number boxes."""
+    return {"title": [e.value for e in tree.title], "caption": [e.value for e in tree.caption],
+            "metric": [(e.label, e.value, e.delta) for e in tree.metric],
+            "tables": [d.value.to_dict("list") for d in tree.dataframe],
+            "boxes": {e.key: e.value for e in tree.number_input}}
+
+
+@pytest.mark.parametrize("page", FRAGMENT_PAGES)
+@pytest.mark.parametrize("lever, value", [("pay_factor_intermediate", 0.2), ("role_weight_secondary", 0.5)])
+def test_a_lever_move_reruns_only_what_it_changes(page, lever, value):
+    """A slider move reruns the page's what-if fragment and the moved pair, not the frame
+    (no language switch, navigation or other slider is sent again), and what that partial rerun
+    shows is what a full rerun of the page shows: nothing outside it depends on the lever."""
+    at = app(page).run()
+    before = _shown(at)
+    at.slider(key=lever).set_value(value).run()
+    assert not at.exception
+    partial = at.fragment_tree
+    assert partial is not None, "the move reran the whole page"
+    assert not [r for r in partial.radio if r.key == "lang"] and not [s for s in partial.selectbox if s.key == "dataset_pick"]
+    assert [s.key for s in partial.slider] == [lever]                      # the moved pair only ...
+    assert {e.key for e in partial.number_input} >= {lever + "_box"}
+    assert partial.number_input(key=lever + "_box").value == value        # ... its box shows the new value
+    full = _shown(at)                                                      # the page rerun in full (tests.apptest.Page)
+    got = _shown(partial)
+    for part in ("title", "metric", "tables"):
+        assert got[part] == full[part], part
+    timing = [c for c in got["caption"] if "毫秒" in c]                   # "recalculated in N ms" differs by run
+    assert len(timing) == 1 and set(got["caption"]) - set(timing) <= set(full["caption"])
+    assert got["boxes"][lever + "_box"] == full["boxes"][lever + "_box"] == value
+    if page == "pages/rankings.py":                                        # and it is the new what-if, not the old page
+        assert got["metric"] != before["metric"]
+
+
 def test_reset_returns_to_baseline():
     at = app("pages/rankings.py").run()
     at.slider(key="role_weight_primary").set_value(0.3).run()

@@ -5,12 +5,16 @@ rely on ``app.py`` having run. Widget values are mirrored into one plain session
 ``_keep``, widget key -> value) because Streamlit drops a widget's state when the user switches
 to a page that has not rendered it yet (History, Upload and Users have no panel); the mirror
 restores it, so the panel stays where it was left.
+
+A page whose figures the panel changes draws them through :func:`whatif`: one fragment that a
+lever move reruns alone, with the moved slider's pair (both are ``st.fragment`` s rerun by key from
+the lever's ``on_change``), so a move skips the login check, navigation and the rest of the panel.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-
 import time
 from dataclasses import dataclass
 
@@ -87,6 +91,7 @@ class Ctx:
     panel: dict | None = None
     kpi_key: tuple = ()
     edits_key: tuple = ()
+    held: state.Baseline | None = None
 
     @property
     def user(self) -> str:
@@ -138,8 +143,17 @@ def _keep(key: str) -> None:
     _kept()[key] = st.session_state[key]
 
 
-def _keep_box(key: str) -> None:
-    _kept()[key] = st.session_state[key + BOX]
+WHATIF_FRAGMENT = "whatif"   # st.fragment key of a page's what-if part (:func:`whatif`)
+LIVE_FLAG = "_whatif_fragment"   # session key: True while the page on screen draws its what-if as that fragment
+
+
+def _moved(key: str, box: bool = False) -> None:
+    """A lever of the panel moved (``on_change``): keep its value and, on a page whose what-if is
+    a fragment, rerun only that fragment and the lever's slider-and-box pair, not the whole page
+    (the frame, navigation and the rest of the panel are unchanged by a move)."""
+    _kept()[key] = st.session_state[key + BOX if box else key]
+    if st.session_state.get(LIVE_FLAG):
+        st.rerun([WHATIF_FRAGMENT, *([_pair_key(key)] if key in SLIDERS else [])])
 
 
 def _restore(key: str, default) -> None:
@@ -258,7 +272,11 @@ _FORMATS = {**{f"pay_factor_{x}": ("%.3f", 0.0005, "%.4f") for x in ("asset", "l
             "stock_factor": ("%.2f", 0.01, "%.3f")}
 
 
-def _slider(side, key: str, lang: str) -> None:
+def _pair_key(key: str) -> str:
+    return f"lever_{key}"
+
+
+def _draw_pair(key: str, lang: str) -> None:
     """A slider and, under it, a number box for an exact value; both hold the same value.
 
     Under, not beside: columns would add three elements per slider to every rerun's messages
@@ -266,10 +284,30 @@ def _slider(side, key: str, lang: str) -> None:
     """
     lo, hi, step = SLIDERS[key]
     fmt, box_step, box_fmt = _FORMATS[key]
-    side.slider(t(key, lang), lo, hi, step=step, key=key, format=fmt, on_change=_keep, args=(key,),
-                help=t(f"help_{key.rsplit('_', 1)[0] if key.startswith(('pay_factor', 'role_weight')) else key}", lang))
-    side.number_input(t(key, lang), min_value=lo, max_value=hi, step=box_step, key=key + BOX, format=box_fmt,
-                      on_change=_keep_box, args=(key,), label_visibility="collapsed")
+    st.session_state[key + BOX] = st.session_state[key] = _kept()[key]
+    st.slider(t(key, lang), lo, hi, step=step, key=key, format=fmt, on_change=_moved, args=(key,),
+              help=t(f"help_{key.rsplit('_', 1)[0] if key.startswith(('pay_factor', 'role_weight')) else key}", lang))
+    st.number_input(t(key, lang), min_value=lo, max_value=hi, step=box_step, key=key + BOX, format=box_fmt,
+                    on_change=_moved, args=(key, True), label_visibility="collapsed")
+
+
+def _pair_fragment(key: str):
+    """The pair of ``key`` as its own fragment (one definition per lever: a fragment key names one
+    definition), so that a move redraws the pair moved (its box shows the slider's new value)."""
+    def pair(lang: str) -> None:
+        _draw_pair(key, lang)
+
+    pair.__qualname__ = f"pair_{key}"
+    return st.fragment(pair, key=_pair_key(key))
+
+
+_PAIRS = {key: _pair_fragment(key) for key in SLIDERS}
+
+
+def _slider(side, key: str, lang: str) -> None:
+    """Draw the slider-and-box pair of ``key`` in ``side`` (the sidebar)."""
+    with side:
+        _PAIRS[key](lang)
 
 
 def _kpi_key() -> tuple:
@@ -287,11 +325,9 @@ def set_whatif_edits(edits) -> None:
     st.session_state[EDITS_KEY] = tuple(dict(e) for e in edits)
 
 
-def whatif_panel(baseline: Scenario, lang: str) -> tuple[dict, int]:
-    """Sliders (each with a number box) for the light-stage parameters.
-
-    Returns the panel's values (widget key -> value) and how many differ from the baseline.
-    """
+def whatif_panel(baseline: Scenario, lang: str) -> None:
+    """Draw the sliders (each with a number box) for the light-stage parameters; their values
+    are read by :func:`panel_values`."""
     defaults = _baseline_values(baseline)
     for key in WHATIF_KEYS:
         _restore(key, defaults[key])
@@ -305,10 +341,9 @@ def whatif_panel(baseline: Scenario, lang: str) -> tuple[dict, int]:
         _slider(side, f"role_weight_{role}", lang)
     _slider(side, "stock_factor", lang)
     side.number_input(t("pool", lang), min_value=0.0, step=10_000.0, key="pool", format="%.0f", help=t("help_pool", lang),
-                      on_change=_keep,
-                      args=("pool",))
+                      on_change=_moved, args=("pool",))
     side.radio(t("pay_method", lang), ("factor", "points"), key="pay_method", horizontal=True, help=t("help_pay_method", lang),
-               format_func=lambda v: t(f"pay_method_{v}", lang), on_change=_keep, args=("pay_method",))
+               format_func=lambda v: t(f"pay_method_{v}", lang), on_change=_moved, args=("pay_method",))
     with side.expander(t("budget_title", lang)):
         st.number_input(t("budget_amount", lang), min_value=0.0, value=None, step=10_000.0, format="%.2f",
                         key="budget_amount")
@@ -319,8 +354,13 @@ def whatif_panel(baseline: Scenario, lang: str) -> tuple[dict, int]:
             (st.success if notice[0] == "ok" else st.warning)(notice[1])
     side.button(t("reset", lang), key="whatif_reset", on_click=clear_whatif)
 
+
+def panel_values(baseline: Scenario, lang: str) -> tuple[dict, int]:
+    """The panel's values (widget key -> value, from the kept mirror) and how many levers differ
+    from ``baseline``; the page's link (query parameters) follows them."""
+    defaults = _baseline_values(baseline)
     kept = _kept()
-    values = {k: kept[k] for k in WHATIF_KEYS}
+    values = {k: kept.get(k, defaults[k]) for k in WHATIF_KEYS}
     changed = sum(1 for k in WHATIF_KEYS if values[k] != defaults[k]) + (1 if "_kpi_table" in st.session_state else 0) \
         + (1 if whatif_edits(baseline) != tuple(baseline.edits) else 0)
     _to_query_params(values, defaults, lang)
@@ -380,7 +420,7 @@ def _startup_checks() -> None:
         _checked = True
 
 
-def frame(page: str) -> Ctx:
+def frame(page: str, deferred: bool = False) -> Ctx:
     """Draw the shared frame and compute what the page shows. Every page calls this first.
 
     Order: page config, start-up checks, language, login gate (stops the script without a
@@ -396,6 +436,9 @@ def frame(page: str) -> Ctx:
     ----------
     page : str
         The page's string key (``page_rankings``): title and permission.
+    deferred : bool
+        The page draws what the panel changes through :func:`whatif` (a fragment that a lever
+        move reruns alone); the frame then leaves the what-if, the title and its caption to it.
 
     Returns
     -------
@@ -437,8 +480,21 @@ def frame(page: str) -> Ctx:
     held = state.baseline(dataset)
     ctx.baseline = baseline = held.scenario
     _from_query_params(_baseline_values(baseline))
-    values, changed = whatif_panel(baseline, lang)
-    ctx.baseline_key, ctx.panel = held.key, values
+    whatif_panel(baseline, lang)
+    ctx.baseline_key, ctx.held = held.key, held
+    st.session_state[LIVE_FLAG] = deferred
+    if not deferred:
+        _compute(ctx, page)
+    return ctx
+
+
+def _compute(ctx: Ctx, page: str) -> None:
+    """The what-if of the panel's values on ``ctx`` (its results, the sidebar's count of levers
+    moved and recalculation time), then the page's title and what its levers change."""
+    lang, dataset, held = ctx.lang, ctx.dataset, ctx.held
+    baseline = held.scenario
+    values, changed = panel_values(baseline, lang)
+    ctx.panel = values
     t0 = time.perf_counter()
     ctx.kpi_key = _kpi_key()
     ctx.edits_key = tuple(tuple(sorted(e.items())) for e in whatif_edits(baseline))
@@ -467,4 +523,23 @@ def frame(page: str) -> Ctx:
     st.sidebar.caption(" · ".join(([t("modified", lang, n=changed)] if changed else []) + [t("recalc_ms", lang, ms=light_ms)]))
     st.title(t(page, lang))
     st.caption(t(f"levers_{page}", lang))
-    return ctx
+
+
+def whatif(ctx: Ctx, page: str, draw) -> None:
+    """Draw ``draw(ctx)``, the part of a page that the what-if panel changes, with the what-if of
+    the panel's current values, as the fragment a lever move reruns alone (:func:`_moved`).
+
+    For a ``ctx`` the frame already completed (roles without the what-if, or ``frame(page)``
+    without ``deferred``) this is just ``draw(ctx)``.
+    """
+    if ctx.held is None or ctx.result is not None:
+        draw(ctx)
+        return
+    _whatif_part(ctx, page, draw)
+
+
+@st.fragment(key=WHATIF_FRAGMENT)
+def _whatif_part(ctx: Ctx, page: str, draw) -> None:
+    now = dataclasses.replace(ctx)      # a fragment rerun gets the full run's arguments: a fresh copy each time
+    _compute(now, page)
+    draw(now)
