@@ -21,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 ONE_SLIDER_APP = ROOT / "bench" / "one_slider_app.py"
-PANEL_PAGES = ("app.py", "pages/rankings.py", "pages/customers.py", "pages/scorecard.py", "pages/manager.py")
+PANEL_PAGES = ("app.py", "pages/rankings.py", "pages/customers.py", "pages/scorecard.py", "pages/manager.py",
+               "pages/coefficients.py", "pages/scenarios.py")
 SLIDER = "pay_factor_intermediate"
 ADMIN = ("bench", "bench-pass-123")
 TARGET_LIGHT_MS = 5.0

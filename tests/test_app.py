@@ -75,7 +75,8 @@ def test_moving_intermediate_factor_reorders_the_ranking_as_calc_predicts(sample
     assert all(abs(pay[k] - exp_pay[k]) < 0.01 for k in exp_pay)
 
 
-FRAGMENT_PAGES = ["app.py", "pages/rankings.py", "pages/customers.py", "pages/scorecard.py", "pages/manager.py"]
+FRAGMENT_PAGES = ["app.py", "pages/rankings.py", "pages/customers.py", "pages/scorecard.py", "pages/manager.py",
+                  "pages/coefficients.py", "pages/scenarios.py"]
 
 
 def _shown(tree) -> dict:
@@ -111,6 +112,20 @@ def test_a_lever_move_reruns_only_what_it_changes(page, lever, value):
     assert got["boxes"][lever + "_box"] == full["boxes"][lever + "_box"] == value
     if page == "pages/rankings.py":                                        # and it is the new what-if, not the old page
         assert got["metric"] != before["metric"]
+
+
+def test_a_lever_move_after_the_baseline_changed_reruns_the_whole_page():
+    """A baseline published or loaded since the page was drawn (here: loaded by another page of the
+    session) is not compared against the old one: the next move reruns the page in full, so the
+    panel and every figure start from the new baseline."""
+    at = app("pages/rankings.py").run()
+    at.slider(key="pay_factor_intermediate").set_value(0.2).run()
+    assert at.fragment_tree is not None
+    at.session_state["_baseline_toml"] = Scenario(name="loaded", stock_factor=0.9).to_toml()
+    at.slider(key="pay_factor_intermediate").set_value(0.25).run()
+    assert not at.exception
+    assert at.fragment_tree is None                                   # the whole page, not the fragment
+    assert any("2" in c.value for c in at.sidebar.caption if "毫秒" in c.value)   # pay factor and stock factor
 
 
 def test_reset_returns_to_baseline():

@@ -540,6 +540,8 @@ def whatif(ctx: Ctx, page: str, draw) -> None:
 
 @st.fragment(key=WHATIF_FRAGMENT)
 def _whatif_part(ctx: Ctx, page: str, draw) -> None:
+    if state.baseline(ctx.dataset).key != ctx.held.key:   # published, or a scenario loaded, since the
+        st.rerun()                                          # last full run: the panel starts from it
     now = dataclasses.replace(ctx)      # a fragment rerun gets the full run's arguments: a fresh copy each time
     _compute(now, page)
     draw(now)
