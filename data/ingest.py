@@ -205,6 +205,38 @@ def _distinct(arr: pa.Array, mask: np.ndarray) -> tuple[list, np.ndarray]:
     return uniq.to_pylist(), codes
 
 
+def _text_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A text array's UTF-8 bytes without copying: ``(data, starts, lengths)``, each cell's bytes
+    being ``data[starts[i]:starts[i] + lengths[i]]`` (length 0 for a null cell)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    wide = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
+    _, offsets, data = arr.buffers()
+    offs = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[arr.offset:arr.offset + len(arr) + 1]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    lengths = np.diff(offs)
+    if arr.null_count:
+        lengths = np.where(_np_bool(pc.is_valid(arr)), lengths, 0)
+    return data, offs[:-1].astype(np.int64), lengths
+
+
+_FORMULA_BYTES = np.array([ord(c) for c in FORMULA_PREFIXES], dtype=np.uint8)   # ASCII: a first byte is the first character
+
+
+def _formula_like(out: pa.Array) -> np.ndarray:
+    """Positions of the cells that start with a formula character and hold more than it (the
+    :data:`FORMULA_START` rule), from each cell's first byte: no regular expression per cell."""
+    data, starts, lengths = _text_bytes(out)
+    first = np.zeros(len(starts), dtype=np.uint8)
+    has = lengths > 0
+    first[has] = data[starts[has]]
+    cand = np.flatnonzero(np.isin(first, _FORMULA_BYTES))
+    if not len(cand):
+        return cand
+    sub = out.take(pa.array(cand))
+    return cand[_np_bool(pc.and_(pc.match_substring_regex(sub, pattern=FORMULA_START), pc.greater(pc.utf8_length(sub), 1)))]
+
+
 def _values_at(arr: pa.Array, idx: np.ndarray) -> list:
     """Python values of a few cells (the offending ones)."""
     return arr.take(pa.array(np.asarray(idx, dtype=np.int64))).to_pylist() if len(idx) else []
@@ -484,8 +516,7 @@ class _SheetParser:
                     self.issue("id_number", int(rows[first]), header, _show(_values_at(values, [first])[0]),
                                severity="warning")
             else:
-                starts = pc.match_substring_regex(out, pattern=FORMULA_START)
-                cand = np.flatnonzero(_np_bool(pc.and_(starts, pc.greater(pc.utf8_length(out), 1))))
+                cand = _formula_like(out)
                 for i, v in zip(cand, _values_at(out, cand)):
                     if not _looks_numeric(v):
                         self.issue("formula_text", int(rows[i]), header, v[:40], severity="warning")
@@ -511,8 +542,15 @@ class _SheetParser:
     def _check_text(self, out: pa.Array, rows: np.ndarray, header: str, limit: int) -> None:
         """Text the store cannot hold on PostgreSQL (SQLite would take it): longer than ``limit``
         characters, or holding a NUL character. Whole-column; only offending cells become issues."""
-        nul = _np_bool(pc.match_substring(out, "\x00"))
-        long = _np_bool(pc.greater(pc.utf8_length(out), limit))
+        data, starts, lengths = _text_bytes(out)
+        n = len(lengths)
+        # whole-column on the bytes: a cell is checked cell by cell only when the column holds a
+        # NUL byte somewhere, or more bytes than ``limit`` characters could take
+        nul = _np_bool(pc.match_substring(out, "\x00")) if data.size and not data.all() else np.zeros(n, dtype=bool)
+        long = np.zeros(n, dtype=bool)
+        over = np.flatnonzero(lengths > limit)            # UTF-8: at least one byte per character
+        if len(over):
+            long[over] = _np_bool(pc.greater(pc.utf8_length(out.take(pa.array(over))), limit))
         bad = np.flatnonzero(nul | long)
         for i, v in zip(bad, _values_at(out, bad)):
             if nul[i]:

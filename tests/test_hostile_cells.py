@@ -491,6 +491,24 @@ def test_text_and_ids_longer_than_the_columns_are_row_errors(tmp_path):
     assert "最多 64 个字符" in by_sheet["账户"].message("zh")
 
 
+def test_text_that_a_spreadsheet_would_run_as_a_formula_is_a_warning_naming_the_cell(tmp_path):
+    # manager names, as text cells (a cell starting with "=" is written as a formula, reported
+    # elsewhere): a "+" formula, a lone minus sign, a negative number, a formula character after
+    # the first one, a full-width "＝" (not a formula in Excel), an "@" call
+    names = ["+A1*2", "-", "-12", "中=", "＝SUM(A1)", "@foo"]
+
+    def mutate(s):
+        for k, name in enumerate(names):
+            s["客户经理"].append([f"F{k:02d}", name, "城东支行", ""])
+
+    found = issues(book_with(tmp_path, mutate))
+    first = len(BASE["客户经理"]) + 1                       # the Excel row of the first appended manager
+    warned = sorted((i.row, i.value) for i in found if i.rule == "formula_text")
+    assert warned == [(first, "+A1*2"), (first + 5, "@foo")], [i.line() for i in found]
+    assert all(i.severity == "warning" and i.sheet == "客户经理" and i.column == "姓名"
+               for i in found if i.rule == "formula_text")
+
+
 def test_an_in_memory_sheet_with_nul_text_is_refused_like_a_file(tmp_path):
     # the same rule whatever the source: a raw sheet built in memory (the app's edits path)
     from data.ingest import parse_book
