@@ -11,7 +11,7 @@ from ui.frame import COEFFICIENT_LEVERS, frame, whatif  # noqa: E402
 from ui import charts, views  # noqa: E402
 
 _starting.empty()
-ctx = frame("page_overview", deferred=True)
+ctx = frame("page_overview")
 published.serve(ctx, published.overview)   # branch heads and managers: published results only
 
 

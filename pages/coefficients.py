@@ -15,7 +15,7 @@ from data.edits import edit_message
 from ui import state, views
 from ui.frame import COEFFICIENT_LEVERS, EDITS_KEY, frame, set_whatif_edits, whatif_edits, whatif
 
-ctx = frame("page_coefficients", deferred=True)
+ctx = frame("page_coefficients")
 
 
 def draw(ctx):

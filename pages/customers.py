@@ -17,7 +17,7 @@ from ui import published
 from ui.formats import money
 from ui.frame import COEFFICIENT_LEVERS, frame, whatif
 
-ctx = frame("page_customers", deferred=True)
+ctx = frame("page_customers")
 published.serve(ctx, published.customers)   # branch heads and managers: published results only
 
 

@@ -17,7 +17,7 @@ from ui.formats import money
 from ui.i18n import value_word
 from ui.frame import COEFFICIENT_LEVERS, frame, whatif
 
-ctx = frame("page_manager", deferred=True)
+ctx = frame("page_manager")
 published.serve(ctx, published.statement)   # branch heads and managers: published results only
 
 

@@ -18,7 +18,7 @@ from data.export import write_workbook
 from ui import charts, published, state, views
 from ui.frame import frame, whatif
 
-ctx = frame("page_rankings", deferred=True)
+ctx = frame("page_rankings")
 published.serve(ctx, published.rankings)   # branch heads and managers: published results only
 
 

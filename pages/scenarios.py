@@ -9,7 +9,7 @@ from data.store import sha256_bytes
 from ui import charts, publish, state, views
 from ui.frame import clear_whatif, frame, whatif
 
-ctx = frame("page_scenarios", deferred=True)
+ctx = frame("page_scenarios")
 
 
 def draw(ctx):

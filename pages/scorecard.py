@@ -13,7 +13,7 @@ from ui.i18n import value_word
 from ui import published
 from ui.frame import COEFFICIENT_LEVERS, frame, whatif
 
-ctx = frame("page_scorecard", deferred=True)
+ctx = frame("page_scorecard")
 published.serve(ctx, published.scorecard)   # branch heads and managers: published results only
 
 

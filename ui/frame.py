@@ -72,8 +72,9 @@ class Ctx:
     """What a page needs: who is asking, language, dataset, scenarios and their results.
 
     ``live`` is True for roles that use the what-if (admin, analyst). On the pages of the
-    what-if panel (:data:`PANEL_PAGES`) ``result`` is then the what-if's light stage; on the
-    others it is None. For branch heads and managers ``live`` is False, ``result`` is None,
+    what-if panel (:data:`PANEL_PAGES`) ``result`` is then the what-if's light stage in the
+    ``Ctx`` that :func:`whatif` hands to the page's drawing (the frame's own has ``held``, the
+    baseline, and no result yet); on the others it is None. For branch heads and managers ``live`` is False, ``result`` is None,
     and pages read published results through ``access`` only.
     """
 
@@ -144,7 +145,7 @@ def _keep(key: str) -> None:
 
 
 WHATIF_FRAGMENT = "whatif"   # st.fragment key of a page's what-if part (:func:`whatif`)
-LIVE_FLAG = "_whatif_fragment"   # session key: True while the page on screen draws its what-if as that fragment
+LIVE_FLAG = "_whatif_fragment"   # session key: the page on screen has drawn that fragment (this full run)
 
 
 def _moved(key: str, box: bool = False) -> None:
@@ -420,13 +421,14 @@ def _startup_checks() -> None:
         _checked = True
 
 
-def frame(page: str, deferred: bool = False) -> Ctx:
+def frame(page: str) -> Ctx:
     """Draw the shared frame and compute what the page shows. Every page calls this first.
 
     Order: page config, start-up checks, language, login gate (stops the script without a
     session), the role check for this page (stops it when not allowed), navigation, then for
     admins and analysts the dataset picker and, on the pages a lever changes
-    (:data:`PANEL_PAGES`), the what-if panel and its results.
+    (:data:`PANEL_PAGES`), the what-if panel. A panel page then draws its figures through
+    :func:`whatif`, which computes the what-if (``ctx.result``) and draws the title.
 
     A rerun queries the store for nothing it already read (:mod:`ui.state` keeps the dataset
     list, the dataset, the baseline and results), and a rerun that does not move the panel
@@ -436,9 +438,6 @@ def frame(page: str, deferred: bool = False) -> Ctx:
     ----------
     page : str
         The page's string key (``page_rankings``): title and permission.
-    deferred : bool
-        The page draws what the panel changes through :func:`whatif` (a fragment that a lever
-        move reruns alone); the frame then leaves the what-if, the title and its caption to it.
 
     Returns
     -------
@@ -482,9 +481,7 @@ def frame(page: str, deferred: bool = False) -> Ctx:
     _from_query_params(_baseline_values(baseline))
     whatif_panel(baseline, lang)
     ctx.baseline_key, ctx.held = held.key, held
-    st.session_state[LIVE_FLAG] = deferred
-    if not deferred:
-        _compute(ctx, page)
+    st.session_state[LIVE_FLAG] = False          # until the page draws its what-if fragment
     return ctx
 
 
@@ -529,12 +526,13 @@ def whatif(ctx: Ctx, page: str, draw) -> None:
     """Draw ``draw(ctx)``, the part of a page that the what-if panel changes, with the what-if of
     the panel's current values, as the fragment a lever move reruns alone (:func:`_moved`).
 
-    For a ``ctx`` the frame already completed (roles without the what-if, or ``frame(page)``
-    without ``deferred``) this is just ``draw(ctx)``.
+    Every page of :data:`PANEL_PAGES` calls it once, after :func:`frame`. For roles without the
+    what-if (the frame left no baseline on ``ctx``) this is just ``draw(ctx)``.
     """
-    if ctx.held is None or ctx.result is not None:
+    if ctx.held is None:
         draw(ctx)
         return
+    st.session_state[LIVE_FLAG] = True               # a lever move may now rerun the fragment alone
     _whatif_part(ctx, page, draw)
 
 
