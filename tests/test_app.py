@@ -114,6 +114,22 @@ def test_a_lever_move_reruns_only_what_it_changes(page, lever, value):
         assert got["metric"] != before["metric"]
 
 
+def test_a_slider_move_beats_the_stale_number_box_reported_with_it():
+    """Keys held down on a slider: the browser sends the next slider value before the last move's
+    box value reached it, so one interaction reports both the slider (new) and its number box
+    (an older value). The slider is what the user moved: slider, box and figures take its value."""
+    at = app("pages/rankings.py").run()
+    at.slider(key="pay_factor_intermediate").set_value(0.12).run()
+    at.slider(key="pay_factor_intermediate").set_value(0.2)
+    at.number_input(key="pay_factor_intermediate_box").set_value(0.105)      # what the browser still showed
+    at.run()
+    assert not at.exception
+    assert at.slider(key="pay_factor_intermediate").value == 0.2
+    assert at.number_input(key="pay_factor_intermediate_box").value == 0.2
+    at.number_input(key="pay_factor_intermediate_box").set_value(0.15).run()  # the box alone still moves it
+    assert at.slider(key="pay_factor_intermediate").value == 0.15
+
+
 def test_a_lever_move_after_the_baseline_changed_reruns_the_whole_page():
     """A baseline published or loaded since the page was drawn (here: loaded by another page of the
     session) is not compared against the old one: the next move reruns the page in full, so the

@@ -145,6 +145,7 @@ def _keep(key: str) -> None:
 
 
 WHATIF_FRAGMENT = "whatif"   # st.fragment key of a page's what-if part (:func:`whatif`)
+SLID = "_slid"                   # session key: the slider moved by the interaction being handled
 LIVE_FLAG = "_whatif_fragment"   # session key: the page on screen has drawn that fragment (this full run)
 
 
@@ -152,7 +153,11 @@ def _moved(key: str, box: bool = False) -> None:
     """A lever of the panel moved (``on_change``): keep its value and, on a page whose what-if is
     a fragment, rerun only that fragment and the lever's slider-and-box pair, not the whole page
     (the frame, navigation and the rest of the panel are unchanged by a move)."""
-    _kept()[key] = st.session_state[key + BOX if box else key]
+    ss = st.session_state
+    if box and ss.get(SLID) == key:     # the slider moved in this same interaction: it wins (the box's
+        return                          # value then is the one the browser held before the last move)
+    ss[SLID] = None if box else key
+    _kept()[key] = ss[key + BOX if box else key]
     if st.session_state.get(LIVE_FLAG):
         st.rerun([WHATIF_FRAGMENT, *([_pair_key(key)] if key in SLIDERS else [])])
 
@@ -286,6 +291,7 @@ def _draw_pair(key: str, lang: str) -> None:
     lo, hi, step = SLIDERS[key]
     fmt, box_step, box_fmt = _FORMATS[key]
     st.session_state[key + BOX] = st.session_state[key] = _kept()[key]
+    st.session_state[SLID] = None       # the interaction's callbacks are done
     st.slider(t(key, lang), lo, hi, step=step, key=key, format=fmt, on_change=_moved, args=(key,),
               help=t(f"help_{key.rsplit('_', 1)[0] if key.startswith(('pay_factor', 'role_weight')) else key}", lang))
     st.number_input(t(key, lang), min_value=lo, max_value=hi, step=box_step, key=key + BOX, format=box_fmt,
