@@ -21,8 +21,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 ONE_SLIDER_APP = ROOT / "bench" / "one_slider_app.py"
-PANEL_PAGES = ("app.py", "pages/rankings.py", "pages/customers.py", "pages/scorecard.py", "pages/manager.py",
-               "pages/coefficients.py", "pages/scenarios.py")
 SLIDER = "pay_factor_intermediate"
 ADMIN = ("bench", "bench-pass-123")
 TARGET_LIGHT_MS = 5.0
@@ -129,7 +127,9 @@ def apptest_pages(tab, label: str, url: str, moves: int = 8) -> None:
     os.environ["JIXIAO_DATABASE_URL"] = url
     who = Users(Store.open(url)).principal(ADMIN[0])
     values = [0.10 + 0.005 * (i % 2) for i in range(moves + 1)]       # each move changes the value
-    for page in PANEL_PAGES:
+    from ui.frame import PANEL_FILES
+
+    for page in PANEL_FILES:
         at = AppTest.from_file(str(ROOT / page), default_timeout=300)
         at.session_state["lang"] = "zh"
         at.session_state["_who"] = who

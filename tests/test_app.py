@@ -12,6 +12,7 @@ from calc.pipeline import run
 from calc.scenario import Scenario
 from data.ingest import load_extract
 from tests.apptest import app, ranking_ids, table_with
+from ui.frame import PANEL_FILES
 from tests.test_ingest import BASE, write_book
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,8 +76,7 @@ def test_moving_intermediate_factor_reorders_the_ranking_as_calc_predicts(sample
     assert all(abs(pay[k] - exp_pay[k]) < 0.01 for k in exp_pay)
 
 
-FRAGMENT_PAGES = ["app.py", "pages/rankings.py", "pages/customers.py", "pages/scorecard.py", "pages/manager.py",
-                  "pages/coefficients.py", "pages/scenarios.py"]
+FRAGMENT_PAGES = list(PANEL_FILES)         # every page with the what-if panel
 
 
 def _shown(tree) -> dict:

@@ -64,6 +64,7 @@ LANG_KEY = "lang"
 # Scenarios too: what it saves, exports, compares and publishes is the panel's what-if.
 PANEL_PAGES = ("page_overview", "page_rankings", "page_customers", "page_scorecard", "page_manager",
                "page_coefficients", "page_scenarios")
+PANEL_FILES = tuple(path for path, key, _ in PAGES if key in PANEL_PAGES)   # their scripts (tests, bench)
 DATASET_PAGES = (*PANEL_PAGES, "page_upload")      # pages that read the session's dataset
 
 
@@ -173,9 +174,8 @@ def _restore(key: str, default) -> None:
     kept = _kept()
     if key not in kept:
         kept[key] = st.session_state.get(key, default)
-    st.session_state[key] = kept[key]
-    if key in SLIDERS:
-        st.session_state[key + BOX] = kept[key]
+    if key not in SLIDERS:           # a slider and its box are written by their pair (:func:`_draw_pair`),
+        st.session_state[key] = kept[key]   # which also runs alone when the slider moves
 
 
 def _coerce_param(key: str, raw: str, default):
