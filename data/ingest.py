@@ -174,12 +174,31 @@ def _floats(arr: pa.Array) -> np.ndarray:
     return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
 
 
+# the first bytes of the characters Unicode (and pyarrow's utf8_is_space, and str.isspace) call
+# space: \t \n \v \f \r, U+001C..U+0020, U+0085 and U+00A0 (0xC2), U+1680 (0xE1),
+# U+2000..U+205F (0xE2), U+3000 (0xE3)
+_SPACE_LEAD_BYTES = np.array([9, 10, 11, 12, 13, 28, 29, 30, 31, 32, 0xC2, 0xE1, 0xE2, 0xE3], dtype=np.uint8)
+
+
 def _blank_of(arr: pa.Array) -> np.ndarray:
     """:func:`data.readers._is_blank` for a whole column: null or text of spaces only (a NaN
     number cell, which a reader gives only for a cell holding NaN, is not a number, as inf is)."""
-    if _is_text(arr):
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_string_view(arr.type):
         empty = pc.or_kleene(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr))
         return _np_bool(pc.fill_null(empty, True))
+    if _is_text(arr):
+        # a cell of spaces only starts with a space, whose first byte is one of a few (UTF-8):
+        # only the cells that start so are tested character by character
+        data, starts, lengths = _text_bytes(arr)
+        blank = lengths == 0                      # null or empty
+        first = np.zeros(len(starts), dtype=np.uint8)
+        first[~blank] = data[starts[~blank]]
+        cand = np.flatnonzero(np.isin(first, _SPACE_LEAD_BYTES) & ~blank)
+        if len(cand):
+            blank[cand] = _np_bool(pc.utf8_is_space(arr.take(pa.array(cand))))
+        return blank
     if pa.types.is_floating(arr.type):        # an empty cell is null; a NaN cell is a value (not finite)
         return ~_np_bool(pc.is_valid(arr))
     if pa.types.is_null(arr.type):
@@ -394,6 +413,23 @@ def _find_header(sheet: Sheet, rows: list[list], raw: RawSheet | None = None) ->
 # --------------------------------------------------------------------------------------------
 # per-column coercion
 
+_COLUMN_WORKERS = 2               # columns of one large sheet checked at a time
+_COLUMNWISE_ROWS = 100_000        # below this a sheet's columns are checked one after another
+
+
+def _columnwise(fn, items: list, rows: int) -> list:
+    """``[fn(x) for x in items]``, two at a time for a sheet of ``rows`` rows or more.
+
+    Each call is whole-column work in Arrow and numpy, which release the GIL: the largest
+    sheet (accounts) would otherwise keep one core busy while the other has finished the
+    smaller sheets. Results come back in the order of ``items``.
+    """
+    if rows < _COLUMNWISE_ROWS or len(items) < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=_COLUMN_WORKERS) as pool:
+        return list(pool.map(fn, items))
+
+
 class _SheetParser:
     def __init__(self, sheet: Sheet, raw: RawSheet, report: Report):
         self.sheet = sheet
@@ -441,7 +477,7 @@ class _SheetParser:
         del arrays                     # ``columns`` holds the only reference: each is freed once coerced
         exact = {k: a for k in keys if (a := self.raw.exact_numbers().get(seen[k])) is not None}
         first_number = {k: i for k in keys if (i := self.raw.first_numbers().get(seen[k])) is not None}
-        blanks = {key: _blank_of(values) for key, values in columns.items()}
+        blanks = dict(zip(columns, _columnwise(_blank_of, list(columns.values()), n)))
         filled = ~np.logical_and.reduce(list(blanks.values())) if blanks else np.zeros(n, dtype=bool)
         keep = np.flatnonzero(filled)                     # rows with something in a known column
         if not len(keep):
@@ -451,7 +487,8 @@ class _SheetParser:
         excel_rows = (keep + header_idx + 2).astype(np.int64)
         take = None if len(keep) == n else pa.array(keep)
         frame = {"_row": excel_rows}
-        for key in seen:               # each raw column is released once coerced
+
+        def coerce(key: str):          # each raw column is released once coerced
             raw = columns.pop(key)
             values = raw if take is None else raw.take(take)
             del raw
@@ -462,14 +499,26 @@ class _SheetParser:
             if key in first_number:
                 k = int(np.searchsorted(keep, first_number[key]))
                 at = k if k < len(keep) and keep[k] == first_number[key] else None
-            frame[key] = self.coerce(sheet.column(key), values, excel_rows, blanks.pop(key)[keep], at)
-            del values
+            part = self._part()        # its own issues, joined in column order below
+            return part, part.coerce(sheet.column(key), values, excel_rows, blanks.pop(key)[keep], at)
+
+        for key, (part, out) in zip(list(seen), _columnwise(coerce, list(seen), n)):
+            self.report.extend(part.report.issues)
+            self.error_rows |= part.error_rows
+            frame[key] = out
         for c in sheet.columns:  # optional columns not uploaded: typed blanks
             if c.key not in frame:
                 frame[c.key] = self.coerce(c, pa.nulls(len(excel_rows), pa.large_string()), excel_rows,
                                            np.ones(len(excel_rows), dtype=bool))
         cols = ["_row"] + [c.key for c in sheet.columns]
         return pd.DataFrame({k: frame[k] for k in cols}, copy=False)   # no second copy of every column
+
+    def _part(self) -> "_SheetParser":
+        """A parser of the same sheet and headers with its own report and error rows (one
+        column's issues, collected while another column is parsed)."""
+        part = _SheetParser(self.sheet, self.raw, Report())
+        part.headers = self.headers
+        return part
 
     def _formula_cells(self, header_idx: int, seen: dict[str, int]) -> None:
         """Formula cells with no saved value (an xlsx written by a program that does not compute
@@ -792,11 +841,18 @@ def _check_coefficients(p: _SheetParser, df: pd.DataFrame) -> None:
         hit = hit.assign(_total=hit["customer_id"].map(over)).sort_values(["customer_id", "_row"], kind="stable")
         for r, cust, total in zip(hit["_row"], hit["customer_id"], hit["_total"]):
             p.issue("coefficient_sum", int(r), header, f"{total:g}", key=cust)
-    sums = given.groupby("customer_id")["coefficient"].sum()
-    full = sums[(sums >= 1.0 - SUM_TOLERANCE) & (sums <= 1.0 + SUM_TOLERANCE)]
-    if len(full):
-        blanks = df[df["coefficient"].isna() & df["customer_id"].isin(full.index)]
-        for r, cust in zip(blanks["_row"], blanks["customer_id"]):
+    # blank coefficients of customers whose given ones already sum to 1: per customer code
+    # (a sum and a count per customer, in row order as calc.rules sums), no set of ids
+    codes, uniques = df["customer_id"].factorize()          # a blank id: -1, never a customer
+    c = df["coefficient"].to_numpy(dtype=float)
+    has = ~np.isnan(c)
+    ok = codes >= 0
+    sums = np.bincount(codes[ok], weights=np.where(has, c, 0.0)[ok], minlength=len(uniques))
+    counted = np.bincount(codes[ok], weights=has[ok].astype(float), minlength=len(uniques)) > 0
+    full = counted & (sums >= 1.0 - SUM_TOLERANCE) & (sums <= 1.0 + SUM_TOLERANCE)
+    left = np.flatnonzero(~has & ok & full[np.where(ok, codes, 0)])
+    if len(left):
+        for r, cust in zip(df["_row"].to_numpy()[left], df["customer_id"].to_numpy(dtype=object)[left]):
             p.issue("coefficient_zero_left", int(r), header, "", severity="warning", key=cust)
 
 

@@ -288,3 +288,50 @@ def test_report_frame_is_downloadable_with_both_languages(tmp_path):
     frame = issues_of(tmp_path, bad).to_frame()
     assert list(frame.columns) == ["severity", "sheet", "row", "column", "value", "rule", "message_en", "message_zh"]
     assert frame.loc[0, "row"] == 2 and "百分数" in frame.loc[0, "message_zh"]
+
+
+# ------------------------------------------------------------------ a sheet large enough to be checked two columns at a time
+
+def _large_accounts_folder(folder, n: int):
+    """BASE as CSV with an accounts sheet of ``n`` rows (account i at Excel row i + 2) and a few
+    planted problems; returns the hand-computed issues as (rule, Excel row, column)."""
+    folder.mkdir()
+    for name, rows in BASE.items():
+        if name != "账户":
+            text = "\n".join(",".join("" if v is None else str(v) for v in r) for r in rows)
+            (folder / f"{name}.csv").write_text(text, encoding="utf-8")
+    header = BASE["账户"][0]
+    lines = [",".join(header)]
+    for i in range(n):
+        lines.append(f"B{i:06d},{'000123' if i % 2 else '000124'},负债,活期存款,{1000 + i},900,0.003,0.022,,,,,")
+    lines[5_000 + 1] = "B005000,000124,负债,活期存款,abc,900,0.003,0.022,,,,,"          # not a number
+    lines[60_000 + 1] = "B060000,000123,负债,活期存款,1000,900,150%,0.022,,,,,"        # rate over 100%
+    lines[100_000 + 1] = "B100000,000123,未知条线,活期存款,1000,900,0.003,0.022,,,,,"   # no such line
+    lines[110_000 + 1] = "B110000,\u3000\u3000,负债,活期存款,1000,900,0.003,0.022,,,,,"  # ideographic spaces: blank
+    lines[111_000 + 1] = ",".join(["\u00a0 \t", "  "] * 6 + ["\u2003"])                 # a row of spaces: skipped
+    lines[112_000 + 1] = "\u3000B112000,000123,负债,活期存款,1000,900,0.003,0.022,,,,,"  # text after a space: an id
+    (folder / "账户.csv").write_text("\n".join(lines), encoding="utf-8")
+    return [("not_number", 5_002, "日均余额"), ("rate_range", 60_002, "客户利率"),
+            ("unknown_value", 100_002, "业务条线"), ("required", 110_002, "客户号")]
+
+
+def test_a_large_sheet_checked_two_columns_at_a_time_reports_what_one_at_a_time_does(tmp_path, monkeypatch):
+    import data.ingest as ingest
+
+    n = 120_000
+    assert n >= ingest._COLUMNWISE_ROWS         # this sheet takes the two-at-a-time path
+    expected = _large_accounts_folder(tmp_path / "big", n)
+    extract, report = parse_book(read_input(tmp_path / "big"))
+    got = [(i.rule, i.row, i.column) for i in report.issues if i.sheet == "账户"]
+    assert sorted(got, key=lambda t: t[1]) == expected
+    accounts = extract.frames["accounts"]
+    assert len(accounts) == n - 1                   # the row of spaces only is not a row
+    assert 111_002 not in set(accounts["_row"])
+    assert accounts.loc[accounts["_row"] == 112_002, "account_id"].item() == "B112000"   # stripped, kept
+    assert accounts.loc[accounts["_error"], "_row"].tolist() == [5_002, 60_002, 100_002, 110_002]
+
+    monkeypatch.setattr(ingest, "_COLUMNWISE_ROWS", 10**9)        # one column after another
+    extract_1, report_1 = parse_book(read_input(tmp_path / "big"))
+    assert [i.line("zh") for i in report_1.issues] == [i.line("zh") for i in report.issues]
+    for key, frame in extract.frames.items():
+        assert frame.equals(extract_1.frames[key]), key
