@@ -417,7 +417,29 @@ def _postgresql_setup(engine: Engine) -> None:
         dbapi_conn.commit()
 
 
+STAGE_FILES = "jixiao_stage_files"    # connection info key: staging files attached (data.store)
+
+
+def _drop_stages(dbapi_conn, record) -> None:
+    """Detach and delete the staging files a bulk write attached (``data.store._staged_insert``);
+    run when the connection goes back to the pool, after its transaction ended."""
+    stages = record.info.pop(STAGE_FILES, None) if record is not None else None
+    for alias, path in stages or ():
+        if dbapi_conn is not None:
+            try:
+                dbapi_conn.execute(f"DETACH DATABASE {alias}")
+            except sqlite3.Error:
+                pass                           # never attached (the staging write failed first)
+        for p in (path, path + "-journal"):
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+
+
 def _sqlite_setup(engine: Engine) -> None:
+    event.listen(engine, "checkin", _drop_stages)
+
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None          # we emit BEGIN ourselves

@@ -638,3 +638,76 @@ def test_a_dataset_that_could_not_open_is_never_stored(store_url, small_frames):
     with pytest.raises(ValueError, match=r"required sheet customers \(客户\) has no rows"):
         store.save_dataset("2026Q3", "b.xlsx", "sha-no-customers", no_customers, "t")
     assert count(store, T.datasets) == before
+
+
+# ------------------------------------------------------------------ SQLite: large tables through a staging file
+
+def _table_rows(url: str) -> dict[str, list]:
+    """Every stored row of every dataset and publication table, with SQLite's type of each value."""
+    import sqlite3
+
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND "
+                                        "(name LIKE 'ds\\_%' ESCAPE '\\' OR name LIKE 'pub\\_%' ESCAPE '\\') "
+                                        "AND name != 'ds_snapshots' ORDER BY name")]
+    out = {}
+    for name in names:
+        cols = [r[1] for r in conn.execute(f'PRAGMA table_info("{name}")')]
+        shown = ", ".join(f'"{c}", typeof("{c}")' for c in cols)
+        out[name] = conn.execute(f'SELECT {shown} FROM "{name}" ORDER BY {", ".join(f"{c!r}" for c in cols)}').fetchall()
+    conn.close()
+    return out
+
+
+def test_large_tables_staged_through_a_file_store_what_executemany_stores(tmp_path, sample_frames, monkeypatch):
+    import data.store as store_module
+
+    def upload_and_publish(url: str):
+        store = Store.open(url)
+        info = store.save_dataset("2026Q3", "sample.xlsx", "sha-s", sample_frames, "alice")
+        pub = store.publish("2026Q3", Scenario(name="official"), "", "carol")
+        return store, info, pub
+
+    monkeypatch.setattr(store_module, "_STAGE_ROWS", 10**12)          # every table bound row by row
+    bound = f"sqlite:///{tmp_path / 'bound.db'}"
+    upload_and_publish(bound)
+
+    staged_tables = []
+    real = store_module._staged_insert
+
+    def spy(conn, table, data):
+        done = real(conn, table, data)
+        if done:
+            staged_tables.append(table.name)
+        return done
+
+    monkeypatch.setattr(store_module, "_STAGE_ROWS", 1)               # every table through a staging file
+    monkeypatch.setattr(store_module, "_staged_insert", spy)
+    (tmp_path / "staged").mkdir()
+    staged = f"sqlite:///{tmp_path / 'staged' / 'store.db'}"
+    store, info, pub = upload_and_publish(staged)
+    assert {"ds_accounts", "ds_customers", "ds_assignments", "ds_managers"} <= set(staged_tables)
+    assert _table_rows(staged) == _table_rows(bound)                   # same values, same SQLite types
+    loaded = store.load_frames(info.id)
+    for key, frame in sample_frames.items():
+        pd.testing.assert_frame_equal(frame.reset_index(drop=True)[loaded[key].columns], loaded[key],
+                                      check_dtype=False)
+    assert store.verify(pub["id"])["same"]
+    assert sorted(p.name for p in (tmp_path / "staged").iterdir() if ".stage-" in p.name) == []   # nothing left
+
+
+def test_a_staged_upload_that_fails_stores_nothing_and_leaves_no_file(tmp_path, small_frames, monkeypatch):
+    import data.store as store_module
+
+    monkeypatch.setattr(store_module, "_STAGE_ROWS", 1)
+
+    def broken(*args, **kwargs):
+        raise ReconciliationError("simulated: stored rows differ")
+
+    monkeypatch.setattr(Store, "_reconcile", staticmethod(broken))
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    with pytest.raises(ReconciliationError):
+        store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
+    assert count(store, T.datasets) == 0
+    assert all(count(store, t) == 0 for t in T.ds.values())
+    assert [p.name for p in tmp_path.iterdir() if ".stage-" in p.name] == []
