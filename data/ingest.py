@@ -942,8 +942,9 @@ def parse_book(book: RawBook, progress=None) -> tuple[Extract, Report]:
         report.extend(p.report.issues[:parsed[k]])
     for k in frames:                              # ... then the cross-row and cross-sheet rules
         report.extend(parsers[k].report.issues[parsed[k]:])
-    for key, df in frames.items():
-        df["_error"] = df["_row"].isin(parsers[key].error_rows) if len(df) else pd.Series(dtype=bool)
+    for key, df in frames.items():             # a sorted search, not a hash table of every row
+        bad = np.fromiter(parsers[key].error_rows, dtype=np.int64, count=len(parsers[key].error_rows))
+        df["_error"] = np.isin(df["_row"].to_numpy(dtype=np.int64), bad) if len(bad) else np.zeros(len(df), dtype=bool)
     for sheet in SHEETS:  # optional sheets absent: empty frames with the right columns
         if sheet.key not in frames and not sheet.required:
             frames[sheet.key] = _empty_frame(sheet)
