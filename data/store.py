@@ -944,12 +944,41 @@ def _frozen_rows_hash(data: dict[str, pa.Table]) -> str:
                 v = col.to_numpy(zero_copy_only=False).astype(np.float64) + 0.0
                 v[np.isnan(v)] = np.nan
                 h.update(v.astype("<f8").tobytes())
-            elif pa.types.is_integer(col.type):
-                h.update(json.dumps(col.to_pylist()).encode())
             else:
-                h.update(json.dumps(col.to_pylist(), ensure_ascii=False).encode())
+                h.update(_json_list(col))
             h.update(b"\n")
     return h.hexdigest()
+
+
+_JSON_ESCAPED = '["\\\\\x00-\x1f]'      # what json.dumps writes as an escape (ensure_ascii=False)
+
+
+def _json_list(col: pa.ChunkedArray | pa.Array) -> bytes:
+    """``json.dumps(col.to_pylist(), ensure_ascii=False).encode()`` of an integer or text column,
+    built over the whole column (no Python value per row): each value as JSON writes it (an
+    integer's digits, text in double quotes, ``null``), joined with ``", "`` in brackets.
+
+    Text holding a character JSON escapes (a double quote, a backslash, a control character)
+    is rare in a bank's ids and names; such a column is written by ``json.dumps`` itself.
+    """
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if not len(col):
+        return b"[]"
+    if pa.types.is_integer(col.type):
+        items = pc.cast(col, pa.large_string())
+    elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        text = col.cast(pa.large_string())
+        if pc.any(pc.match_substring_regex(text, _JSON_ESCAPED)).as_py():
+            return json.dumps(col.to_pylist(), ensure_ascii=False).encode()
+        quote, none = pa.scalar('"', pa.large_string()), pa.scalar("", pa.large_string())
+        items = pc.binary_join_element_wise(quote, text, quote, none)
+    else:
+        return json.dumps(col.to_pylist(), ensure_ascii=False).encode()
+    items = pc.fill_null(items, pa.scalar("null", pa.large_string()))
+    joined = pc.binary_join(pa.LargeListArray.from_arrays(pa.array([0, len(items)], pa.int64()), items),
+                            pa.scalar(", ", pa.large_string()))
+    return b"[" + joined[0].as_buffer().to_pybytes() + b"]"
 
 
 class Store:
