@@ -950,7 +950,15 @@ def _frozen_rows_hash(data: dict[str, pa.Table]) -> str:
     return h.hexdigest()
 
 
-_JSON_ESCAPED = '["\\\\\x00-\x1f]'      # what json.dumps writes as an escape (ensure_ascii=False)
+def _json_escapes(text: pa.Array) -> bool:
+    """Whether a large_string array's bytes hold one json.dumps writes as an escape (with
+    ``ensure_ascii=False``: a double quote, a backslash, a control character below 0x20)."""
+    _, offsets, data = text.buffers()
+    if data is None:
+        return False
+    offs = np.frombuffer(offsets, dtype=np.int64)[text.offset:text.offset + len(text) + 1]
+    b = np.frombuffer(data, dtype=np.uint8)[offs[0]:offs[-1]]
+    return bool((b < 0x20).any() or (b == 0x22).any() or (b == 0x5C).any())
 
 
 def _json_list(col: pa.ChunkedArray | pa.Array) -> bytes:
@@ -969,7 +977,7 @@ def _json_list(col: pa.ChunkedArray | pa.Array) -> bytes:
         items = pc.cast(col, pa.large_string())
     elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         text = col.cast(pa.large_string())
-        if pc.any(pc.match_substring_regex(text, _JSON_ESCAPED)).as_py():
+        if _json_escapes(text):
             return json.dumps(col.to_pylist(), ensure_ascii=False).encode()
         quote, none = pa.scalar('"', pa.large_string()), pa.scalar("", pa.large_string())
         items = pc.binary_join_element_wise(quote, text, quote, none)
