@@ -1392,13 +1392,15 @@ class Store:
         # one copy of the document: stored as they are, never decoded or re-encoded here (at 5M
         # accounts the document is ~225 MB).
         doc = io.BytesIO()
-        result_hash = write_document(result, doc)[1]
-        statements = _statement_frames(result, scenario)
-        _check_statements_add_up(result, scenario, statements["lines"])
-        rows = {"result_managers": _pub_rows(T.pub_managers, result.managers, 0),
-                "result_customers": _pub_rows(T.pub_customers, result.customers, 0)}
-        rows_hash = _frozen_rows_hash({**{k: v.drop_columns(["publication_id"]) for k, v in rows.items()},
-                                       **statements})
+        with ThreadPoolExecutor(max_workers=1) as side:     # the document (polars, without the GIL) is
+            writing = side.submit(write_document, result, doc)   # written while the rows are built
+            statements = _statement_frames(result, scenario)
+            _check_statements_add_up(result, scenario, statements["lines"])
+            rows = {"result_managers": _pub_rows(T.pub_managers, result.managers, 0),
+                    "result_customers": _pub_rows(T.pub_customers, result.customers, 0)}
+            rows_hash = _frozen_rows_hash({**{k: v.drop_columns(["publication_id"]) for k, v in rows.items()},
+                                           **statements})
+            result_hash = writing.result()[1]
         inputs_hash = hashlib.sha256("\n".join([ds.sha256, scenario.to_toml(), code]).encode()).hexdigest()
 
         def write(conn):
