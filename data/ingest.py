@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from calc.rules import SUM_TOLERANCE, coefficient_problems
-from data.readers import RawBook, RawSheet, _is_blank, read_bytes, read_input
+from data.readers import RawBook, RawSheet, _is_blank, _text_bytes, read_bytes, read_input
 from data.report import ExtractError, Issue, Report
 from data.schema import (DATE_MAX, DATE_MIN, DATE_SPREAD_DAYS, FORMULA_PREFIXES, FORMULA_START, COLUMN_LOOKUP,
                          MAX_AMOUNT, MAX_ID_CHARS, MAX_TEXT_CHARS, SHEET_LOOKUP, SHEETS, Column,
@@ -191,10 +191,8 @@ def _blank_of(arr: pa.Array) -> np.ndarray:
     if _is_text(arr):
         # a cell of spaces only starts with a space, whose first byte is one of a few (UTF-8):
         # only the cells that start so are tested character by character
-        data, starts, lengths = _text_bytes(arr)
+        first, lengths = _first_bytes(arr)
         blank = lengths == 0                      # null or empty
-        first = np.zeros(len(starts), dtype=np.uint8)
-        first[~blank] = data[starts[~blank]]
         cand = np.flatnonzero(np.isin(first, _SPACE_LEAD_BYTES) & ~blank)
         if len(cand):
             blank[cand] = _np_bool(pc.utf8_is_space(arr.take(pa.array(cand))))
@@ -224,19 +222,13 @@ def _distinct(arr: pa.Array, mask: np.ndarray) -> tuple[list, np.ndarray]:
     return uniq.to_pylist(), codes
 
 
-def _text_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A text array's UTF-8 bytes without copying: ``(data, starts, lengths)``, each cell's bytes
-    being ``data[starts[i]:starts[i] + lengths[i]]`` (length 0 for a null cell)."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    wide = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
-    _, offsets, data = arr.buffers()
-    offs = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[arr.offset:arr.offset + len(arr) + 1]
-    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
-    lengths = np.diff(offs)
-    if arr.null_count:
-        lengths = np.where(_np_bool(pc.is_valid(arr)), lengths, 0)
-    return data, offs[:-1].astype(np.int64), lengths
+def _first_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Each text cell's first UTF-8 byte (0 for an empty or null cell) and its length in bytes."""
+    data, starts, lengths = _text_bytes(arr)
+    first = np.zeros(len(starts), dtype=np.uint8)
+    has = lengths > 0
+    first[has] = data[starts[has]]
+    return first, lengths
 
 
 _FORMULA_BYTES = np.array([ord(c) for c in FORMULA_PREFIXES], dtype=np.uint8)   # ASCII: a first byte is the first character
@@ -245,11 +237,8 @@ _FORMULA_BYTES = np.array([ord(c) for c in FORMULA_PREFIXES], dtype=np.uint8)   
 def _formula_like(out: pa.Array) -> np.ndarray:
     """Positions of the cells that start with a formula character and hold more than it (the
     :data:`FORMULA_START` rule), from each cell's first byte: no regular expression per cell."""
-    data, starts, lengths = _text_bytes(out)
-    first = np.zeros(len(starts), dtype=np.uint8)
-    has = lengths > 0
-    first[has] = data[starts[has]]
-    cand = np.flatnonzero(np.isin(first, _FORMULA_BYTES))
+    first, lengths = _first_bytes(out)
+    cand = np.flatnonzero(np.isin(first, _FORMULA_BYTES) & (lengths > 0))
     if not len(cand):
         return cand
     sub = out.take(pa.array(cand))

@@ -39,6 +39,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from data.report import ExtractError, Issue, Report
@@ -738,6 +739,21 @@ def _utf16(data: bytes) -> str:
 def _refuse_utf16(name: str, order: str) -> ExtractError:
     """``encoding_utf16``: a UTF-16 file without a byte-order mark (which could be read wrongly)."""
     return ExtractError.of("encoding_utf16", sheet=name, detail=f"UTF-16{order.upper()} without a byte-order mark")
+
+
+def _text_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A text array's UTF-8 bytes without copying: ``(data, starts, lengths)``, each cell's bytes
+    being ``data[starts[i]:starts[i] + lengths[i]]`` (length 0 for a null cell)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    wide = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
+    _, offsets, data = arr.buffers()
+    offs = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[arr.offset:arr.offset + len(arr) + 1]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    lengths = np.diff(offs)
+    if arr.null_count:
+        lengths = np.where(np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool), lengths, 0)
+    return data, offs[:-1].astype(np.int64), lengths
 
 
 def _is_utf8(data: bytes) -> bool:

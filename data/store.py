@@ -44,6 +44,7 @@ from calc.pipeline import run
 from calc.scenario import PAY_LINES, Scenario
 from data.db import (ROOT, ROW_SECURITY_TABLES, SNAPSHOT_PART_BYTES, STAGE_FILES, T, get_engine, migrate, read_tx,
                      run_write)
+from data.readers import _text_bytes
 from data.schema import SHEETS, sheet_by_key
 
 __all__ = ["Store", "ReconciliationError", "DatasetInfo", "code_version", "PERIOD_RE"]
@@ -951,13 +952,10 @@ def _frozen_rows_hash(data: dict[str, pa.Table]) -> str:
 
 
 def _json_escapes(text: pa.Array) -> bool:
-    """Whether a large_string array's bytes hold one json.dumps writes as an escape (with
+    """Whether a text array's bytes hold one json.dumps writes as an escape (with
     ``ensure_ascii=False``: a double quote, a backslash, a control character below 0x20)."""
-    _, offsets, data = text.buffers()
-    if data is None:
-        return False
-    offs = np.frombuffer(offsets, dtype=np.int64)[text.offset:text.offset + len(text) + 1]
-    b = np.frombuffer(data, dtype=np.uint8)[offs[0]:offs[-1]]
+    data, starts, lengths = _text_bytes(text)
+    b = data[starts[0]:starts[-1] + lengths[-1]] if len(starts) else data[:0]
     return bool((b < 0x20).any() or (b == 0x22).any() or (b == 0x5C).any())
 
 
