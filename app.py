@@ -48,4 +48,4 @@ def draw(ctx):
         views.show(r.managers, ctx.lang, order=bottom, columns=views.TOP_COLUMNS, labels=grades)
 
 
-whatif(ctx, "page_overview", draw)
+whatif(ctx, draw)

@@ -72,7 +72,6 @@ def draw(ctx):
     views.show(table, lang, key="coef_managers", labels={"role": role_words, "coefficient_source": source_words},
                extra={"coefficient_used": "coef_used", "coefficient_source": "coef_source", "attributed": "coef_attributed"})
 
-
     def apply(new_edits: list[dict]) -> None:
         """Add ``new_edits`` to the what-if's edits, or say why they are refused (nothing changes)."""
         edits = [*whatif_edits(ctx.baseline), *new_edits]
@@ -87,7 +86,6 @@ def draw(ctx):
             return
         set_whatif_edits(edits)
         ss["_coef_changed"] = (cid, tuple(table["manager_id"]) + tuple(e["manager_id"] for e in new_edits))
-
 
     here = list(table["manager_id"])
     set_here = set(here)
@@ -176,4 +174,4 @@ def draw(ctx):
         st.caption(ctx.t("coef_none"))
 
 
-whatif(ctx, "page_coefficients", draw)
+whatif(ctx, draw)

@@ -62,4 +62,4 @@ def draw(ctx):
                labels={"tier": lambda s: views.tier_label(s, lang)}, search=("customer_id", "name", "branch"))
 
 
-whatif(ctx, "page_customers", draw)
+whatif(ctx, draw)

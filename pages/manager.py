@@ -75,4 +75,4 @@ def draw(ctx):
     show_chain(ctx, steps, per_line, "why", ("why_pay_a", "why_pay_b"))
 
 
-whatif(ctx, "page_manager", draw)
+whatif(ctx, draw)

@@ -167,4 +167,4 @@ def draw(ctx):
                           "largest_move": "sensitivity_largest", "pay_change": "sensitivity_pay"})
 
 
-whatif(ctx, "page_rankings", draw)
+whatif(ctx, draw)

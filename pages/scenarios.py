@@ -83,4 +83,4 @@ def draw(ctx):
         publish.section(ctx)          # a saved scenario (or the named what-if), its differences, then confirm
 
 
-whatif(ctx, "page_scenarios", draw)
+whatif(ctx, draw)

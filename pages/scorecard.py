@@ -92,4 +92,4 @@ def draw(ctx):
         st.warning(ctx.t("kpi_weights_not_100", total=f"{total_weight:g}"))
 
 
-whatif(ctx, "page_scorecard", draw)
+whatif(ctx, draw)

@@ -89,11 +89,16 @@ class Ctx:
     baseline_result: Result | None
     live: bool = False
     whatif: state.WhatIf | None = None
-    baseline_key: tuple = ()
+    page: str = ""
     panel: dict | None = None
     kpi_key: tuple = ()
     edits_key: tuple = ()
     held: state.Baseline | None = None
+
+    @property
+    def baseline_key(self) -> tuple:
+        """What identifies the baseline (:attr:`held`'s key); ``()`` without one."""
+        return self.held.key if self.held is not None else ()
 
     @property
     def user(self) -> str:
@@ -467,7 +472,7 @@ def frame(page: str) -> Ctx:
         st.stop()
     live = access.can("whatif")
     ctx = Ctx(lang=lang, who=who, access=access, dataset=None, baseline=None, scenario=None, result=None,
-              baseline_result=None, live=live)
+              baseline_result=None, live=live, page=page)
     if not live or page not in DATASET_PAGES:
         st.title(t(page, lang))
         return ctx
@@ -486,15 +491,15 @@ def frame(page: str) -> Ctx:
     ctx.baseline = baseline = held.scenario
     _from_query_params(_baseline_values(baseline))
     whatif_panel(baseline, lang)
-    ctx.baseline_key, ctx.held = held.key, held
+    ctx.held = held
     st.session_state[LIVE_FLAG] = False          # until the page draws its what-if fragment
     return ctx
 
 
-def _compute(ctx: Ctx, page: str) -> None:
+def _compute(ctx: Ctx) -> None:
     """The what-if of the panel's values on ``ctx`` (its results, the sidebar's count of levers
     moved and recalculation time), then the page's title and what its levers change."""
-    lang, dataset, held = ctx.lang, ctx.dataset, ctx.held
+    lang, dataset, held, page = ctx.lang, ctx.dataset, ctx.held, ctx.page
     baseline = held.scenario
     values, changed = panel_values(baseline, lang)
     ctx.panel = values
@@ -506,7 +511,7 @@ def _compute(ctx: Ctx, page: str) -> None:
     except EditError as e:            # a saved scenario's edits name another dataset's customers
         st.sidebar.warning(t("baseline_edits_dropped", lang, err=md_text(edit_message(e, lang))))
         held = state.Baseline(baseline.replace(edits=[]), (*held.key, "without edits"))
-        ctx.baseline, ctx.baseline_key, baseline = held.scenario, held.key, held.scenario
+        ctx.held, ctx.baseline, baseline = held, held.scenario, held.scenario
         ctx.baseline_result = state.light(dataset, baseline, cache=True, key=("baseline", held.key))
         if EDITS_KEY not in st.session_state:
             ctx.edits_key = ()
@@ -528,7 +533,7 @@ def _compute(ctx: Ctx, page: str) -> None:
     st.caption(t(f"levers_{page}", lang))
 
 
-def whatif(ctx: Ctx, page: str, draw) -> None:
+def whatif(ctx: Ctx, draw) -> None:
     """Draw ``draw(ctx)``, the part of a page that the what-if panel changes, with the what-if of
     the panel's current values, as the fragment a lever move reruns alone (:func:`_moved`).
 
@@ -539,13 +544,13 @@ def whatif(ctx: Ctx, page: str, draw) -> None:
         draw(ctx)
         return
     st.session_state[LIVE_FLAG] = True               # a lever move may now rerun the fragment alone
-    _whatif_part(ctx, page, draw)
+    _whatif_part(ctx, draw)
 
 
 @st.fragment(key=WHATIF_FRAGMENT)
-def _whatif_part(ctx: Ctx, page: str, draw) -> None:
+def _whatif_part(ctx: Ctx, draw) -> None:
     if state.baseline(ctx.dataset).key != ctx.held.key:   # published, or a scenario loaded, since the
         st.rerun()                                          # last full run: the panel starts from it
     now = dataclasses.replace(ctx)      # a fragment rerun gets the full run's arguments: a fresh copy each time
-    _compute(now, page)
+    _compute(now)
     draw(now)
