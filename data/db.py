@@ -421,8 +421,9 @@ STAGE_FILES = "jixiao_stage_files"    # connection info key: staging files attac
 
 
 def _drop_stages(dbapi_conn, record) -> None:
-    """Detach and delete the staging files a bulk write attached (``data.store._staged_insert``);
-    run when the connection goes back to the pool, after its transaction ended."""
+    """Detach the staging files a bulk write attached (``data.store._staged_insert``) and delete
+    those it wrote in the transaction (a file written before it, ``data.store.Prestaged``, is
+    deleted by its writer); run when the connection goes back to the pool, after the transaction."""
     stages = record.info.pop(STAGE_FILES, None) if record is not None else None
     for alias, path in stages or ():
         if dbapi_conn is not None:
@@ -430,7 +431,7 @@ def _drop_stages(dbapi_conn, record) -> None:
                 dbapi_conn.execute(f"DETACH DATABASE {alias}")
             except sqlite3.Error:
                 pass                           # never attached (the staging write failed first)
-        for p in (path, path + "-journal"):
+        for p in (path, path + "-journal") if path else ():    # None: its writer deletes it
             try:
                 os.unlink(p)
             except OSError:

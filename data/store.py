@@ -23,6 +23,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -148,8 +149,12 @@ def _python_column(col: pa.ChunkedArray | pa.Array) -> list:
 _BATCH = 100_000
 
 
-def _bulk_insert(conn, table, data: pa.Table) -> int:
+def _bulk_insert(conn, table, data: pa.Table, fixed: dict | None = None, staged: str | None = None) -> int:
     """Write ``data`` (columns named as ``table``'s) into ``table`` inside the connection's transaction.
+
+    ``fixed`` gives columns with one value for every row (a publication's id), written before
+    ``data``'s; ``staged`` is a file :class:`Prestaged` wrote ``data`` into before the
+    transaction (SQLite), which is then only attached and copied.
 
     SQLite: a table of ``_STAGE_ROWS`` rows or more goes through a staging file
     (:func:`_staged_insert`, ~2.5 us a 15-column row, in C); a smaller one, or one this path
@@ -168,6 +173,14 @@ def _bulk_insert(conn, table, data: pa.Table) -> int:
     n = data.num_rows
     if not n:
         return 0
+    if staged and conn.dialect.name == "sqlite":
+        with _write_cache(conn, big=n > 10_000):
+            if (alias := _stage_alias(conn, staged, delete=False)) is not None:
+                conn.connection.driver_connection.execute(f"ATTACH DATABASE ? AS {alias}", (staged,))
+                _copy_stage(conn, table, alias, data.column_names, fixed)
+                return n
+    for i, (name, value) in enumerate((fixed or {}).items()):
+        data = data.add_column(i, name, pa.array(np.full(n, value, dtype=np.int64)))
     names = data.column_names
     quoted = ", ".join(f'"{c}"' for c in names)
     raw = conn.connection.driver_connection
@@ -224,11 +237,75 @@ def _stage_columns(data: pa.Table) -> pa.Table | None:
     return pa.Table.from_arrays(arrays, names=data.column_names)
 
 
+def _stage_path(db: str | None) -> str | None:
+    """A new staging file's path beside the SQLite store file ``db`` (None: no file store)."""
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return None
+    import uuid
+
+    return f"{db}.stage-{uuid.uuid4().hex}.db"
+
+
+def _write_stage(path: str, data: pa.Table) -> bool:
+    """Write ``data`` as the table ``rows`` of a new SQLite file at ``path``, in C (the ADBC
+    SQLite driver binds the Arrow columns; the GIL is released while it writes).
+
+    Returns
+    -------
+    bool
+        False when this path does not apply (no ADBC driver, a column type it does not write);
+        nothing is written then.
+    """
+    try:
+        import adbc_driver_sqlite.dbapi as adbc
+    except ImportError:
+        return False
+    staged = _stage_columns(data)
+    if staged is None:
+        return False
+    with adbc.connect(path) as stage:
+        with stage.cursor() as cur:
+            cur.adbc_ingest("rows", staged, mode="create")
+        stage.commit()
+    return True
+
+
+def _unlink_stage(path: str) -> None:
+    for p in (path, path + "-journal"):
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
+
+
+def _stage_alias(conn, path: str, delete: bool) -> str | None:
+    """Register the staging file ``path`` on the connection and return the alias to attach it
+    as (None: too many files attached already). It is detached when the connection goes back
+    to the pool, and deleted then when ``delete`` (``data.db``)."""
+    raw = conn.connection.driver_connection
+    if len(raw.execute("PRAGMA database_list").fetchall()) >= _MAX_ATTACHED:
+        return None
+    stages = conn.connection.info.setdefault(STAGE_FILES, [])
+    alias = f"{_STAGE_ALIAS}{len(stages)}"
+    stages.append((alias, path if delete else None))
+    return alias
+
+
+def _copy_stage(conn, table, alias: str, columns: list[str], fixed: dict | None = None) -> None:
+    """``INSERT ... SELECT`` the staged rows into ``table``, with the ``fixed`` columns' values
+    bound once for every row."""
+    fixed = fixed or {}
+    quoted = ", ".join(f'"{c}"' for c in [*fixed, *columns])
+    picked = ", ".join(["?"] * len(fixed) + [f'"{c}"' for c in columns])
+    conn.connection.driver_connection.execute(
+        f'INSERT INTO main."{table.name}" ({quoted}) SELECT {picked} FROM {alias}."rows"', tuple(fixed.values()))
+
+
 def _staged_insert(conn, table, data: pa.Table) -> bool:
     """SQLite: write ``data`` into ``table`` through a staging database file, in C throughout.
 
-    The rows are written by the ADBC SQLite driver (Arrow bound in C, no Python per row) into a
-    new file beside the store, which the store's connection attaches and copies from with one
+    The rows are written by the ADBC SQLite driver (:func:`_write_stage`) into a new file beside
+    the store, which the store's connection attaches and copies from with one
     ``INSERT ... SELECT`` inside its own transaction: the copy commits or rolls back with
     everything else, so all or nothing holds as on the ``executemany`` path. The staging file
     is detached and deleted when the connection goes back to the pool (``data.db``).
@@ -240,34 +317,53 @@ def _staged_insert(conn, table, data: pa.Table) -> bool:
         False when this path does not apply (no ADBC driver, an in-memory store, a column type
         it does not write, too many attached files): the caller binds the rows itself.
     """
-    try:
-        import adbc_driver_sqlite.dbapi as adbc
-    except ImportError:
+    path = _stage_path(conn.engine.url.database)
+    if path is None or (alias := _stage_alias(conn, path, delete=True)) is None:
         return False
-    db = conn.engine.url.database
-    if not db or db == ":memory:" or db.startswith("file:"):
+    if not _write_stage(path, data):
         return False
-    staged = _stage_columns(data)
-    if staged is None:
-        return False
-    raw = conn.connection.driver_connection
-    if len(raw.execute("PRAGMA database_list").fetchall()) >= _MAX_ATTACHED:
-        return False
-    import uuid
-
-    stages = conn.connection.info.setdefault(STAGE_FILES, [])
-    alias = f"{_STAGE_ALIAS}{len(stages)}"
-    path = f"{db}.stage-{uuid.uuid4().hex}.db"
-    stages.append((alias, path))                  # detached and deleted when the connection is checked in
-    with adbc.connect(path) as stage:
-        with stage.cursor() as cur:
-            cur.adbc_ingest("rows", staged, mode="create")
-        stage.commit()
-    del staged
-    raw.execute(f"ATTACH DATABASE ? AS {alias}", (path,))
-    quoted = ", ".join(f'"{c}"' for c in data.column_names)
-    raw.execute(f'INSERT INTO main."{table.name}" ({quoted}) SELECT {quoted} FROM {alias}."rows"')
+    conn.connection.driver_connection.execute(f"ATTACH DATABASE ? AS {alias}", (path,))
+    _copy_stage(conn, table, alias, data.column_names)
     return True
+
+
+class Prestaged:
+    """Large tables written to staging files before a write transaction opens (SQLite), so
+    that the transaction only copies them (:func:`_bulk_insert` with ``staged=``).
+
+    Writing them can then overlap other work (the ADBC driver writes without the GIL), and the
+    store's write lock is held for the copy only. The caller deletes the files with
+    :meth:`close` when the transaction ended, whatever happened (a transaction retried after a
+    busy store attaches them again).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        The store; on anything but a SQLite file store nothing is staged.
+    """
+
+    def __init__(self, engine):
+        self._db = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._paths: dict[str, str] = {}
+
+    def stage(self, key: str, data: pa.Table) -> None:
+        """Write ``data`` into a staging file under ``key`` when it has ``_STAGE_ROWS`` rows or more."""
+        if data.num_rows < _STAGE_ROWS or (path := _stage_path(self._db)) is None:
+            return
+        self._paths[key] = path                   # registered first: deleted even if the write fails
+        if not _write_stage(path, data):
+            del self._paths[key]
+            _unlink_stage(path)
+
+    def get(self, key: str) -> str | None:
+        """The staging file written under ``key`` (None: not staged)."""
+        return self._paths.get(key)
+
+    def close(self) -> None:
+        """Delete the staging files."""
+        for path in self._paths.values():
+            _unlink_stage(path)
+        self._paths.clear()
 
 
 _WRITE_CACHE_KIB = 262_144
@@ -536,11 +632,6 @@ def _statement_frames(result, scenario: Scenario) -> dict[str, pa.Table]:
         names = [c.name for c in _STATEMENT_TABLES[kind][0].columns if c.name != "publication_id"]
         out[kind] = pa.Table.from_arrays([data[c] for c in names], names=names)
     return out
-
-
-def _with_publication(data: pa.Table, publication_id: int) -> pa.Table:
-    """Statement rows with their ``publication_id`` first, as stored."""
-    return data.add_column(0, "publication_id", pa.array(np.full(data.num_rows, publication_id, dtype=np.int64)))
 
 
 def _check_statements_add_up(result, scenario: Scenario, lines: pa.Table) -> None:
@@ -1390,49 +1481,54 @@ class Store:
         # one copy of the document: stored as they are, never decoded or re-encoded here (at 5M
         # accounts the document is ~225 MB).
         doc = io.BytesIO()
-        with ThreadPoolExecutor(max_workers=1) as side:     # the document (polars, without the GIL) is
-            writing = side.submit(write_document, result, doc)   # written while the rows are built
-            statements = _statement_frames(result, scenario)
-            _check_statements_add_up(result, scenario, statements["lines"])
-            rows = {"result_managers": _pub_rows(T.pub_managers, result.managers, 0),
-                    "result_customers": _pub_rows(T.pub_customers, result.customers, 0)}
-            rows_hash = _frozen_rows_hash({**{k: v.drop_columns(["publication_id"]) for k, v in rows.items()},
-                                           **statements})
-            result_hash = writing.result()[1]
-        inputs_hash = hashlib.sha256("\n".join([ds.sha256, scenario.to_toml(), code]).encode()).hexdigest()
-
-        def write(conn):
-            same = _same_publication(conn, period, ds.id, scenario, code, reason)     # published meanwhile
-            if same is not None:
-                return same
-            previous = conn.execute(select(func.max(T.publications.c.version))
-                                    .where(T.publications.c.period == period)).scalar() or 0
-            if previous and not reason:
-                raise ValueError(f"period {period} was published before (v{previous}); re-publishing needs a reason")
-            scenario_id, scenario_version = self._save_scenario(conn, scenario, user)
-            with doc.getbuffer() as document:
-                pub_id = _insert_publication(conn, document, dict(
-                    period=period, version=previous + 1, dataset_id=ds.id, scenario_id=scenario_id,
-                    reason=reason or "first publication", published_by=user, published_at=_now(),
-                    inputs_hash=inputs_hash, code_version=code, result_hash=result_hash, rows_hash=rows_hash))
-            for kind, table in (("result_managers", T.pub_managers), ("result_customers", T.pub_customers)):
-                data = rows[kind]
-                _bulk_insert(conn, table, data.set_column(
-                    0, "publication_id", pa.array(np.full(data.num_rows, pub_id, dtype=np.int64))))
-            for kind, data in statements.items():           # every manager's statement, frozen
-                _bulk_insert(conn, _STATEMENT_TABLES[kind][0], _with_publication(data, pub_id))
-            self._audit(conn, user, "publish", f"period {period} v{previous + 1}",
-                        before={"version": previous} if previous else None,
-                        after={"dataset": ds.label, "scenario": f"{scenario.name} v{scenario_version}",
-                               "reason": reason or "first publication", "result_hash": result_hash,
-                               "pay_total": result.totals["pay"]})
-            return {"id": pub_id, "period": period, "version": previous + 1, "dataset_id": ds.id,
-                    "scenario_id": scenario_id, "result_hash": result_hash, "inputs_hash": inputs_hash,
-                    "rows_hash": rows_hash, "created": True}
-
+        staged = Prestaged(self.engine)
         try:
+            # Two side threads, both without the GIL: one writes the document (polars), the
+            # other stages the large tables (SQLite, in C) while this one hashes the rows; the
+            # write transaction then only copies them.
+            with ThreadPoolExecutor(max_workers=2) as side:
+                writing = side.submit(write_document, result, doc)
+                statements = _statement_frames(result, scenario)
+                _check_statements_add_up(result, scenario, statements["lines"])
+                rows = {"result_managers": _pub_rows(T.pub_managers, result.managers, 0),
+                        "result_customers": _pub_rows(T.pub_customers, result.customers, 0)}
+                rows = {**{k: v.drop_columns(["publication_id"]) for k, v in rows.items()}, **statements}
+                staging = side.submit(lambda: [staged.stage(k, v) for k, v in rows.items()])
+                rows_hash = _frozen_rows_hash(rows)
+                result_hash = writing.result()[1]
+                staging.result()
+            inputs_hash = hashlib.sha256("\n".join([ds.sha256, scenario.to_toml(), code]).encode()).hexdigest()
+            tables = {"result_managers": T.pub_managers, "result_customers": T.pub_customers,
+                      **{kind: table for kind, (table, _) in _STATEMENT_TABLES.items()}}
+
+            def write(conn):
+                same = _same_publication(conn, period, ds.id, scenario, code, reason)     # published meanwhile
+                if same is not None:
+                    return same
+                previous = conn.execute(select(func.max(T.publications.c.version))
+                                        .where(T.publications.c.period == period)).scalar() or 0
+                if previous and not reason:
+                    raise ValueError(f"period {period} was published before (v{previous}); re-publishing needs a reason")
+                scenario_id, scenario_version = self._save_scenario(conn, scenario, user)
+                with doc.getbuffer() as document:
+                    pub_id = _insert_publication(conn, document, dict(
+                        period=period, version=previous + 1, dataset_id=ds.id, scenario_id=scenario_id,
+                        reason=reason or "first publication", published_by=user, published_at=_now(),
+                        inputs_hash=inputs_hash, code_version=code, result_hash=result_hash, rows_hash=rows_hash))
+                for kind, data in rows.items():          # the result rows and every manager's statement
+                    _bulk_insert(conn, tables[kind], data, fixed={"publication_id": pub_id}, staged=staged.get(kind))
+                self._audit(conn, user, "publish", f"period {period} v{previous + 1}",
+                            before={"version": previous} if previous else None,
+                            after={"dataset": ds.label, "scenario": f"{scenario.name} v{scenario_version}",
+                                   "reason": reason or "first publication", "result_hash": result_hash,
+                                   "pay_total": result.totals["pay"]})
+                return {"id": pub_id, "period": period, "version": previous + 1, "dataset_id": ds.id,
+                        "scenario_id": scenario_id, "result_hash": result_hash, "inputs_hash": inputs_hash,
+                        "rows_hash": rows_hash, "created": True}
+
             return run_write(self.engine, write, lock="content")
         finally:
+            staged.close()
             doc.close()
 
     def publications(self, period: str | None = None, publication_id: int | None = None) -> pd.DataFrame:

@@ -673,20 +673,20 @@ def test_large_tables_staged_through_a_file_store_what_executemany_stores(tmp_pa
     upload_and_publish(bound)
 
     staged_tables = []
-    real = store_module._staged_insert
+    real = store_module._copy_stage
 
-    def spy(conn, table, data):
-        done = real(conn, table, data)
-        if done:
-            staged_tables.append(table.name)
-        return done
+    def spy(conn, table, *args):
+        staged_tables.append(table.name)
+        return real(conn, table, *args)
 
     monkeypatch.setattr(store_module, "_STAGE_ROWS", 1)               # every table through a staging file
-    monkeypatch.setattr(store_module, "_staged_insert", spy)
+    monkeypatch.setattr(store_module, "_copy_stage", spy)
     (tmp_path / "staged").mkdir()
     staged = f"sqlite:///{tmp_path / 'staged' / 'store.db'}"
     store, info, pub = upload_and_publish(staged)
-    assert {"ds_accounts", "ds_customers", "ds_assignments", "ds_managers"} <= set(staged_tables)
+    assert {"ds_accounts", "ds_customers", "ds_assignments", "ds_managers",       # staged in the transaction
+            "pub_managers", "pub_customers", "pub_statement_lines",              # staged before it
+            "pub_statement_customers", "pub_statement_kpis"} <= set(staged_tables)
     assert _table_rows(staged) == _table_rows(bound)                   # same values, same SQLite types
     loaded = store.load_frames(info.id)
     for key, frame in sample_frames.items():
@@ -710,6 +710,37 @@ def test_a_staged_upload_that_fails_stores_nothing_and_leaves_no_file(tmp_path, 
         store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
     assert count(store, T.datasets) == 0
     assert all(count(store, t) == 0 for t in T.ds.values())
+    assert [p.name for p in tmp_path.iterdir() if ".stage-" in p.name] == []
+
+
+def test_a_publish_staged_before_its_transaction_survives_a_retry_and_a_refusal_leaves_no_file(
+        tmp_path, sample_frames, monkeypatch):
+    """The publication's rows are staged before the write transaction: a transaction retried
+    after a busy store copies them again, and a refused publish stores nothing and leaves no file."""
+    import data.store as store_module
+    from sqlalchemy.exc import OperationalError
+
+    monkeypatch.setattr(store_module, "_STAGE_ROWS", 1)
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    store.save_dataset("2026Q3", "sample.xlsx", "sha-s", sample_frames, "alice")
+    real_audit, calls = Store._audit, []
+
+    def busy_once(conn, actor, action, *args, **kwargs):       # after every row was copied
+        calls.append(action)
+        if calls.count("publish") == 1 and action == "publish":
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return real_audit(conn, actor, action, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "_audit", staticmethod(busy_once))
+    pub = store.publish("2026Q3", Scenario(name="official"), "", "carol")
+    assert calls.count("publish") == 2                           # the second attempt committed
+    assert count(store, T.pub_managers) == len(sample_frames["managers"])
+    assert count(store, T.pub_customers) == len(sample_frames["customers"])
+    assert store.verify(pub["id"])["same"]
+    with pytest.raises(ValueError, match="re-publishing needs a reason"):
+        store.publish("2026Q3", Scenario(name="official", stock_factor=0.5), "", "carol")
+    assert len(store.publications("2026Q3")) == 1
+    assert count(store, T.pub_managers) == len(sample_frames["managers"])
     assert [p.name for p in tmp_path.iterdir() if ".stage-" in p.name] == []
 
 
