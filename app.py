@@ -19,7 +19,7 @@ def draw(ctx):
     """What the what-if panel changes: the page below the frame."""
     r, tot = ctx.result, ctx.result.totals
 
-    c = st.columns(5)
+    c = views.side_by_side(5)
     wan = lambda key: with_unit(ctx.t(key), "wan", ctx.lang)        # large totals in 万元, to the hundred yuan
     c[0].metric(wan("total_contribution"), money(tot["contribution"], unit="wan"), help=money(tot["contribution"]) + " 元")
     c[1].metric(wan("attributed"), money(tot["attributed"], unit="wan"), help=money(tot["attributed"]) + " 元")
@@ -31,7 +31,7 @@ def draw(ctx):
     if views.reconciles(ctx):
         st.caption(ctx.t("reconciles"))
 
-    left, right = st.columns(2)
+    left, right = views.side_by_side(2)
     # contribution and attribution move with the coefficient levers only; pay with every lever
     left.plotly_chart(ctx.memo_on(COEFFICIENT_LEVERS, ("waterfall", ctx.lang), lambda: charts.waterfall_figure(tot, ctx.lang)),
                       key="waterfall")

@@ -63,7 +63,7 @@ def draw(ctx):
     })
     table["attributed"] = table["coefficient_used"] * float(crow["total"])
     left = max(0.0, 1.0 - float(table["coefficient_used"].sum()))
-    k = st.columns(3)
+    k = views.side_by_side(3)
     k[0].metric(ctx.t("coef_contribution"), f"{float(crow['total']):,.2f}")
     k[1].metric(ctx.t("coef_unattributed_share"), f"{left:.4f}")
     k[2].metric(ctx.t("coef_unattributed_amount"), f"{left * float(crow['total']):,.2f}")

@@ -25,7 +25,7 @@ def draw(ctx):
     """What the what-if panel changes: the page below the frame."""
     w, lang = ctx.result.whale, ctx.lang
 
-    k = st.columns(4)
+    k = views.side_by_side(4)
     pct = lambda x: "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.0%}"
     k[0].metric(ctx.t("top20_share"), pct(w["top20_share"]), help=ctx.t("help_top20"))
     k[1].metric(ctx.t("bottom30_share"), pct(w["bottom30_share"]), help=ctx.t("help_bottom30"))
@@ -41,7 +41,7 @@ def draw(ctx):
 
     whale, tiers, relationship, ltv = ctx.memo_on((), ("customer_figures", lang), segment_figures)
     st.plotly_chart(whale, key="whale")
-    left, right = st.columns(2)
+    left, right = views.side_by_side(2)
     left.plotly_chart(tiers, key="tiers")
     right.plotly_chart(relationship, key="relationship")
     st.plotly_chart(ltv, key="ltv")

@@ -39,7 +39,7 @@ def draw(ctx):
     chain = {**kept, "summary": summary, "lines": lines}
     s = summary.iloc[0]
 
-    k = st.columns(5)
+    k = views.side_by_side(5)
     k[0].metric(ctx.t("pay_method_factor"), f"{s['pay']:,.2f}")
     k[1].metric(ctx.t("pay_method_points"), f"{s['points_pay']:,.2f}")
     k[2].metric(ctx.t("score"), f"{s['score']:.2f}")

@@ -74,7 +74,7 @@ def draw(ctx):
 
 
     # -- the first screen: how many moved, who moved most, what pay did ------------------------
-    k = st.columns(4)
+    k = views.side_by_side(4)
     k[0].metric(ctx.t("moved_n"), f"{int((change != 0).sum()):,} / {len(m):,}")
     for col, label, pick in ((k[1], "biggest_up", by_move[0] if len(m) and change[by_move[0]] > 0 else None),
                              (k[2], "biggest_down", change.argmin() if len(m) and change.min() < 0 else None)):
@@ -142,7 +142,7 @@ def draw(ctx):
                            views.with_labels(ranked(m.iloc[order]), RANK_WORDS), lang, RANK_COLS)}),
                        "rankings.xlsx", key="rank_download")
 
-    left, right = st.columns(2)
+    left, right = views.side_by_side(2)
     shown = m if in_branch is None else m[in_branch]
     left.plotly_chart(charts.ranking_figure(shown, value, lang), key="ranking_chart")
     right.plotly_chart(charts.pay_histogram_figure(shown, value, lang), key="pay_histogram")

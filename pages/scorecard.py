@@ -23,7 +23,7 @@ def draw(ctx):
     manager = views.pick_manager(ctx, "score_manager")
     row = m.iloc[ctx.memo_on((), "manager_position", lambda: dict(zip(m["manager_id"], range(len(m)))))[manager]]
 
-    a, b, c = st.columns(3)
+    a, b, c = views.side_by_side(3)
     a.metric(ctx.t("score"), f"{row['score']:.2f}")
     b.metric(ctx.t("grade"), ctx.t(f"grade_{row['grade']}"))
     c.metric(ctx.t("page_rankings"), f"{row['rank']} / {len(m)}")

@@ -16,7 +16,7 @@ class Page(AppTest):
     A lever move reruns only the page's what-if fragment (:func:`ui.frame.whatif`), and AppTest's
     element tree then holds that fragment's elements alone, where a browser keeps the rest of
     the page from the last full run. So after a fragment-only run (the frame's language switch,
-    drawn first on every full run, is missing) the page is run once more without any change,
+    drawn first on every full run, is missing; the moved lever's slider is there) the page is run once more without any change,
     which draws the same page in full; ``fragment_tree`` keeps what the fragment run sent.
     """
 
@@ -24,7 +24,7 @@ class Page(AppTest):
 
     def _run(self, widget_state=None, timeout=None) -> AppTest:
         out = super()._run(widget_state, timeout)
-        if not self.exception and not any(r.key == "lang" for r in self.radio) and self.get("title"):
+        if not self.exception and not any(r.key == "lang" for r in self.radio) and self.get("slider"):
             self.fragment_tree = self._tree
             out = super()._run(None, timeout)
         else:

@@ -150,18 +150,21 @@ def ranking_figure(managers: pd.DataFrame, value: str = "pay", lang: str = "zh",
     else:          # more branches than colours: one trace, the branch in the hover text
         traces = [{"type": "bar", "x": _list(labels), "y": _list(values), "hovertext": _list(branches),
                    "name": t("branch", lang), "marker": {"color": BRANCH_COLORS[0]}}]
-    # the legend above the plot and the names at 45 degrees with their own margin: never on top of each other
+    # the legend above the plot (up to three rows of branches in half a page), under the title pinned
+    # to the top, and the names at 45 degrees with their own margin: never on top of each other
     layout = {"xaxis": {"categoryorder": "array", "categoryarray": _list(labels), "tickangle": -45,
                         "automargin": True},
               "yaxis": _money_axis([0, *values], t(f"pay_method_{'points' if value == 'points_pay' else 'factor'}",
                                                    lang), lang),
               "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "title": {"text": t("branch", lang)}},
-              "margin": {"l": 60, "r": 20, "t": 90, "b": 40}}
+              "margin": {"l": 60, "r": 20, "t": 150, "b": 40}}
     title = t("ranking_chart", lang)
     if many:
         title = t("ranking_chart_top_bottom", lang, n=n, total=f"{len(managers):,}")
         layout["shapes"] = [_vline(n - 0.5, dash="dot", color="#888")[0]]
-    return _figure(traces, title, height=480, _lang=lang, **layout)
+    fig = _figure(traces, title, height=520, _lang=lang, **layout)
+    fig.layout.title.update(yref="container", y=1, yanchor="top", pad={"t": 26})   # under the toolbar
+    return fig
 
 
 def pay_histogram_figure(managers: pd.DataFrame, value: str = "pay", lang: str = "zh", bins: int = 40) -> go.Figure:

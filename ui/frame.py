@@ -498,8 +498,8 @@ def frame(page: str) -> Ctx:
 
 def _compute(ctx: Ctx) -> None:
     """The what-if of the panel's values on ``ctx`` (its results, the sidebar's count of levers
-    moved and recalculation time), then the page's title and what its levers change."""
-    lang, dataset, held, page = ctx.lang, ctx.dataset, ctx.held, ctx.page
+    moved and recalculation time)."""
+    lang, dataset, held = ctx.lang, ctx.dataset, ctx.held
     baseline = held.scenario
     values, changed = panel_values(baseline, lang)
     ctx.panel = values
@@ -519,7 +519,6 @@ def _compute(ctx: Ctx) -> None:
         ctx.whatif = state.whatif(dataset, held, (tuple(values.values()), ctx.kpi_key, ctx.edits_key),
                                   lambda: whatif_scenario(baseline, values, changed))
     except EditError as e:            # a baseline's or the session's edits that do not fit this dataset
-        st.title(t(page, lang))
         st.error(t("edits_do_not_apply", lang, err=md_text(edit_message(e, lang))))
         if EDITS_KEY in st.session_state:
             st.session_state.pop(EDITS_KEY)
@@ -529,8 +528,6 @@ def _compute(ctx: Ctx) -> None:
     st.session_state[NOW_KEY] = ctx.whatif          # what the budget button scales
     light_ms = (time.perf_counter() - t0) * 1000
     st.sidebar.caption(" · ".join(([t("modified", lang, n=changed)] if changed else []) + [t("recalc_ms", lang, ms=light_ms)]))
-    st.title(t(page, lang))
-    st.caption(t(f"levers_{page}", lang))
 
 
 def whatif(ctx: Ctx, draw) -> None:
@@ -544,6 +541,8 @@ def whatif(ctx: Ctx, draw) -> None:
         draw(ctx)
         return
     st.session_state[LIVE_FLAG] = True               # a lever move may now rerun the fragment alone
+    st.title(t(ctx.page, ctx.lang))                  # what a move does not change is drawn once, outside
+    st.caption(t(f"levers_{ctx.page}", ctx.lang))    # the fragment: every element a move sends costs time
     _whatif_part(ctx, draw)
 
 

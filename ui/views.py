@@ -167,6 +167,14 @@ def _display(frame: pd.DataFrame, lang: str, extra: dict | None, labels: dict | 
         return shown, {}
 
 
+def side_by_side(n: int) -> list:
+    """``n`` places in one row for one element each (metrics, two charts): a horizontal container
+    is one element on a move's rerun, where ``st.columns(n)`` sends ``n + 1`` (each costs the
+    server and the browser a little on every move)."""
+    row = st.container(horizontal=True)
+    return [row] * n
+
+
 def _search(frame: pd.DataFrame, text: str, columns) -> np.ndarray:
     """Which rows of ``frame`` have ``text`` in one of ``columns`` (case-insensitive, literal)."""
     hit = np.zeros(len(frame), dtype=bool)
