@@ -6,7 +6,9 @@
   stores holding a generated 100k- and 1M-account bank (``cli.py load``);
 - a browser measurement: headless Chromium (Playwright) presses an arrow key on a slider, and the
   time from that key press to the last websocket frame of the rerun is taken in the page
-  (``performance.now()``), on Rankings and on a one-slider app served the same way, interleaved.
+  (``performance.now()``), on Rankings and on a one-slider app served the same way, interleaved,
+  with the panel's own pattern (eight keyed slider-and-box fragments, no page) beside them: what
+  a move costs before any page content.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 ONE_SLIDER_APP = ROOT / "bench" / "one_slider_app.py"
+PANEL_FLOOR_APP = ROOT / "bench" / "panel_floor_app.py"   # the panel's keyed-fragment pattern, no page
 SLIDER = "pay_factor_intermediate"
 ADMIN = ("bench", "bench-pass-123")
 TARGET_LIGHT_MS = 5.0
@@ -254,27 +257,35 @@ def _open(browser, url: str, path: str = "", login: bool = False):
 
 
 def browser_moves(tab, stores: dict[str, str], moves: int = 7) -> None:
-    """Rankings against the one-slider app, key press -> last websocket frame, per store label."""
+    """Rankings against the one-slider app, key press -> last websocket frame, per store label;
+    beside them the panel's pattern with no page (:data:`PANEL_FLOOR_APP`), what a move costs
+    before any of Rankings' content."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                      args=["--no-sandbox", "--disable-gpu", "--disable-quic"])
         try:
-            with serve(ONE_SLIDER_APP) as one_url:
+            with serve(ONE_SLIDER_APP) as one_url, serve(PANEL_FLOOR_APP) as floor_url:
                 one = _open(browser, one_url)
+                floor = _open(browser, floor_url)
                 for label, url in stores.items():
                     with serve(ROOT / "app.py", {"JIXIAO_DATABASE_URL": url}) as app_url:
                         rank = _open(browser, app_url, "/rankings", login=True)
                         _move_ms(rank, SLIDER)                 # warm: the first move fills the caches
                         _move_ms(one, "x")
-                        ranks, ones = [], []
-                        for _ in range(moves):                 # interleaved: the host's load hits both
+                        _move_ms(floor, "x")
+                        ranks, ones, floors = [], [], []
+                        for _ in range(moves):                 # interleaved: the host's load hits all three
                             ranks.append(_move_ms(rank, SLIDER))
                             ones.append(_move_ms(one, "x"))
-                        r, o = statistics.median(ranks), statistics.median(ones)
+                            floors.append(_move_ms(floor, "x"))
+                        r, o, f = statistics.median(ranks), statistics.median(ones), statistics.median(floors)
                         tab.add(f"browser one-slider app per move ({label} run)", f"{o:.0f} ms",
                                 f"key press -> last websocket frame, median of {moves}, {min(ones):.0f}-{max(ones):.0f} ms")
+                        tab.add(f"browser panel pattern, no page ({label} run)", f"{f:.0f} ms",
+                                f"median of {moves}, {min(floors):.0f}-{max(floors):.0f} ms; ratio to the one-slider "
+                                f"app {f / o:.2f}")
                         tab.add(f"browser Rankings per move, {label}", f"{r:.0f} ms",
                                 f"median of {moves}, {min(ranks):.0f}-{max(ranks):.0f} ms; ratio to the one-slider "
                                 f"app {r / o:.2f} (target <= {TARGET_BROWSER.get(label, 2.0):g})")
