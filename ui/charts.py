@@ -35,8 +35,9 @@ def _list(values) -> list:
     return np.asarray(values).tolist()
 
 
-def _figure(traces: list, title: str, height: int = 380, **layout) -> go.Figure:
-    spec = {"title": {"text": title}, "height": height, "margin": {"l": 60, "r": 20, "t": 60, "b": 40},
+def _figure(traces: list, title: str | dict, height: int = 380, **layout) -> go.Figure:
+    """A figure from plain trace and layout dicts (``title``: its text, or its layout dict)."""
+    spec = {"title": title if isinstance(title, dict) else {"text": title}, "height": height, "margin": {"l": 60, "r": 20, "t": 60, "b": 40},
             "template": "none", "legend": {"orientation": "h", "y": -0.15}, **layout}
     for axis in ("xaxis", "yaxis"):
         spec.setdefault(axis, {}).setdefault("automargin", True)     # long tick labels never cut off
@@ -162,9 +163,8 @@ def ranking_figure(managers: pd.DataFrame, value: str = "pay", lang: str = "zh",
     if many:
         title = t("ranking_chart_top_bottom", lang, n=n, total=f"{len(managers):,}")
         layout["shapes"] = [_vline(n - 0.5, dash="dot", color="#888")[0]]
-    fig = _figure(traces, title, height=520, _lang=lang, **layout)
-    fig.layout.title.update(yref="container", y=1, yanchor="top", pad={"t": 26})   # under the toolbar
-    return fig
+    title = {"text": title, "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 26}}     # under the toolbar
+    return _figure(traces, title, height=520, _lang=lang, **layout)
 
 
 def pay_histogram_figure(managers: pd.DataFrame, value: str = "pay", lang: str = "zh", bins: int = 40) -> go.Figure:
