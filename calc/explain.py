@@ -52,9 +52,8 @@ def compare(a: Result, b: Result, sa: Scenario, sb: Scenario) -> pd.DataFrame:
     data["pay_delta"] = data["pay_b"] - data["pay_a"]
     data["score_delta"] = data["score_b"] - data["score_a"]
     data["grade_crossed"] = data["grade_a"] != data["grade_b"]
-    grade_a = pd.Categorical(data["grade_a"], categories=GRADE_ORDER).codes.astype(np.int64)
-    grade_b = pd.Categorical(data["grade_b"], categories=GRADE_ORDER).codes.astype(np.int64)
-    data["grade_move"] = grade_a - grade_b                 # + = better grade
+    grades = pd.Index(GRADE_ORDER)
+    data["grade_move"] = grades.get_indexer(data["grade_a"]) - grades.get_indexer(data["grade_b"])   # + = better grade
     deltas = []
     for line in PAY_LINES:
         d = sb.pay_factor[line] * data[f"{line}_b"] - sa.pay_factor[line] * data[f"{line}_a"]

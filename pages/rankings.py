@@ -56,20 +56,31 @@ def draw(ctx):
     moved = by_move[((change != 0) | crossed)[by_move]]
 
 
+    COMPARED = ["manager_id", "name", "branch", "rank", "pay", "points_pay", "score", "grade", *PAY_LINES]
+    compared = [m.columns.get_loc(c) for c in COMPARED]        # what compare reads: a page of rows of these
+    compared_b = [mb.columns.get_loc(c) for c in COMPARED]
+
+
     def explained(rows: pd.DataFrame) -> pd.DataFrame:
         """The what-if rows of some movers, explained against the baseline by :func:`calc.explain.compare`
         (pay change per line, driver line, cause), in the rows' order: compare runs on the rows shown
         only, not on every manager at every move."""
         pos = rows.index.to_numpy()
         both = base_found[pos]
-        diff = compare(ctx.baseline_result.replace(managers=mb.iloc[base_pos[pos[both]]]),
-                       ctx.result.replace(managers=m.iloc[pos]), ctx.baseline, ctx.scenario)
-        diff = diff.set_index("manager_id").reindex(rows["manager_id"].to_numpy())
-        grade_change = np.where(diff["grade_crossed"].to_numpy(dtype=bool),
-                                diff["grade_a"].to_numpy(dtype=object) + ">" + diff["grade_b"].to_numpy(dtype=object), "")
+        diff = compare(ctx.baseline_result.replace(managers=mb.iloc[base_pos[pos[both]], compared_b]),
+                       ctx.result.replace(managers=m.iloc[pos, compared]), ctx.baseline, ctx.scenario)
+        at = pd.Index(diff["manager_id"].to_numpy()).get_indexer(rows["manager_id"].to_numpy())   # rows' order
+        got = at >= 0
+        at = np.where(got, at, 0)
+
+        def column(c, missing):          # compare's column in the rows' order; ``missing`` where it has no row
+            return np.where(got, diff[c].to_numpy()[at], missing)
+
+        crossed_ = column("grade_crossed", False).astype(bool)
+        grade_change = np.where(crossed_, column("grade_a", "").astype(object) + ">" + column("grade_b", "").astype(object), "")
         cols = {"manager_id": rows["manager_id"].array, "name": rows["name"].array, "branch": rows["branch"].array}
-        cols.update({c: diff[c].to_numpy() for c in ("rank_a", "rank_b", "rank_change", "pay_delta")})
-        cols.update(grade_change=grade_change, driver=diff["driver"].to_numpy(), cause=diff["cause"].to_numpy())
+        cols.update({c: column(c, np.nan) for c in ("rank_a", "rank_b", "rank_change", "pay_delta")})
+        cols.update(grade_change=grade_change, driver=column("driver", None), cause=column("cause", None))
         return pd.DataFrame(cols, copy=False)
 
 
