@@ -59,10 +59,12 @@ def draw(ctx):
     if chain["customers"].empty:
         st.info(ctx.t("no_customers"))
     else:
-        views.show(chain["customers"], ctx.lang, key="chain_customers")
+        # both move with the coefficient levers only: shown pages are kept across the other moves
+        kept = lambda name, build: ctx.memo_on(COEFFICIENT_LEVERS, ("chain_shown", manager, name), build)
+        views.show(chain["customers"], ctx.lang, key="chain_customers", kept=kept)
         st.subheader(ctx.t("accounts_of"))
         views.show(chain["accounts"], ctx.lang, key="chain_accounts", labels={"line": line_words},
-                   search=("account_id", "customer_id", "product"))
+                   search=("account_id", "customer_id", "product"), kept=kept)
     # -- why pay changed: baseline -> what-if by chain substitution (连环替代法, DOMAIN 11.2) ------------
     steps, per_line = ctx.memo(("why", manager), lambda: pay_chain(
         (state.base_for(ctx.dataset, ctx.baseline), ctx.baseline_result, ctx.baseline),

@@ -119,3 +119,29 @@ def test_the_manager_page_writes_each_lines_arithmetic():
     pays = list(lines["绩效工资"])
     expected = f"{pays[0]:,.2f}" + "".join(f" + {p:,.2f}" if p >= 0 else f" − {-p:,.2f}" for p in pays[1:])
     assert total == [f"绩效工资 = {expected} = {sum(pays):,.2f} 元"]
+
+
+def test_the_manager_pages_customer_and_account_tables_follow_the_role_weights_only():
+    """RM0432 is secondary on 003884 (new, both coefficients blank): 0.3 / (0.7 + 0.3) = 0.3 of it
+    by the default weights; with the secondary weight at 0.5, 0.5 / (0.7 + 0.5) = 0.416667. Its
+    given 0.6 on 001365 never moves. The tables are kept across a pay-link factor move (which
+    changes neither) and follow every role-weight move, back to the baseline too."""
+    def shown(at):
+        customers = table_with(at, "Customer ID", "Coefficient source", "Coefficient")
+        accounts = table_with(at, "Account", "Customer ID", "Coefficient")
+        mine = dict(zip(customers["Customer ID"], customers["Coefficient"]))
+        per_account = accounts.groupby("Customer ID")["Coefficient"].unique()
+        return mine["003884"], mine["001365"], list(per_account["003884"]), list(per_account["001365"])
+
+    at = app("pages/manager.py", "en", chain_manager="RM0432").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert shown(at) == (pytest.approx(0.3), pytest.approx(0.6), [pytest.approx(0.3)], [pytest.approx(0.6)])
+    at.slider(key="role_weight_secondary").set_value(0.5).run()
+    moved = (pytest.approx(0.416667, abs=1e-6), pytest.approx(0.6), [pytest.approx(0.416667, abs=1e-6)],
+             [pytest.approx(0.6)])
+    assert shown(at) == moved
+    at.slider(key="pay_factor_intermediate").set_value(0.2).run()
+    assert shown(at) == moved
+    at.slider(key="role_weight_secondary").set_value(0.3).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert shown(at) == (pytest.approx(0.3), pytest.approx(0.6), [pytest.approx(0.3)], [pytest.approx(0.6)])

@@ -193,7 +193,7 @@ def _rows(frame: pd.DataFrame, positions, columns=None) -> pd.DataFrame:
 
 def show(frame: pd.DataFrame, lang: str, key: str | None = None, extra: dict | None = None,
          limit: int = PAGE_ROWS, search: tuple | None = None, download: bool = True, labels: dict | None = None,
-         shape=None, order=None, columns=None, **kwargs) -> None:
+         shape=None, order=None, columns=None, kept=None, **kwargs) -> None:
     """``st.dataframe`` with labelled columns and money rounded to fen (0.01 yuan), one page at a time.
 
     A table longer than ``limit`` rows sends one page of ``limit`` rows (a bank's 200k customers
@@ -206,13 +206,21 @@ def show(frame: pd.DataFrame, lang: str, key: str | None = None, extra: dict | N
     into words; ``shape`` (rows -> rows) builds the displayed columns from ``frame``'s; ``order``
     (row positions) gives the rows and their order, and ``columns`` the columns ``shape`` reads,
     without copying ``frame``.
+
+    ``kept(name, compute)`` (e.g. a ``Ctx.memo_on`` of the levers the table moves with) keeps
+    the rows built for display: a table that a move does not change is not rebuilt on every move.
     """
     shape = shape or (lambda rows: rows)
     labels = value_labels(labels, lang)
     order = None if order is None else np.asarray(order)
     total = len(frame) if order is None else len(order)
+
+    def displayed(which: tuple, positions):
+        build = lambda: _display(shape(_rows(frame, positions, columns)), lang, extra, labels)
+        return build() if kept is None else kept(("display", key, lang, *which), build)
+
     if total <= limit:
-        table, config = _display(shape(_rows(frame, order, columns)), lang, extra, labels)
+        table, config = displayed(("all",), order)
         st.dataframe(table, hide_index=True, key=key, **{"column_config": config, **kwargs})
         return
     name = key or "table"
@@ -240,10 +248,10 @@ def show(frame: pd.DataFrame, lang: str, key: str | None = None, extra: dict | N
                                   key=page_key, width=160))
     first = (page - 1) * limit
     window = slice(first, first + limit)
-    rows = _rows(frame, np.arange(n)[window] if found is None else found[window], columns)
-    table, config = _display(shape(rows), lang, extra, labels)
+    positions = np.arange(n)[window] if found is None else found[window]
+    table, config = displayed((text, first), positions)
     st.dataframe(table, hide_index=True, key=key, **{"column_config": config, **kwargs})
-    fmt = dict(first=f"{first + 1 if len(rows) else 0:,}", last=f"{first + len(rows):,}", shown=f"{n:,}",
+    fmt = dict(first=f"{first + 1 if len(positions) else 0:,}", last=f"{first + len(positions):,}", shown=f"{n:,}",
                total=f"{total:,}")
     st.caption(t("rows_found" if text else "rows_shown", lang, **fmt))
     if download:
