@@ -88,8 +88,25 @@ def draw(ctx):
         ss["_coef_changed"] = (cid, tuple(table["manager_id"]) + tuple(e["manager_id"] for e in new_edits))
 
     here = list(table["manager_id"])
-    set_here = set(here)
-    others = [m for m in managers["manager_id"] if m not in set_here]
+    # the managers an edit can add or move the customer to: every other manager in a small bank;
+    # in a larger one those of one branch, chosen first (never a list cut short, nor thousands of
+    # names sent on every move). Kept per customer, branch and edits: no lever changes them.
+    target_branch = None
+    if len(managers) > views.PICK_LIMIT:
+        branches = views.branch_options(ctx)
+        if ss.get("coef_target_branch") not in branches:
+            branch_of = ctx.memo_on((), "branch_of", lambda: dict(zip(managers["manager_id"], managers["branch"])))
+            ss["coef_target_branch"] = branch_of.get(here[0] if here else None, branches[0])
+        target_branch = st.selectbox(ctx.t("coef_target_branch"), branches, key="coef_target_branch")
+
+    def targets() -> dict:
+        ids = managers["manager_id"].to_numpy(dtype=object)
+        if target_branch is not None:
+            ids = ids[managers["branch"].to_numpy(dtype=object) == target_branch]
+        ids = ids[~np.isin(ids.astype(str), np.asarray(here, dtype=str))]
+        return {m: f"{m} {names.get(m, '')}" for m in ids}
+
+    others = ctx.memo_on((), ("coef_targets", cid, target_branch, tuple(here)), targets)
     tabs = st.tabs([ctx.t("coef_set"), ctx.t("coef_add"), ctx.t("coef_remove"), ctx.t("coef_move")])
     with tabs[0]:
         if here:
@@ -105,8 +122,7 @@ def draw(ctx):
                     apply([{"action": "derive", "customer_id": cid, "manager_id": m}])
     with tabs[1]:
         with st.form("coef_add_form"):
-            m = st.selectbox(ctx.t("choose_manager"), others[:2000], format_func=lambda i: f"{i} {names.get(i, '')}",
-                             key="coef_add_manager")
+            m = st.selectbox(ctx.t("choose_manager"), list(others), format_func=others.get, key="coef_add_manager")
             role = st.selectbox(ctx.t("coef_role"), ROLES, format_func=lambda r: ctx.t(f"role_weight_{r}"),
                                 key="coef_add_role")
             given = st.number_input(ctx.t("coef_value_optional"), min_value=0.0, max_value=1.0, value=0.0, step=0.05,
@@ -128,8 +144,7 @@ def draw(ctx):
             with st.form("coef_move_form"):
                 src = st.selectbox(ctx.t("coef_move_from"), here, format_func=lambda i: f"{i} {names.get(i, '')}",
                                    key="coef_move_from")
-                dst = st.selectbox(ctx.t("coef_move_to"), others[:2000], format_func=lambda i: f"{i} {names.get(i, '')}",
-                                   key="coef_move_to")
+                dst = st.selectbox(ctx.t("coef_move_to"), list(others), format_func=others.get, key="coef_move_to")
                 if st.form_submit_button(ctx.t("coef_move_button"), type="primary", key="coef_move_submit") and dst:
                     row = mine[mine["manager_id"] == src].iloc[0]
                     # DOMAIN 11.1: remove (X, A) plus add (X, B) with A's role and given coefficient

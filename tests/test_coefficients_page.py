@@ -145,3 +145,41 @@ def test_the_manager_pages_customer_and_account_tables_follow_the_role_weights_o
     at.slider(key="role_weight_secondary").set_value(0.3).run()
     assert not at.exception, [e.value for e in at.exception]
     assert shown(at) == (pytest.approx(0.3), pytest.approx(0.6), [pytest.approx(0.3)], [pytest.approx(0.6)])
+
+
+def test_a_large_bank_picks_the_target_managers_branch_first_and_lists_all_of_it(monkeypatch):
+    """Above views.PICK_LIMIT managers, the managers to add or move to are one branch's (the
+    first manager's branch at first), every one of them but those already on the customer, and
+    a customer can be moved to any branch's manager: none is cut off a long list."""
+    from ui import views
+
+    from pathlib import Path
+
+    from data.ingest import load_extract
+
+    monkeypatch.setattr(views, "PICK_LIMIT", 10)           # the sample's 40 managers count as many
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample" / "sample_bank.xlsx"
+    managers = load_extract(sample)[0].frames["managers"]
+    branch_of = dict(zip(managers["manager_id"], managers["branch"]))
+    at = _open("003884")                                     # RM2930 (primary) and RM0432 (secondary)
+    on_customer = set(_coefficients(at))
+    first = branch_of[table_with(at, "Manager ID", "Role")["Manager ID"].iloc[0]]
+    assert at.selectbox(key="coef_target_branch").value == first
+
+    def listed(key):
+        return set(at.selectbox(key=key).options)
+
+    def of(branch):
+        return {f"{m} {n}" for m, n, b in zip(managers["manager_id"], managers["name"], managers["branch"])
+                if b == branch and m not in on_customer}
+
+    assert listed("coef_add_manager") == listed("coef_move_to") == of(first)
+    other = sorted(set(managers["branch"]) - {first})[-1]
+    at.selectbox(key="coef_target_branch").set_value(other).run()
+    assert listed("coef_move_to") == of(other)
+    target = sorted(m for m, b in branch_of.items() if b == other and m not in on_customer)[-1]
+    at.selectbox(key="coef_move_from").set_value("RM0432")
+    at.selectbox(key="coef_move_to").set_value(target)
+    at.button(key="coef_move_submit").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert _coefficients(at) == pytest.approx({"RM2930": 0.7, target: 0.3})

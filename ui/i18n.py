@@ -433,6 +433,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "coef_remove_button": ("删除", "Remove"),
     "coef_move_from": ("从客户经理", "From manager"),
     "coef_move_to": ("移交给", "To manager"),
+    "coef_target_branch": ("新增或移交给哪个机构的客户经理", "Branch of the manager to add or move to"),
     "coef_move_button": ("移交", "Move"),
     "coef_role": ("角色", "Role"),
     "coef_refused": ("修改未生效：{err}", "Not applied: {err}"),
