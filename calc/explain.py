@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from pandas.api.extensions import ExtensionArray
 
 from calc.heavy import Base
 from calc.light import GRADE_ORDER, Result
@@ -38,20 +39,27 @@ def compare(a: Result, b: Result, sa: Scenario, sb: Scenario) -> pd.DataFrame:
     """
     cols = ["manager_id", "name", "branch", "rank", "pay", "points_pay", "score", "grade", *PAY_LINES]
     own = ["rank", "pay", "points_pay", "score", "grade", *PAY_LINES]
-    ma, mb = a.managers, b.managers
+    text = {"manager_id", "name", "branch", "grade", "grade_a", "grade_b"}   # kept as their arrays: taken
+    ma, mb = a.managers, b.managers                                       # in order, never converted
+
+    def values(frame, c, name=None):
+        return frame[c].array if (name or c) in text else frame[c].to_numpy()
+
     if len(ma) == len(mb) and np.array_equal(ma["manager_id"].to_numpy(), mb["manager_id"].to_numpy()):
         # the same managers in the same order (two scenarios on one dataset): no join needed
-        data = {c: ma[c].to_numpy() for c in ("manager_id", "name", "branch")}
-        data.update({f"{c}_a": ma[c].to_numpy() for c in own})
-        data.update({f"{c}_b": mb[c].to_numpy() for c in own})
+        data = {c: values(ma, c) for c in ("manager_id", "name", "branch")}
+        data.update({f"{c}_a": values(ma, c) for c in own})
+        data.update({f"{c}_b": values(mb, c) for c in own})
     else:
         m = ma[cols].merge(mb[["manager_id", *own]], on="manager_id", suffixes=("_a", "_b"))
-        data = {c: m[c].to_numpy() for c in m.columns}
+        data = {c: values(m, c) for c in m.columns}
     n = len(data["manager_id"])
     data["rank_change"] = data["rank_a"] - data["rank_b"]
     data["pay_delta"] = data["pay_b"] - data["pay_a"]
     data["score_delta"] = data["score_b"] - data["score_a"]
-    data["grade_crossed"] = data["grade_a"] != data["grade_b"]
+    crossed = data["grade_a"] != data["grade_b"]
+    data["grade_crossed"] = (crossed.to_numpy(dtype=bool, na_value=True) if hasattr(crossed, "to_numpy")
+                             else np.asarray(crossed, dtype=bool))
     grades = pd.Index(GRADE_ORDER)
     data["grade_move"] = grades.get_indexer(data["grade_a"]) - grades.get_indexer(data["grade_b"])   # + = better grade
     deltas = []
@@ -71,7 +79,7 @@ def compare(a: Result, b: Result, sa: Scenario, sb: Scenario) -> pd.DataFrame:
     cause = np.where(factor & contrib, "both", np.where(factor, "factor", np.where(contrib, "coefficients", "none")))
     data["cause"] = np.where(moved, cause, "none").astype(object)
     order = np.lexsort((data["rank_b"], -np.abs(data["rank_change"])))   # largest move first, then by rank
-    return pd.DataFrame({k: v[order] for k, v in data.items()})
+    return pd.DataFrame({k: v.take(order) if isinstance(v, ExtensionArray) else v[order] for k, v in data.items()})
 
 
 def manager_chain(base: Base, result: Result, scenario: Scenario, manager_id: str) -> dict[str, pd.DataFrame]:
