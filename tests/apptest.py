@@ -16,15 +16,16 @@ class Page(AppTest):
     A lever move reruns only the page's what-if fragment (:func:`ui.frame.whatif`), and AppTest's
     element tree then holds that fragment's elements alone, where a browser keeps the rest of
     the page from the last full run. So after a fragment-only run (the frame's language switch,
-    drawn first on every full run, is missing; the moved lever's slider is there) the page is run once more without any change,
-    which draws the same page in full; ``fragment_tree`` keeps what the fragment run sent.
+    drawn first on every full run, before the login gate, is missing) the page is run once more
+    without any change, which draws the same page in full; ``fragment_tree`` keeps what the
+    fragment run sent.
     """
 
     fragment_tree = None
 
     def _run(self, widget_state=None, timeout=None) -> AppTest:
         out = super()._run(widget_state, timeout)
-        if not self.exception and not any(r.key == "lang" for r in self.radio) and self.get("slider"):
+        if not self.exception and not any(r.key == "lang" for r in self.radio):
             self.fragment_tree = self._tree
             out = super()._run(None, timeout)
         else:
