@@ -14,7 +14,11 @@ from calc.heavy import Base
 from calc.light import GRADE_ORDER, Result
 from calc.scenario import PAY_LINES, PERSPECTIVES, Scenario
 
-__all__ = ["compare", "manager_chain", "perspective_scores", "branch_perspective_average"]
+__all__ = ["COMPARED_COLUMNS", "compare", "manager_chain", "perspective_scores", "branch_perspective_average"]
+
+
+COMPARED_COLUMNS = ("manager_id", "name", "branch", "rank", "pay", "points_pay", "score", "grade", *PAY_LINES)
+"""The managers' columns :func:`compare` reads (a frame of only these is enough)."""
 
 
 def compare(a: Result, b: Result, sa: Scenario, sb: Scenario) -> pd.DataFrame:
@@ -37,13 +41,13 @@ def compare(a: Result, b: Result, sa: Scenario, sb: Scenario) -> pd.DataFrame:
         line's pay-link factor changed, ``coefficients`` when the attributed contribution
         changed, ``both``, or ``none``), sorted by absolute rank change, largest first.
     """
-    cols = ["manager_id", "name", "branch", "rank", "pay", "points_pay", "score", "grade", *PAY_LINES]
-    own = ["rank", "pay", "points_pay", "score", "grade", *PAY_LINES]
+    cols = list(COMPARED_COLUMNS)
+    own = cols[3:]                          # each side's own figures: all but the ids, names and branches
     text = {"manager_id", "name", "branch", "grade", "grade_a", "grade_b"}   # kept as their arrays: taken
     ma, mb = a.managers, b.managers                                       # in order, never converted
 
-    def values(frame, c, name=None):
-        return frame[c].array if (name or c) in text else frame[c].to_numpy()
+    def values(frame, c):
+        return frame[c].array if c in text else frame[c].to_numpy()
 
     if len(ma) == len(mb) and np.array_equal(ma["manager_id"].to_numpy(), mb["manager_id"].to_numpy()):
         # the same managers in the same order (two scenarios on one dataset): no join needed

@@ -520,8 +520,9 @@ def _quarantine_rows(q: pd.DataFrame, dataset_id: int) -> pa.Table:
         names=["dataset_id", "seq", "sheet", "excel_row", "reason", "row_values"])
 
 
-def _pub_rows(table, frame: pd.DataFrame, publication_id: int) -> pa.Table:
-    """A result frame as the rows of a frozen publication table (its columns, in table order).
+def _pub_rows(table, frame: pd.DataFrame, publication_id: int | None) -> pa.Table:
+    """A result frame as the rows of a frozen publication table (its columns, in table order;
+    without ``publication_id`` when it is None: the rows as hashed and staged before publishing).
 
     A NaN in a float column becomes a null, so that both databases store NULL (SQLite would
     anyway; PostgreSQL's COPY would otherwise read the CSV's ``nan`` as a float NaN), and
@@ -530,6 +531,8 @@ def _pub_rows(table, frame: pd.DataFrame, publication_id: int) -> pa.Table:
     arrays, names = [], []
     for c in table.columns:
         if c.name == "publication_id":
+            if publication_id is None:
+                continue
             arr = pa.array(np.full(len(frame), publication_id, dtype=np.int64))
         elif isinstance(c.type, Float):          # NaN is stored as NULL on both databases
             values = np.asarray(frame[c.name], dtype=np.float64)
@@ -1490,9 +1493,8 @@ class Store:
                 writing = side.submit(write_document, result, doc)
                 statements = _statement_frames(result, scenario)
                 _check_statements_add_up(result, scenario, statements["lines"])
-                rows = {"result_managers": _pub_rows(T.pub_managers, result.managers, 0),
-                        "result_customers": _pub_rows(T.pub_customers, result.customers, 0)}
-                rows = {**{k: v.drop_columns(["publication_id"]) for k, v in rows.items()}, **statements}
+                rows = {"result_managers": _pub_rows(T.pub_managers, result.managers, None),
+                        "result_customers": _pub_rows(T.pub_customers, result.customers, None), **statements}
                 staging = side.submit(lambda: [staged.stage(k, v) for k, v in rows.items()])
                 rows_hash = _frozen_rows_hash(rows)
                 result_hash = writing.result()[1]

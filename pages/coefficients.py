@@ -93,11 +93,8 @@ def draw(ctx):
     # names sent on every move). Kept per customer, branch and edits: no lever changes them.
     target_branch = None
     if len(managers) > views.PICK_LIMIT:
-        branches = views.branch_options(ctx)
-        if ss.get("coef_target_branch") not in branches:
-            branch_of = ctx.memo_on((), "branch_of", lambda: dict(zip(managers["manager_id"], managers["branch"])))
-            ss["coef_target_branch"] = branch_of.get(here[0] if here else None, branches[0])
-        target_branch = st.selectbox(ctx.t("coef_target_branch"), branches, key="coef_target_branch")
+        target_branch = views.branch_box(ctx, "coef_target_branch", ctx.t("coef_target_branch"),
+                                         here[0] if here else None, views.branch_options(ctx)[0])
 
     def targets() -> dict:
         ids = managers["manager_id"].to_numpy(dtype=object)

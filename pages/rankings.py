@@ -13,7 +13,7 @@ import streamlit as st
 
 from calc.light import GRADE_ORDER
 from calc.scenario import PAY_LINES
-from calc.explain import compare
+from calc.explain import COMPARED_COLUMNS, compare
 from data.export import write_workbook
 from ui import charts, published, state, views
 from ui.frame import frame, whatif
@@ -56,9 +56,8 @@ def draw(ctx):
     moved = by_move[((change != 0) | crossed)[by_move]]
 
 
-    COMPARED = ["manager_id", "name", "branch", "rank", "pay", "points_pay", "score", "grade", *PAY_LINES]
-    compared = [m.columns.get_loc(c) for c in COMPARED]        # what compare reads: a page of rows of these
-    compared_b = [mb.columns.get_loc(c) for c in COMPARED]
+    compared = [m.columns.get_loc(c) for c in COMPARED_COLUMNS]        # what compare reads: a page of rows
+    compared_b = [mb.columns.get_loc(c) for c in COMPARED_COLUMNS]     # of these
 
 
     def explained(rows: pd.DataFrame) -> pd.DataFrame:
@@ -76,8 +75,8 @@ def draw(ctx):
         def column(c, missing):          # compare's column in the rows' order; ``missing`` where it has no row
             return np.where(got, diff[c].to_numpy()[at], missing)
 
-        crossed_ = column("grade_crossed", False).astype(bool)
-        grade_change = np.where(crossed_, column("grade_a", "").astype(object) + ">" + column("grade_b", "").astype(object), "")
+        grade_change = np.where(column("grade_crossed", False).astype(bool),
+                                column("grade_a", "").astype(object) + ">" + column("grade_b", "").astype(object), "")
         cols = {"manager_id": rows["manager_id"].array, "name": rows["name"].array, "branch": rows["branch"].array}
         cols.update({c: column(c, np.nan) for c in ("rank_a", "rank_b", "rank_change", "pay_delta")})
         cols.update(grade_change=grade_change, driver=column("driver", None), cause=column("cause", None))

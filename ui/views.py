@@ -264,6 +264,18 @@ def show(frame: pd.DataFrame, lang: str, key: str | None = None, extra: dict | N
 PICK_LIMIT = 300      # managers in one select box; a larger bank picks the branch first
 
 
+def branch_box(ctx, key: str, label: str, manager: str | None, fallback: str) -> str:
+    """A select box of the dataset's branches under ``key``; returns the branch chosen. Until one
+    is, it shows ``manager``'s branch, or ``fallback`` when that manager is unknown."""
+    branches = branch_options(ctx)
+    ss = st.session_state
+    if ss.get(key) not in branches:
+        m = ctx.result.managers
+        branch_of = ctx.memo_on((), "branch_of", lambda: dict(zip(m["manager_id"], m["branch"])))
+        ss[key] = branch_of.get(manager, fallback)
+    return st.selectbox(label, branches, key=key)
+
+
 def pick_manager(ctx, key: str) -> str:
     """A select box of the what-if's managers (by rank); returns the chosen manager id.
 
@@ -274,12 +286,8 @@ def pick_manager(ctx, key: str) -> str:
     ss = st.session_state
     branch = None
     if len(m) > PICK_LIMIT:
-        branches = branch_options(ctx)
-        bkey = f"{key}_branch"
-        if ss.get(bkey) not in branches:
-            where = ctx.memo_on((), "branch_of", lambda: dict(zip(m["manager_id"], m["branch"])))
-            ss[bkey] = where.get(ss.get(key), m["branch"].iloc[int(m["rank"].to_numpy().argmin())])
-        branch = st.selectbox(ctx.t("branch_filter"), branches, key=bkey)
+        branch = branch_box(ctx, f"{key}_branch", ctx.t("branch_filter"), ss.get(key),
+                            m["branch"].iloc[int(m["rank"].to_numpy().argmin())])    # the best's branch
 
     def options():
         part = m if branch is None else m[m["branch"].to_numpy() == branch]
