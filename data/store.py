@@ -110,14 +110,16 @@ def _typed_arrow(frame: pd.DataFrame, key: str) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=names)
 
 
-def _rows(typed: pa.Table, dataset_id: int, key: str) -> pa.Table:
-    """The rows of sheet ``key`` as stored: ``dataset_id``, ``excel_row`` then its columns (dates as dates).
+def _rows(typed: pa.Table, key: str) -> pa.Table:
+    """The rows of sheet ``key`` as stored, without their ``dataset_id``: ``excel_row`` then its
+    columns (dates as dates).
 
     ``typed`` is the sheet's :func:`_typed_arrow` table; built over whole columns (no Python per
-    row); :func:`_bulk_insert` writes the result.
+    row). :func:`_bulk_insert` writes the result with ``fixed={"dataset_id": ...}``, so that it
+    can be staged before the upload's transaction knows the dataset's id.
     """
-    arrays = [pa.array(np.full(len(typed), dataset_id, dtype=np.int64)), typed.column("_row")]
-    names = ["dataset_id", "excel_row"]
+    arrays = [typed.column("_row")]
+    names = ["excel_row"]
     for c in sheet_by_key(key).columns:
         col = typed.column(c.key)
         arrays.append(col.cast(pa.date32()) if pa.types.is_timestamp(col.type) else col)
@@ -804,27 +806,28 @@ def _branch_balances(dataset_id: int):
             .group_by(cus.c.branch, per.c.line))
 
 
-def _file_branch_balances(accounts: pd.DataFrame, customers: pd.DataFrame) -> dict:
+def _file_branch_balances(accounts: pd.DataFrame | pa.Table, customers: pd.DataFrame | pa.Table) -> dict:
     """{(branch, line): sum of avg_balance} of the frames (accounts of unknown customers left out).
 
-    Over whole columns: each account's customer position by one hash lookup, branch and line
-    as integer codes, and the sums by ``np.bincount`` (linear; no per-row Python).
+    ``accounts`` needs ``customer_id``, ``line`` and ``avg_balance`` (yuan), ``customers``
+    ``customer_id`` and ``branch``, as DataFrames or Arrow tables. One hash join and one
+    group-by in polars (linear, no per-row Python, and without the GIL: an upload runs it on a
+    side thread while its main thread writes). A missing balance counts as nothing, as SQL's
+    ``SUM`` skips NULL; a customer id given twice (which validation refuses) counts once.
     """
-    ids = pd.Index(customers["customer_id"])
-    if ids.is_unique:
-        pos = ids.get_indexer(accounts["customer_id"])
-    else:                                              # validated extracts never get here
-        pos = ids.get_indexer_for(accounts["customer_id"])[:len(accounts)]
-    ok = pos >= 0
-    branch_codes, branches = pd.factorize(customers["branch"].to_numpy(dtype=object), use_na_sentinel=False)
-    line_codes, lines = pd.factorize(accounts["line"].to_numpy(dtype=object)[ok], use_na_sentinel=False)
-    n_lines = max(len(lines), 1)
-    key = branch_codes[pos[ok]].astype(np.int64) * n_lines + line_codes
-    size = len(branches) * n_lines
-    weights = np.nan_to_num(np.asarray(accounts["avg_balance"], dtype=np.float64)[ok], nan=0.0)  # SUM skips NULL
-    sums = np.bincount(key, weights=weights, minlength=size)
-    seen = np.bincount(key, minlength=size)
-    return {(branches[k // n_lines], lines[k % n_lines]): float(sums[k]) for k in np.flatnonzero(seen)}
+    import polars as pl
+
+    def frame(data, names):
+        if isinstance(data, pa.Table):
+            return pl.from_arrow(data.select(names))
+        return pl.from_arrow(pa.table({n: pa.array(data[n], from_pandas=True) for n in names}))
+
+    acc = frame(accounts, ["customer_id", "line", "avg_balance"]).with_columns(
+        pl.col("avg_balance").cast(pl.Float64).fill_nan(None))
+    cus = frame(customers, ["customer_id", "branch"]).unique("customer_id", keep="first", maintain_order=True)
+    sums = (acc.join(cus, on="customer_id", how="inner").group_by("branch", "line")
+            .agg(pl.col("avg_balance").sum()))
+    return {(b, ln): float(v) for b, ln, v in sums.iter_rows()}
 
 
 def _balance_tolerance(total: float) -> float:
@@ -1171,48 +1174,68 @@ class Store:
         q = quarantine if quarantine is not None else pd.DataFrame(columns=["sheet", "row", "reason", "values"])
         counts = {s.key: int(len(frames.get(s.key, ()))) for s in SHEETS}
 
-        def write(conn):
-            existing = conn.execute(select(T.datasets).where(and_(T.datasets.c.period == period,
-                                                                  T.datasets.c.sha256 == sha256))).mappings().first()
-            if existing:
-                return self._info(existing, created=False)
-            with _write_cache(conn, big=sum(counts.values()) > 10_000):
-                return store(conn)
+        def stored_already(conn):
+            row = conn.execute(select(T.datasets).where(and_(T.datasets.c.period == period,
+                                                             T.datasets.c.sha256 == sha256))).mappings().first()
+            return None if row is None else self._info(row, created=False)
 
-        def store(conn):
-            version = (conn.execute(select(func.max(T.datasets.c.version)).where(T.datasets.c.period == period))
-                       .scalar() or 0) + 1
-            ds_id = conn.execute(T.datasets.insert().values(
-                period=period, version=version, file_name=file_name, sha256=sha256, uploader=uploader,
-                created_at=_now(), row_counts=json.dumps(counts), rejected_rows=len(q))).inserted_primary_key[0]
-            snapshots = []
-            # a second thread takes what does not touch the database: the file's side of the
-            # reconciliation, and each sheet's Parquet snapshot while its rows are written (the
-            # database works in C without the GIL, so the two overlap)
-            with ThreadPoolExecutor(max_workers=1) as side:
-                accounts, customers = frames.get("accounts"), frames.get("customers")
+        with read_tx(self.engine) as conn:        # nothing to prepare when the same bytes are stored
+            existing = stored_already(conn)
+        if existing is not None:
+            return existing
+        typed = {s.key: _typed_arrow(_empty_frame() if frames.get(s.key) is None else frames[s.key], s.key)
+                 for s in SHEETS}
+        rows = {key: _rows(t, key) for key, t in typed.items()}
+        staged = Prestaged(self.engine)
+        try:
+            # Before the write transaction, on two side threads without the GIL (the ADBC driver,
+            # Arrow's Parquet writer, polars): the large sheets' staging files (the largest alone
+            # on one thread), each sheet's Parquet snapshot and the file's side of the
+            # reconciliation. The transaction then only copies, and holds the store's write lock
+            # for that alone.
+            with ThreadPoolExecutor(max_workers=2) as side:
+                order = sorted(rows, key=lambda k: -rows[k].num_rows)
+                staging = [side.submit(staged.stage, order[0], rows[order[0]]),
+                           side.submit(lambda: [staged.stage(k, rows[k]) for k in order[1:]])]
+                snapshots = {key: side.submit(_snapshot, t) for key, t in typed.items()}
+                accounts, customers = typed["accounts"], typed["customers"]
                 file_totals = (side.submit(_file_branch_balances, accounts, customers)
-                               if accounts is not None and len(accounts) and customers is not None else None)
+                               if accounts.num_rows and customers.num_rows else None)
+                snapshots = {key: f.result() for key, f in snapshots.items()}     # (bytes, rows)
+                file_totals = file_totals.result() if file_totals is not None else None
+                for f in staging:
+                    f.result()
+            del typed, accounts, customers
+
+            def write(conn):
+                existing = stored_already(conn)          # stored meanwhile by another upload
+                if existing is not None:
+                    return existing
+                with _write_cache(conn, big=sum(counts.values()) > 10_000):
+                    return store(conn)
+
+            def store(conn):
+                version = (conn.execute(select(func.max(T.datasets.c.version)).where(T.datasets.c.period == period))
+                           .scalar() or 0) + 1
+                ds_id = conn.execute(T.datasets.insert().values(
+                    period=period, version=version, file_name=file_name, sha256=sha256, uploader=uploader,
+                    created_at=_now(), row_counts=json.dumps(counts), rejected_rows=len(q))).inserted_primary_key[0]
                 for sheet in SHEETS:
-                    frame = frames.get(sheet.key)
-                    typed = _typed_arrow(_empty_frame() if frame is None else frame, sheet.key)
-                    snapshot = side.submit(_snapshot, typed)
-                    _bulk_insert(conn, T.ds[sheet.key], _rows(typed, ds_id, sheet.key))
-                    del typed
-                    data, n = snapshot.result()
-                    snapshots.append((sheet.key, len(data)))
-                    _insert_snapshot(conn, _snapshot_rows(ds_id, sheet.key, data, n))
-                    del data, snapshot
+                    _bulk_insert(conn, T.ds[sheet.key], rows[sheet.key], fixed={"dataset_id": ds_id},
+                                 staged=staged.get(sheet.key))
+                    _insert_snapshot(conn, _snapshot_rows(ds_id, sheet.key, *snapshots[sheet.key]))
                 if len(q):
                     _bulk_insert(conn, T.quarantine, _quarantine_rows(q, ds_id))
-                file_totals = file_totals.result() if file_totals is not None else None
-            self._reconcile(conn, ds_id, frames, counts, len(q), dict(snapshots), file_totals=file_totals)
-            self._audit(conn, uploader, "upload", f"dataset {period} v{version}",
-                        after={"file": file_name, "sha256": sha256, "rows": counts, "rejected": len(q)})
-            row = conn.execute(select(T.datasets).where(T.datasets.c.id == ds_id)).mappings().one()
-            return self._info(row)
+                self._reconcile(conn, ds_id, frames, counts, len(q),
+                                {key: len(data) for key, (data, _) in snapshots.items()}, file_totals=file_totals)
+                self._audit(conn, uploader, "upload", f"dataset {period} v{version}",
+                            after={"file": file_name, "sha256": sha256, "rows": counts, "rejected": len(q)})
+                row = conn.execute(select(T.datasets).where(T.datasets.c.id == ds_id)).mappings().one()
+                return self._info(row)
 
-        return run_write(self.engine, write, lock="content")
+            return run_write(self.engine, write, lock="content")
+        finally:
+            staged.close()
 
     @staticmethod
     def _reconcile(conn, ds_id: int, frames: dict, counts: dict, rejected: int,

@@ -78,7 +78,7 @@ def test_reconciliation_catches_a_lost_row(store_url, small_frames, monkeypatch)
 
     store = Store.open(store_url)
     real = store_module._rows
-    monkeypatch.setattr(store_module, "_rows", lambda frame, ds, key: real(frame, ds, key).slice(0, len(frame) - 1))
+    monkeypatch.setattr(store_module, "_rows", lambda frame, key: real(frame, key).slice(0, len(frame) - 1))
     with pytest.raises(ReconciliationError, match="rows read but"):
         store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
     assert count(store, T.datasets) == 0
@@ -90,8 +90,8 @@ def test_reconciliation_compares_branch_balances(store_url, small_frames, monkey
     store = Store.open(store_url)
     real = store_module._rows
 
-    def skew(frame, ds, key):
-        rows = real(frame, ds, key)
+    def skew(frame, key):
+        rows = real(frame, key)
         if key == "accounts":
             i = rows.column_names.index("avg_balance")
             balance = rows.column(i).to_numpy().copy()
@@ -684,8 +684,8 @@ def test_large_tables_staged_through_a_file_store_what_executemany_stores(tmp_pa
     (tmp_path / "staged").mkdir()
     staged = f"sqlite:///{tmp_path / 'staged' / 'store.db'}"
     store, info, pub = upload_and_publish(staged)
-    assert {"ds_accounts", "ds_customers", "ds_assignments", "ds_managers",       # staged in the transaction
-            "pub_managers", "pub_customers", "pub_statement_lines",              # staged before it
+    assert {"ds_accounts", "ds_customers", "ds_assignments", "ds_managers",       # all staged before
+            "pub_managers", "pub_customers", "pub_statement_lines",              # their transaction
             "pub_statement_customers", "pub_statement_kpis"} <= set(staged_tables)
     assert _table_rows(staged) == _table_rows(bound)                   # same values, same SQLite types
     loaded = store.load_frames(info.id)
@@ -710,6 +710,45 @@ def test_a_staged_upload_that_fails_stores_nothing_and_leaves_no_file(tmp_path, 
         store.save_dataset("2026Q3", "a.xlsx", "sha-a", small_frames, "alice")
     assert count(store, T.datasets) == 0
     assert all(count(store, t) == 0 for t in T.ds.values())
+    assert [p.name for p in tmp_path.iterdir() if ".stage-" in p.name] == []
+
+
+def test_an_upload_staged_before_its_transaction_survives_a_retry_and_the_same_file_stages_nothing(
+        tmp_path, sample_frames, monkeypatch):
+    """The dataset's rows are staged before the write transaction, without its id: a transaction
+    retried after a busy store copies the same files under the id it then gets, and uploading
+    the same bytes again writes no staging file at all."""
+    import data.store as store_module
+    from sqlalchemy.exc import OperationalError
+
+    monkeypatch.setattr(store_module, "_STAGE_ROWS", 1)
+    written = []
+    real_write = store_module._write_stage
+    monkeypatch.setattr(store_module, "_write_stage", lambda path, data: written.append(path) or real_write(path, data))
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    real_audit, calls = Store._audit, []
+
+    def busy_once(conn, actor, action, *args, **kwargs):       # after every row was copied
+        calls.append(action)
+        if calls.count("upload") == 1:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return real_audit(conn, actor, action, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "_audit", staticmethod(busy_once))
+    info = store.save_dataset("2026Q3", "sample.xlsx", "sha-s", sample_frames, "alice")
+    assert calls == ["upload", "upload"] and info.created and info.version == 1
+    assert len(written) == len([f for f in sample_frames.values() if len(f)])     # one file a sheet, once
+    with store.engine.connect() as conn:
+        ids = {t.name: conn.execute(select(T.ds[k].c.dataset_id).distinct()).scalars().all() for k, t in T.ds.items()}
+    assert all(v == [info.id] for k, v in ids.items() if len(sample_frames.get(k.removeprefix("ds_"), ())))
+    loaded = store.load_frames(info.id)
+    for key, frame in sample_frames.items():
+        pd.testing.assert_frame_equal(frame.reset_index(drop=True)[loaded[key].columns], loaded[key],
+                                      check_dtype=False)
+    assert store.check_dataset(info.id)["consistent"]
+    written.clear()
+    again = store.save_dataset("2026Q3", "sample.xlsx", "sha-s", sample_frames, "alice")
+    assert (again.created, again.id, written) == (False, info.id, [])
     assert [p.name for p in tmp_path.iterdir() if ".stage-" in p.name] == []
 
 
