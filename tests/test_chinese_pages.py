@@ -81,7 +81,7 @@ def _chart_texts(el) -> list[tuple[str, str]]:
         for k in ("x", "theta"):
             vals = tr.get(k)
             if isinstance(vals, list) and vals and isinstance(vals[0], str):
-                out += [("chart.category", x) for x in vals[:40]]
+                out += [("chart.category", x) for x in vals[:40] if x is not None]     # None: a gap, not drawn
     return out
 
 

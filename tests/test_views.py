@@ -107,3 +107,22 @@ def test_every_figure_passes_plotly_validation():
         checked = go.Figure(fig.to_dict())                  # raises on any unknown property or bad value
         assert checked.layout.template.layout.to_plotly_json() == {} or True
         assert fig.layout.template is not None
+
+
+def test_the_slope_chart_draws_one_line_per_manager_who_moves_most_coloured_by_direction():
+    import pandas as pd
+
+    from ui import charts
+
+    a = pd.DataFrame({"manager_id": ["M1", "M2", "M3"], "name": ["甲", "乙", "丙"], "rank": [1, 2, 3]})
+    b = pd.DataFrame({"manager_id": ["M3", "M1", "M2"], "rank": [3, 2, 1]})
+    fig = charts.slope_figure(a, b, "A", "B")
+    lines = {tr.line.color: (list(tr.x), list(tr.y), list(tr.text)) for tr in fig.data}
+    assert lines == {"#2CA02C": (["A", "B", None], [2, 1, None], ["乙: 2 → 1", "乙: 2 → 1", None]),     # up
+                     "#B22222": (["A", "B", None], [1, 2, None], ["甲: 1 → 2", "甲: 1 → 2", None]),     # down
+                     "#BBBBBB": (["A", "B", None], [3, 3, None], ["丙: 3 → 3", "丙: 3 → 3", None])}     # level
+    many = pd.DataFrame({"manager_id": [f"M{i}" for i in range(100)], "name": "x", "rank": range(1, 101)})
+    moved = many.assign(rank=many["rank"][::-1].to_numpy())           # everyone moves; 60 lines at most
+    fig = charts.slope_figure(many, moved, "A", "B")
+    assert sum(tr.y.count(None) for tr in fig.data) == 60
+    assert max(abs(y0 - y1) for tr in fig.data for y0, y1 in zip(tr.y[0::3], tr.y[1::3])) == 99   # the largest move kept

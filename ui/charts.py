@@ -271,16 +271,29 @@ def pay_by_line_figure(lines: pd.DataFrame, lang: str = "zh") -> go.Figure:
 
 def slope_figure(a: pd.DataFrame, b: pd.DataFrame, label_a: str, label_b: str, lang: str = "zh",
                  limit: int = 60) -> go.Figure:
-    """Rank in A against rank in B for every manager (lines for those who move)."""
-    m = a[["manager_id", "name", "rank"]].merge(b[["manager_id", "rank"]], on="manager_id", suffixes=("_a", "_b"))
-    m["move"] = (m["rank_a"] - m["rank_b"]).abs()
-    m = m.sort_values(["move", "rank_a"], ascending=[False, True]).head(limit)
+    """Rank in A against rank in B for the ``limit`` managers who move most (ties: best rank in
+    A first): one line each, green up, red down, grey level. One trace per colour, its lines
+    split by gaps, so a move builds three traces, not sixty."""
+    ids_a, ids_b = a["manager_id"].to_numpy(), b["manager_id"].to_numpy()
+    if len(ids_a) == len(ids_b) and np.array_equal(ids_a, ids_b):   # one dataset: the same rows, no join
+        names, ra, rb = a["name"], a["rank"].to_numpy(dtype=np.int64), b["rank"].to_numpy(dtype=np.int64)
+    else:
+        m = a[["manager_id", "name", "rank"]].merge(b[["manager_id", "rank"]], on="manager_id", suffixes=("_a", "_b"))
+        names, ra, rb = m["name"], m["rank_a"].to_numpy(dtype=np.int64), m["rank_b"].to_numpy(dtype=np.int64)
+    top = np.lexsort((ra, -np.abs(ra - rb)))[:limit]            # the largest moves, then the best in A
+    names = np.asarray(names.to_numpy(dtype=object)[top], dtype=str)
+    ra, rb = ra[top], rb[top]
+    hover = [f"{name}: {x} → {y}" for name, x, y in zip(names.tolist(), ra.tolist(), rb.tolist())]
     traces = []
-    for mid, name, ra, rb in zip(m["manager_id"], m["name"], m["rank_a"].tolist(), m["rank_b"].tolist()):
-        color = "#2CA02C" if rb < ra else "#B22222" if rb > ra else "#BBBBBB"
-        traces.append({"type": "scatter", "x": [label_a, label_b], "y": [ra, rb], "mode": "lines+markers",
-                       "line": {"color": color}, "name": f"{name} {mid}", "showlegend": False,
-                       "hovertemplate": f"{name}: {ra} → {rb}<extra></extra>"})
+    for color, rows in (("#2CA02C", np.flatnonzero(rb < ra)), ("#B22222", np.flatnonzero(rb > ra)),
+                        ("#BBBBBB", np.flatnonzero(rb == ra))):
+        if not len(rows):
+            continue
+        traces.append({"type": "scatter", "mode": "lines+markers", "line": {"color": color}, "showlegend": False,
+                       "x": [v for _ in rows for v in (label_a, label_b, None)],
+                       "y": [v for i in rows.tolist() for v in (int(ra[i]), int(rb[i]), None)],
+                       "text": [v for i in rows.tolist() for v in (hover[i], hover[i], None)],
+                       "hovertemplate": "%{text}<extra></extra>"})
     return _figure(traces, t("slope_title", lang), height=480, _lang=lang,
                    yaxis={"autorange": "reversed", "title": {"text": t("rank_axis", lang)}, "tickformat": ",d"})
 
