@@ -177,6 +177,30 @@ def test_slider_moves_the_table_and_survives_a_page_switch(server, browser, tmp_
     page.context.close()
 
 
+def test_rapid_presses_on_two_sliders_all_count_and_each_box_agrees(server, browser):
+    """Arrow presses 15 ms apart, alternating between two sliders: every press counts (none is
+    overwritten by the server's answer to an earlier one, or by a number box's value sent before
+    that answer arrived), and each box, the URL and the page's parameters agree with its slider."""
+    page = new_page(browser)
+    page.goto(f"{server}/rankings")
+    login(page, "admin")
+    for _ in range(6):                 # 0.1 + 6 x 0.005 and 0.3 + 6 x 0.05
+        for key in ("pay_factor_intermediate", "role_weight_secondary"):
+            _slider(page, key).focus()
+            page.keyboard.press("ArrowRight")
+            page.wait_for_timeout(15)
+    settle(page)
+    page.wait_for_timeout(1_000)
+    settle(page)
+    got = {key: (_slider(page, key).get_attribute("value"), page.locator(f".st-key-{key}_box input").input_value())
+           for key in ("pay_factor_intermediate", "role_weight_secondary")}
+    assert got == {"pay_factor_intermediate": ("0.13", "0.1300"), "role_weight_secondary": ("0.6", "0.600")}
+    assert page.url.endswith("?pay_factor_intermediate=0.13&role_weight_secondary=0.6")
+    assert "已修改 2 项参数" in page.locator('[data-testid="stSidebar"]').inner_text()
+    assert not errors_on(page)
+    page.context.close()
+
+
 def test_a_number_box_moves_the_slider_and_who_moves_is_on_the_first_screen(server, browser, tmp_path):
     """At 1366 x 768, after a move the summary and the biggest moves are visible without scrolling."""
     context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")

@@ -151,6 +151,11 @@ def _keep(key: str) -> None:
 
 
 WHATIF_FRAGMENT = "whatif"   # st.fragment key of a page's what-if part (:func:`whatif`)
+_UNSET = object()
+_WRITE_ALL = "_panel_write_all"   # session key: the pairs are drawn for the first time on this page
+_PANEL_PAGE = "_panel_page"       # session key: the page whose full run drew the panel last
+ECHO = "_box_echo"              # session key: per lever, the box value last replaced and when (monotonic s)
+ECHO_SECONDS = 1.0               # a box "edit" back to that value this soon after is the browser's echo
 SLID = "_slid"                   # session key: the slider moved by the interaction being handled
 LIVE_FLAG = "_whatif_fragment"   # session key: the page on screen has drawn that fragment (this full run)
 
@@ -162,6 +167,11 @@ def _moved(key: str, box: bool = False) -> None:
     ss = st.session_state
     if box and ss.get(SLID) == key:     # the slider moved in this same interaction: it wins (the box's
         return                          # value then is the one the browser held before the last move)
+    if box:
+        held, at = ss.get(ECHO, {}).get(key, (_UNSET, 0.0))
+        if ss[key + BOX] == held and time.monotonic() - at < ECHO_SECONDS:
+            return      # the value the box showed before this server's last write reached the browser,
+                        # sent along with another lever's move: not an edit (the write follows it)
     ss[SLID] = None if box else key
     _kept()[key] = ss[key + BOX if box else key]
     if st.session_state.get(LIVE_FLAG):
@@ -295,7 +305,16 @@ def _draw_pair(key: str, lang: str) -> None:
     """
     lo, hi, step = SLIDERS[key]
     fmt, box_step, box_fmt = _FORMATS[key]
-    st.session_state[key + BOX] = st.session_state[key] = _kept()[key]
+    ss, kept = st.session_state, _kept()[key]
+    for widget in (key, key + BOX):
+        # A value written into a widget's key is sent to the browser as "set", over a press it made
+        # meanwhile (rapid presses were lost): only a value that differs is written, except on
+        # the panel's first run on a page, where the widget has a new identity (Streamlit's id
+        # includes the page) whose browser state would otherwise start at its default.
+        if ss.get(_WRITE_ALL) or ss.get(widget, _UNSET) != kept:
+            if widget != key:
+                ss.setdefault(ECHO, {})[key] = (ss.get(widget, _UNSET), time.monotonic())
+            ss[widget] = kept
     st.session_state[SLID] = None       # the interaction's callbacks are done
     st.slider(t(key, lang), lo, hi, step=step, key=key, format=fmt, on_change=_moved, args=(key,),
               help=t(f"help_{key.rsplit('_', 1)[0] if key.startswith(('pay_factor', 'role_weight')) else key}", lang))
@@ -316,10 +335,15 @@ def _pair_fragment(key: str):
 _PAIRS = {key: _pair_fragment(key) for key in SLIDERS}
 
 
-def _slider(side, key: str, lang: str) -> None:
-    """Draw the slider-and-box pair of ``key`` in ``side`` (the sidebar)."""
-    with side:
-        _PAIRS[key](lang)
+def _slider(side, key: str, lang: str, fresh: bool = True) -> None:
+    """Draw the slider-and-box pair of ``key`` in ``side`` (the sidebar), in a full run;
+    ``fresh``: the panel's first run on this page (:func:`_draw_pair` writes every value)."""
+    st.session_state[_WRITE_ALL] = fresh
+    try:
+        with side:
+            _PAIRS[key](lang)
+    finally:
+        st.session_state[_WRITE_ALL] = False
 
 
 def _kpi_key() -> tuple:
@@ -337,9 +361,10 @@ def set_whatif_edits(edits) -> None:
     st.session_state[EDITS_KEY] = tuple(dict(e) for e in edits)
 
 
-def whatif_panel(baseline: Scenario, lang: str) -> None:
+def whatif_panel(baseline: Scenario, lang: str, fresh: bool = True) -> None:
     """Draw the sliders (each with a number box) for the light-stage parameters; their values
-    are read by :func:`panel_values`."""
+    are read by :func:`panel_values`. ``fresh``: the panel was not drawn on this page by the
+    full run before (its widgets are new to the browser)."""
     defaults = _baseline_values(baseline)
     for key in WHATIF_KEYS:
         _restore(key, defaults[key])
@@ -347,11 +372,11 @@ def whatif_panel(baseline: Scenario, lang: str) -> None:
     side.markdown(f"### {t('whatif', lang)}\n{t('baseline', lang)}: {md_text(baseline.name)}")   # user text
     side.markdown(f"**{t('pay_factors', lang)}**")
     for line in ("asset", "liability", "intermediate", "risk"):
-        _slider(side, f"pay_factor_{line}", lang)
+        _slider(side, f"pay_factor_{line}", lang, fresh)
     side.markdown(f"**{t('role_weights', lang)}**")
     for role in ("primary", "secondary", "support"):
-        _slider(side, f"role_weight_{role}", lang)
-    _slider(side, "stock_factor", lang)
+        _slider(side, f"role_weight_{role}", lang, fresh)
+    _slider(side, "stock_factor", lang, fresh)
     side.number_input(t("pool", lang), min_value=0.0, step=10_000.0, key="pool", format="%.0f", help=t("help_pool", lang),
                       on_change=_moved, args=("pool",))
     side.radio(t("pay_method", lang), ("factor", "points"), key="pay_method", horizontal=True, help=t("help_pay_method", lang),
@@ -456,6 +481,7 @@ def frame(page: str) -> Ctx:
     """
     st.set_page_config(page_title=f"{t(page, 'zh')} · 绩效 Jixiao", page_icon=":material/analytics:", layout="wide")
     _startup_checks()
+    drawn_on = st.session_state.pop(_PANEL_PAGE, None)     # the panel's page in the last full run (None: none)
     kept = _kept()
     if not kept.get("_qp_lang_read"):
         kept["_qp_lang_read"] = True
@@ -490,7 +516,8 @@ def frame(page: str) -> Ctx:
     held = state.baseline(dataset)
     ctx.baseline = baseline = held.scenario
     _from_query_params(_baseline_values(baseline))
-    whatif_panel(baseline, lang)
+    whatif_panel(baseline, lang, fresh=drawn_on != page)
+    st.session_state[_PANEL_PAGE] = page
     ctx.held = held
     st.session_state[LIVE_FLAG] = False          # until the page draws its what-if fragment
     return ctx
