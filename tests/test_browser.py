@@ -157,8 +157,9 @@ def test_slider_moves_the_table_and_survives_a_page_switch(server, browser, tmp_
     page.wait_for_function(
         """() => parseFloat(document.querySelector('.st-key-pay_factor_intermediate input[type=range]').value) > 0.1""")
     page.wait_for_timeout(500)
-    moved = _slider(page, "pay_factor_intermediate").get_attribute("value")
     settle(page)
+    moved = _slider(page, "pay_factor_intermediate").get_attribute("value")
+    assert moved == "0.2"                              # every press counted
     page.wait_for_function(f"""(before) => {{
         const table = document.querySelector('{RANKING} table');
         const cells = [...table.querySelectorAll('thead th')].map(h => h.innerText);
