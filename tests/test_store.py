@@ -804,3 +804,33 @@ def test_an_integer_column_hashes_as_the_json_of_its_values(values):
     from data.store import _json_list
 
     assert _json_list(pa.array(values, pa.int64())) == json.dumps(values).encode()
+
+
+def test_frozen_rows_read_back_exactly_on_the_fast_path(tmp_path, monkeypatch):
+    """verify reads a publication's frozen rows as one range of row ids, copied into a file the
+    ADBC driver reads: a column missing in its first 3,000 rows (past the driver's default batch
+    of 1,024) reads back exactly, rows of another publication inside the range are left out, and
+    the file is gone afterwards."""
+    from sqlalchemy import Column, Float, Integer, MetaData, String, Table, create_engine
+
+    import data.store as store_module
+
+    meta = MetaData()
+    probe = Table("frozen_probe", meta, Column("publication_id", Integer), Column("name", String(20)),
+                  Column("amount", Float), Column("rank", Integer))
+    engine = create_engine(f"sqlite:///{tmp_path / 'probe.db'}")
+    meta.create_all(engine)
+    blank = {"publication_id": 1, "name": None, "amount": None, "rank": None}
+    with engine.begin() as conn:
+        conn.execute(probe.insert(), [blank] * 3000 + [{"publication_id": 2, "name": "x", "amount": 9.0, "rank": 1}]
+                     + [{"publication_id": 1, "name": "王五", "amount": 1.5, "rank": 7}])
+    used, real = [], store_module._exported_rows
+    monkeypatch.setattr(store_module, "_exported_rows", lambda *a: used.append(r := real(*a)) or r)
+    with engine.connect() as conn:
+        got = store_module._read_frozen(conn, probe, 1)
+    assert used[0] is not None                                      # the fast path, not the tuples
+    assert got.schema.names == ["name", "amount", "rank"]
+    assert got.column("name").to_pylist() == [None] * 3000 + ["王五"]
+    assert got.column("amount").to_pylist() == [None] * 3000 + [1.5]
+    assert got.column("rank").to_pylist() == [None] * 3000 + [7]
+    assert [p.name for p in tmp_path.iterdir() if ".stage-" in p.name] == []
