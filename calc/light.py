@@ -329,18 +329,30 @@ def rank_desc(values, groups=None) -> np.ndarray:
     ``groups`` (optional, one label per value): rank within each group instead. Sorting, not
     a pandas group-by: a few thousand managers rank in well under a millisecond.
     """
+    return ranks_desc(values, groups)[0 if groups is None else 1]
+
+
+def ranks_desc(values, groups=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`rank_desc` of ``values`` overall and, given ``groups``, within each group (else
+    None), from one sort of the values: a move ranks the managers and ranks them per branch."""
     v = np.round(np.asarray(values, dtype=float), 6)
     n = len(v)
     if n == 0:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), None if groups is None else np.zeros(0, dtype=np.int64)
     order = np.argsort(-v, kind="stable")       # from high to low ...
+    overall = _runs_ranked(v, order, np.zeros(n, dtype=np.int64))
     if groups is None:
-        g = np.zeros(n, dtype=np.int64)
-    else:                                        # ... within each group (a stable sort keeps the order)
-        g = np.asarray(groups)
-        if g.dtype.kind not in "iu":
-            g = pd.factorize(g, use_na_sentinel=False)[0]
-        order = order[np.argsort(g[order], kind="stable")]
+        return overall, None
+    g = np.asarray(groups)                       # ... within each group (a stable sort keeps the order)
+    if g.dtype.kind not in "iu":
+        g = pd.factorize(g, use_na_sentinel=False)[0]
+    return overall, _runs_ranked(v, order[np.argsort(g[order], kind="stable")], g)
+
+
+def _runs_ranked(v: np.ndarray, order: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Ranks from ``order`` (by group, then from high to low): 1 + the position in the group of
+    the first value of each run of equal values."""
+    n = len(v)
     gs, vs = g[order], v[order]
     pos = np.arange(n)
     new_group = np.empty(n, dtype=bool)
@@ -412,8 +424,7 @@ def evaluate(base: Base, scenario: Scenario, overrides: dict | None = None) -> R
     extra["score"] = score
     extra["grade"] = grade_of(score, scenario.grades)
     rank_on = extra["points_pay"] if scenario.pay_method == "points" else extra["pay"]
-    extra["rank"] = rank_desc(rank_on)
-    extra["branch_rank"] = rank_desc(rank_on, m["branch"])
+    extra["rank"], extra["branch_rank"] = ranks_desc(rank_on, m["branch"])
     m = _with_columns(m, extra)
 
     c_sum = np.bincount(base.assignments["cust_idx"].to_numpy(), weights=coef, minlength=len(base.customers)) \
@@ -732,8 +743,8 @@ class Live:
         denom = float(positive.sum())
         points_pay = pool * positive / denom if denom > 0 else np.zeros(len(M))
         rank_on = points_pay if pay_method == "points" else pay
-        return {"pay_raw": pay_raw, "pay": pay, "points_pay": points_pay, "rank": rank_desc(rank_on),
-                "branch_rank": rank_desc(rank_on, self.agg.branch)}
+        rank, branch_rank = ranks_desc(rank_on, self.agg.branch)
+        return {"pay_raw": pay_raw, "pay": pay, "points_pay": points_pay, "rank": rank, "branch_rank": branch_rank}
 
     def _score_step(self, measures: dict, kpis: tuple, grades: tuple):
         agg, n = self.agg, self.agg.n_mgr
