@@ -131,6 +131,26 @@ def test_a_slider_move_beats_the_stale_number_box_reported_with_it():
     assert at.slider(key="pay_factor_intermediate").value == 0.15
 
 
+def test_a_box_value_from_before_the_last_write_sent_with_another_lever_is_not_an_edit():
+    """Presses alternating between two sliders: the browser sends the first slider's box as it
+    showed it before the server's last write reached it, along with the second slider's move. That
+    is not an edit: the first lever keeps its value. A box typed afterwards is an edit, even back
+    to the value it held before (no echo can follow an edit the browser made)."""
+    at = app("pages/rankings.py").run()
+    at.slider(key="pay_factor_intermediate").set_value(0.12).run()            # box 0.1 -> 0.12
+    at.slider(key="role_weight_secondary").set_value(0.35)
+    at.number_input(key="pay_factor_intermediate_box").set_value(0.1)         # what the browser still showed
+    at.run()
+    assert not at.exception
+    assert at.slider(key="pay_factor_intermediate").value == 0.12
+    assert at.slider(key="role_weight_secondary").value == 0.35
+    at.number_input(key="pay_factor_intermediate_box").set_value(0.15).run()  # typed: an edit
+    assert at.slider(key="pay_factor_intermediate").value == 0.15
+    at.number_input(key="pay_factor_intermediate_box").set_value(0.1).run()   # typed back at once: an edit too
+    assert at.slider(key="pay_factor_intermediate").value == 0.1
+    assert at.number_input(key="pay_factor_intermediate_box").value == 0.1
+
+
 def test_a_lever_move_after_the_baseline_changed_reruns_the_whole_page():
     """A baseline published or loaded since the page was drawn (here: loaded by another page of the
     session) is not compared against the old one: the next move reruns the page in full, so the

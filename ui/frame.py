@@ -172,10 +172,18 @@ def _moved(key: str, box: bool = False) -> None:
         if ss[key + BOX] == held and time.monotonic() - at < ECHO_SECONDS:
             return      # the value the box showed before this server's last write reached the browser,
                         # sent along with another lever's move: not an edit (the write follows it)
+    if box:
+        ss.get(ECHO, {}).pop(key, None)          # an edit the browser made: no echo can follow it
     ss[SLID] = None if box else key
     _kept()[key] = ss[key + BOX if box else key]
     if st.session_state.get(LIVE_FLAG):
         st.rerun([WHATIF_FRAGMENT, *([_pair_key(key)] if key in SLIDERS else [])])
+
+
+def _box_replaced(key: str) -> None:
+    """Remember the value the number box of ``key`` shows until the value the server is about to
+    write into it reaches the browser (see :func:`_moved`)."""
+    st.session_state.setdefault(ECHO, {})[key] = (st.session_state.get(key + BOX, _UNSET), time.monotonic())
 
 
 def _restore(key: str, default) -> None:
@@ -313,7 +321,7 @@ def _draw_pair(key: str, lang: str) -> None:
         # includes the page) whose browser state would otherwise start at its default.
         if ss.get(_WRITE_ALL) or ss.get(widget, _UNSET) != kept:
             if widget != key:
-                ss.setdefault(ECHO, {})[key] = (ss.get(widget, _UNSET), time.monotonic())
+                _box_replaced(key)
             ss[widget] = kept
     st.session_state[SLID] = None       # the interaction's callbacks are done
     st.slider(t(key, lang), lo, hi, step=step, key=key, format=fmt, on_change=_moved, args=(key,),
@@ -421,6 +429,7 @@ def _scale_to_budget(lang: str) -> None:
     if b.reached or b.reason == "factor_cap":
         for line, value in b.pay_factor.items():
             key = f"pay_factor_{line}"
+            _box_replaced(key)
             ss[key] = ss[key + BOX] = _kept()[key] = float(value)
     if b.reached:
         ss["_budget_notice"] = ("ok", t("budget_done", lang, k=f"{b.k:.4f}", total=total))
