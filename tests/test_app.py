@@ -115,16 +115,23 @@ def test_a_lever_move_reruns_only_what_it_changes(page, lever, value):
         assert got["metric"] != before["metric"]
 
 
+def _move_with_a_stale_box(at, moved: tuple[str, float], box: tuple[str, float]) -> None:
+    """One interaction as the browser sends it while keys are pressed fast: slider ``moved[0]`` at
+    ``moved[1]``, and the number box of lever ``box[0]`` still showing ``box[1]``, the value it held
+    before the server's last write reached the browser."""
+    at.slider(key=moved[0]).set_value(moved[1])
+    at.number_input(key=box[0] + "_box").set_value(box[1])
+    at.run()
+    assert not at.exception
+
+
 def test_a_slider_move_beats_the_stale_number_box_reported_with_it():
     """Keys held down on a slider: the browser sends the next slider value before the last move's
     box value reached it, so one interaction reports both the slider (new) and its number box
     (an older value). The slider is what the user moved: slider, box and figures take its value."""
     at = app("pages/rankings.py").run()
     at.slider(key="pay_factor_intermediate").set_value(0.12).run()
-    at.slider(key="pay_factor_intermediate").set_value(0.2)
-    at.number_input(key="pay_factor_intermediate_box").set_value(0.105)      # what the browser still showed
-    at.run()
-    assert not at.exception
+    _move_with_a_stale_box(at, ("pay_factor_intermediate", 0.2), ("pay_factor_intermediate", 0.105))
     assert at.slider(key="pay_factor_intermediate").value == 0.2
     assert at.number_input(key="pay_factor_intermediate_box").value == 0.2
     at.number_input(key="pay_factor_intermediate_box").set_value(0.15).run()  # the box alone still moves it
@@ -138,10 +145,7 @@ def test_a_box_value_from_before_the_last_write_sent_with_another_lever_is_not_a
     to the value it held before (no echo can follow an edit the browser made)."""
     at = app("pages/rankings.py").run()
     at.slider(key="pay_factor_intermediate").set_value(0.12).run()            # box 0.1 -> 0.12
-    at.slider(key="role_weight_secondary").set_value(0.35)
-    at.number_input(key="pay_factor_intermediate_box").set_value(0.1)         # what the browser still showed
-    at.run()
-    assert not at.exception
+    _move_with_a_stale_box(at, ("role_weight_secondary", 0.35), ("pay_factor_intermediate", 0.1))
     assert at.slider(key="pay_factor_intermediate").value == 0.12
     assert at.slider(key="role_weight_secondary").value == 0.35
     at.number_input(key="pay_factor_intermediate_box").set_value(0.15).run()  # typed: an edit
