@@ -8,7 +8,11 @@
   time from that key press to the last websocket frame of the rerun is taken in the page
   (``performance.now()``), on Rankings and on a one-slider app served the same way, interleaved,
   with the panel's own pattern (eight keyed slider-and-box fragments, no page) beside them: what
-  a move costs before any page content.
+  a move costs before any page content. Beside each latency, the work of the page's main thread
+  per move (Chromium's ``TaskDuration`` from the key press until the frames stop): a frame that
+  arrives while the page is busy drawing the frames before it waits, so this work, not only the
+  server's, sets the latency;
+- what Rankings' two Plotly charts alone cost the browser per move (``Plotly.react`` on a bare page).
 """
 
 from __future__ import annotations
@@ -215,23 +219,46 @@ def _idle(page, timeout_ms: int = 120_000) -> None:
                               && !document.querySelector('[data-stale="true"]')""", timeout=timeout_ms)
 
 
-def _move_ms(page, key: str, quiet_ms: int = 600) -> float:
-    """Press an arrow key on the slider ``key``; ms from the key press to the last websocket frame."""
+# resolves when no websocket frame arrived for ``quiet`` ms (or none at all for 30 s): one call, so
+# the wait adds no work of its own to the page's main thread beside a timer every 20 ms
+_QUIET = """async (quiet) => {
+  const start = performance.now();
+  let n = -1, since = performance.now();
+  while (true) {
+    await new Promise(r => setTimeout(r, 20));
+    const now = performance.now(), got = window.__frames.length;
+    if (got !== n) { n = got; since = now; }
+    else if (n && now - since > quiet) return true;
+    else if (!n && now - start > 30000) return false;
+  }
+}"""
+
+
+_CDP: dict[int, object] = {}     # id(page) -> its DevTools session (pages live as long as the bench)
+
+
+def _busy_ms(cdp) -> float:
+    """The page's main thread: ms spent in tasks so far (Chromium's ``TaskDuration``)."""
+    return next(m["value"] for m in cdp.send("Performance.getMetrics")["metrics"] if m["name"] == "TaskDuration") * 1000
+
+
+def _move_ms(page, key: str, quiet_ms: int = 600) -> tuple[float, float]:
+    """Press an arrow key on the slider ``key``; ms from the key press to the last websocket frame,
+    and the ms the page's main thread worked from the press until the frames stopped (parsing
+    the messages, React, layout, styles, Plotly; what the server does is not in it)."""
     handle = page.locator(f".st-key-{key} input[type=range]").first
     direction = "ArrowRight" if page.evaluate("(window.__dir = -(window.__dir || -1))") > 0 else "ArrowLeft"
+    cdp = _CDP.get(id(page))
+    if cdp is None:
+        cdp = _CDP[id(page)] = page.context.new_cdp_session(page)
+        cdp.send("Performance.enable")
     page.evaluate("window.__frames = []")
+    before = _busy_ms(cdp)
     handle.press(direction)
-    last, since = -1, time.monotonic()
-    while True:                       # until no frame arrived for quiet_ms
-        page.wait_for_timeout(50)
-        n = page.evaluate("window.__frames.length")
-        if n != last:
-            last, since = n, time.monotonic()
-        elif n and time.monotonic() - since > quiet_ms / 1000:
-            break
-        elif not n and time.monotonic() - since > 30:
-            raise RuntimeError(f"no rerun after a key press on {key}")
-    return page.evaluate("Math.max(...window.__frames) - window.__press")
+    if not page.evaluate(_QUIET, quiet_ms):
+        raise RuntimeError(f"no rerun after a key press on {key}")
+    busy = _busy_ms(cdp) - before
+    return page.evaluate("Math.max(...window.__frames) - window.__press"), busy
 
 
 def _open(browser, url: str, path: str = "", login: bool = False):
@@ -254,6 +281,15 @@ def _open(browser, url: str, path: str = "", login: bool = False):
     _idle(page, 300_000)
     page.wait_for_timeout(500)
     return page
+
+
+def _medians(moves: list[tuple[float, float]]) -> tuple[float, float]:
+    """Medians of the moves' (latency, main-thread work), ms."""
+    return statistics.median(m for m, _ in moves), statistics.median(b for _, b in moves)
+
+
+def _spread(moves: list[tuple[float, float]]) -> str:
+    return f"{min(m for m, _ in moves):.0f}-{max(m for m, _ in moves):.0f}"
 
 
 def browser_moves(tab, stores: dict[str, str], moves: int = 7) -> None:
@@ -280,15 +316,73 @@ def browser_moves(tab, stores: dict[str, str], moves: int = 7) -> None:
                             ranks.append(_move_ms(rank, SLIDER))
                             ones.append(_move_ms(one, "x"))
                             floors.append(_move_ms(floor, "x"))
-                        r, o, f = statistics.median(ranks), statistics.median(ones), statistics.median(floors)
+                        (r, rb), (o, ob), (f, fb) = (_medians(x) for x in (ranks, ones, floors))
                         tab.add(f"browser one-slider app per move ({label} run)", f"{o:.0f} ms",
-                                f"key press -> last websocket frame, median of {moves}, {min(ones):.0f}-{max(ones):.0f} ms")
+                                f"key press -> last websocket frame, median of {moves}, {_spread(ones)} ms; "
+                                f"the page's main thread worked {ob:.0f} ms a move")
                         tab.add(f"browser panel pattern, no page ({label} run)", f"{f:.0f} ms",
-                                f"median of {moves}, {min(floors):.0f}-{max(floors):.0f} ms; ratio to the one-slider "
-                                f"app {f / o:.2f}")
+                                f"median of {moves}, {_spread(floors)} ms; ratio to the one-slider app {f / o:.2f}; "
+                                f"main thread {fb:.0f} ms a move")
                         tab.add(f"browser Rankings per move, {label}", f"{r:.0f} ms",
-                                f"median of {moves}, {min(ranks):.0f}-{max(ranks):.0f} ms; ratio to the one-slider "
-                                f"app {r / o:.2f} (target <= {TARGET_BROWSER.get(label, 2.0):g})")
+                                f"median of {moves}, {_spread(ranks)} ms; ratio to the one-slider "
+                                f"app {r / o:.2f} (target <= {TARGET_BROWSER.get(label, 2.0):g}); main thread "
+                                f"{rb:.0f} ms a move")
                         rank.context.close()
+            chart_render(tab, browser)
         finally:
             browser.close()
+
+
+_REACT = """async ([a, b]) => {
+  const d = document.getElementById('chart');
+  await Plotly.newPlot(d, a.data, a.layout);
+  const out = [];
+  for (let i = 0; i < 16; i++) {          // each call a move: the other figure, as a fresh object
+    const f = JSON.parse(JSON.stringify(i % 2 ? a : b));
+    const t = performance.now();
+    await Plotly.react(d, f.data, f.layout);
+    await new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));    // and its frame painted
+    out.push(performance.now() - t);
+  }
+  Plotly.purge(d);
+  return out;
+}"""
+
+
+def chart_render(tab, browser) -> None:
+    """What Rankings' two charts alone cost the browser per move: ``Plotly.react`` of each figure
+    (:func:`ui.charts.ranking_figure`, :func:`ui.charts.pay_histogram_figure`, sample bank, a
+    pay-link factor moved back and forth) on a bare page, with the plotly.js of the ``plotly``
+    package (Streamlit bundles its own build, not loadable alone)."""
+    import json
+
+    import plotly
+
+    from calc.light import evaluate
+    from calc.pipeline import run
+    from calc.scenario import Scenario
+    from data.ingest import load_extract
+    from data.seed import SAMPLE
+    from ui import charts
+
+    extract, _ = load_extract(ROOT / SAMPLE)
+    scenario = Scenario()
+    base, result = run(extract.frames, scenario)
+    moved = scenario.replace(pay_factor={**scenario.pay_factor, "intermediate": scenario.pay_factor["intermediate"] + 0.05})
+    states = [result.managers, evaluate(base, moved).managers]
+    js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    try:
+        page.set_content("<div id='chart' style='width:640px;height:420px'></div>")
+        page.add_script_tag(path=str(js))
+        total = 0.0
+        for name, draw in (("ranking bars", charts.ranking_figure), ("pay histogram", charts.pay_histogram_figure)):
+            a, b = (json.loads(draw(m, "pay", "zh").to_json()) for m in states)
+            ms = statistics.median(page.evaluate(_REACT, [a, b]))
+            total += ms
+            tab.add(f"browser Plotly.react, Rankings {name} (sample)", f"{ms:.1f} ms",
+                    f"median of 16 on a bare page, plotly.js of plotly {plotly.__version__}: the chart's own "
+                    "main-thread work per move, before any Streamlit")
+        tab.add("browser Plotly.react, both Rankings charts", f"{total:.1f} ms", "what a move's charts alone cost")
+    finally:
+        page.close()
