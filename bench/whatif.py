@@ -234,7 +234,7 @@ _QUIET = """async (quiet) => {
 }"""
 
 
-_CDP: dict[int, object] = {}     # id(page) -> its DevTools session (pages live as long as the bench)
+_CDP: dict = {}     # page -> its DevTools session (holds the page: pages live as long as the bench)
 
 
 def _busy_ms(cdp) -> float:
@@ -248,9 +248,9 @@ def _move_ms(page, key: str, quiet_ms: int = 600) -> tuple[float, float]:
     the messages, React, layout, styles, Plotly; what the server does is not in it)."""
     handle = page.locator(f".st-key-{key} input[type=range]").first
     direction = "ArrowRight" if page.evaluate("(window.__dir = -(window.__dir || -1))") > 0 else "ArrowLeft"
-    cdp = _CDP.get(id(page))
+    cdp = _CDP.get(page)
     if cdp is None:
-        cdp = _CDP[id(page)] = page.context.new_cdp_session(page)
+        cdp = _CDP[page] = page.context.new_cdp_session(page)
         cdp.send("Performance.enable")
     page.evaluate("window.__frames = []")
     before = _busy_ms(cdp)
