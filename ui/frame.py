@@ -165,25 +165,26 @@ def _moved(key: str, box: bool = False) -> None:
     a fragment, rerun only that fragment and the lever's slider-and-box pair, not the whole page
     (the frame, navigation and the rest of the panel are unchanged by a move)."""
     ss = st.session_state
-    if box and ss.get(SLID) == key:     # the slider moved in this same interaction: it wins (the box's
-        return                          # value then is the one the browser held before the last move)
     if box:
+        if ss.get(SLID) == key:         # the slider moved in this same interaction: it wins (the box's
+            return                      # value then is the one the browser held before the last move)
         held, at = ss.get(ECHO, {}).get(key, (_UNSET, 0.0))
         if ss[key + BOX] == held and time.monotonic() - at < ECHO_SECONDS:
             return      # the value the box showed before this server's last write reached the browser,
                         # sent along with another lever's move: not an edit (the write follows it)
-    if box:
         ss.get(ECHO, {}).pop(key, None)          # an edit the browser made: no echo can follow it
     ss[SLID] = None if box else key
     _kept()[key] = ss[key + BOX if box else key]
-    if st.session_state.get(LIVE_FLAG):
+    if ss.get(LIVE_FLAG):
         st.rerun([WHATIF_FRAGMENT, *([_pair_key(key)] if key in SLIDERS else [])])
 
 
-def _box_replaced(key: str) -> None:
-    """Remember the value the number box of ``key`` shows until the value the server is about to
-    write into it reaches the browser (see :func:`_moved`)."""
-    st.session_state.setdefault(ECHO, {})[key] = (st.session_state.get(key + BOX, _UNSET), time.monotonic())
+def _write_box(key: str, value: float) -> None:
+    """Write ``value`` into the number box of ``key``, remembering the value it replaces until the
+    new one reaches the browser (see :func:`_moved`). Every server write into a box goes here."""
+    ss = st.session_state
+    ss.setdefault(ECHO, {})[key] = (ss.get(key + BOX, _UNSET), time.monotonic())
+    ss[key + BOX] = value
 
 
 def _restore(key: str, default) -> None:
@@ -314,16 +315,16 @@ def _draw_pair(key: str, lang: str) -> None:
     lo, hi, step = SLIDERS[key]
     fmt, box_step, box_fmt = _FORMATS[key]
     ss, kept = st.session_state, _kept()[key]
-    for widget in (key, key + BOX):
-        # A value written into a widget's key is sent to the browser as "set", over a press it made
-        # meanwhile (rapid presses were lost): only a value that differs is written, except on
-        # the panel's first run on a page, where the widget has a new identity (Streamlit's id
-        # includes the page) whose browser state would otherwise start at its default.
-        if ss.get(_WRITE_ALL) or ss.get(widget, _UNSET) != kept:
-            if widget != key:
-                _box_replaced(key)
-            ss[widget] = kept
-    st.session_state[SLID] = None       # the interaction's callbacks are done
+    # A value written into a widget's key is sent to the browser as "set", over a press it made
+    # meanwhile (rapid presses were lost): only a value that differs is written, except on the
+    # panel's first run on a page, where the widget has a new identity (Streamlit's id includes
+    # the page) whose browser state would otherwise start at its default.
+    write_all = ss.get(_WRITE_ALL)
+    if write_all or ss.get(key, _UNSET) != kept:
+        ss[key] = kept
+    if write_all or ss.get(key + BOX, _UNSET) != kept:
+        _write_box(key, kept)
+    ss[SLID] = None                     # the interaction's callbacks are done
     st.slider(t(key, lang), lo, hi, step=step, key=key, format=fmt, on_change=_moved, args=(key,),
               help=t(f"help_{key.rsplit('_', 1)[0] if key.startswith(('pay_factor', 'role_weight')) else key}", lang))
     st.number_input(t(key, lang), min_value=lo, max_value=hi, step=box_step, key=key + BOX, format=box_fmt,
@@ -429,8 +430,8 @@ def _scale_to_budget(lang: str) -> None:
     if b.reached or b.reason == "factor_cap":
         for line, value in b.pay_factor.items():
             key = f"pay_factor_{line}"
-            _box_replaced(key)
-            ss[key] = ss[key + BOX] = _kept()[key] = float(value)
+            ss[key] = _kept()[key] = float(value)
+            _write_box(key, float(value))
     if b.reached:
         ss["_budget_notice"] = ("ok", t("budget_done", lang, k=f"{b.k:.4f}", total=total))
     else:
