@@ -7,8 +7,6 @@ the light stage (:func:`calc.light.evaluate`) on that cached :class:`~calc.heavy
 
 from __future__ import annotations
 
-import atexit
-import gc
 import threading
 import time
 import weakref
@@ -181,30 +179,7 @@ def _base(dataset_id: str, account_key: tuple, _frames: dict, _scenario: Scenari
     # the heavy stage on the configured engine (Spark for a warehouse deployment); sliders stay local
     from data.settings import heavy_engine
 
-    base = build_base(_frames, _scenario, engine=heavy_engine())
-    _settle_heap()
-    return base
-
-
-_heap_lock = threading.Lock()
-
-
-def _settle_heap() -> None:
-    """Collect, then freeze every object the process holds (``gc.freeze``), once a dataset and its
-    heavy stage are loaded: Python's automatic full collections then walk only what moves create,
-    not the ~170k objects of the libraries and the loaded data. Without it a full collection
-    stops a move for 100-190 ms every few dozen moves at 1M accounts (AppTest, Rankings).
-
-    What an earlier freeze kept is thawed and collected first, so a dataset the caches let go
-    is freed, reference cycles included.
-    """
-    with _heap_lock:
-        gc.unfreeze()
-        gc.collect()
-        gc.freeze()
-
-
-atexit.register(gc.unfreeze)       # at exit the interpreter collects everything as usual
+    return build_base(_frames, _scenario, engine=heavy_engine())
 
 
 _bases: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()   # the cached Bases, found without hashing
